@@ -1,0 +1,135 @@
+// kt::trigger_host: registers triggers (coroutine handlers), shares consumers, drains on stop.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <kt/config.hpp>
+#include <kt/message.hpp>
+#include <kt/runtime.hpp>
+
+namespace kt {
+
+namespace detail {
+class host_core;
+class subscription_inbox;
+}  // namespace detail
+
+/// How a trigger's messages may run concurrently. Offsets always commit only up to the lowest
+/// unfinished message, so concurrency never loses a message.
+enum class ordering {
+    partition,  ///< one message at a time per partition (Kafka order)
+    key,        ///< one at a time per key within a partition; different keys run concurrently
+    none,       ///< any message may run concurrently, up to max_in_flight
+};
+
+/// A trigger handler: a coroutine run on the shard that owns the message's partition.
+using handler = std::function<boost::asio::awaitable<void>(const message&)>;
+
+struct trigger_options {
+    std::string name;          ///< unique within the host
+    std::string topic;         ///< one topic per trigger
+    consumer_config consumer;  ///< librdkafka properties; must contain bootstrap.servers, group.id
+    kt::ordering ordering = kt::ordering::partition;
+    /// Handlers of this trigger running at once, per shard.
+    unsigned max_in_flight = 64;
+    /// Delivered-but-unfinished messages per partition above which the partition is paused;
+    /// it resumes below half of it.
+    std::size_t max_backlog = 1000;
+};
+
+struct host_options {
+    kt::sharing sharing = kt::sharing::per_group;
+    /// How often completed offsets are committed (also committed on revoke and stop).
+    std::chrono::milliseconds commit_interval{1000};
+    /// How long stop() and revocations wait for in-flight handlers before cancelling them.
+    std::chrono::milliseconds drain_timeout{10000};
+    /// Capacity of each poll-thread→shard ring (messages) and shard→poll-thread ring.
+    std::size_t channel_capacity = 8192;
+};
+
+/// Counters of one trigger, summed over shards.
+struct trigger_stats {
+    std::string name;
+    std::string topic;
+    std::uint64_t handled = 0;  ///< handlers that returned normally
+    std::uint64_t failed = 0;   ///< handlers that threw (logged, offset still completed)
+    std::uint64_t in_flight = 0;
+};
+
+/// Committed offsets acknowledged by the broker: topic → partition → next offset to consume.
+using committed_offsets = std::map<std::string, std::map<std::int32_t, std::int64_t>>;
+
+/// The lower-level API: the application pulls messages itself and reports completion.
+/// Keep it alive while consuming; destroying it does not remove the trigger (use
+/// trigger_host::remove_trigger). next() and complete() are called on the subscription's executor.
+class [[nodiscard]] subscription {
+public:
+    subscription() = default;
+    /// Next message; throws boost::system::system_error (channel_closed) once the host stops or
+    /// the subscription is removed.
+    [[nodiscard]] boost::asio::awaitable<message> next();
+    /// Marks `m` finished: it may be committed once every trigger on its partition finished it.
+    void complete(const message& m);
+    /// Commits every finished offset of this subscription's consumer; resumes once the broker
+    /// acknowledged (throws kt::kafka_error on failure).
+    [[nodiscard]] boost::asio::awaitable<void> commit();
+    const std::string& name() const noexcept;
+
+private:
+    friend class trigger_host;
+    std::shared_ptr<detail::subscription_inbox> inbox_;
+};
+
+/// Hosts triggers on a runtime. Triggers whose sharing keys are equal share one librdkafka
+/// consumer, polled by one dedicated thread that routes messages to shards through lock-free
+/// rings. Every trigger on a shared consumer sees every message of the partitions it holds.
+///
+/// Thread-safety: add_trigger/subscribe/start and the accessors may be called from any thread;
+/// the awaitables complete on the awaiting coroutine's executor.
+class trigger_host {
+public:
+    explicit trigger_host(runtime& rt, host_options options = {});
+    trigger_host(const trigger_host&) = delete;
+    trigger_host& operator=(const trigger_host&) = delete;
+    /// Stops (drain, commit, close) if stop() was not awaited; bounded by drain_timeout.
+    ~trigger_host();
+
+    /// Adds a trigger. Throws kt::config_error (naming the property) for an invalid or unknown
+    /// consumer property, a missing bootstrap.servers/group.id, or a duplicate name. Before
+    /// start() nothing connects; after start() the trigger starts at once.
+    void add_trigger(trigger_options options, handler h);
+    /// Adds a pull-style trigger delivered on `executor` (default: shard 0).
+    subscription subscribe(trigger_options options, boost::asio::any_io_executor executor = {});
+    /// Removes a trigger: it stops receiving messages, its in-flight handlers finish (queued ones
+    /// are dropped), and its consumer is closed when it was the last trigger on it.
+    [[nodiscard]] boost::asio::awaitable<void> remove_trigger(std::string name);
+
+    /// Connects the consumers and starts fetching; registers stop() with the runtime.
+    void start();
+    /// Graceful stop: stop fetching, finish in-flight handlers (cancel after drain_timeout),
+    /// commit, leave the groups, close. Idempotent.
+    [[nodiscard]] boost::asio::awaitable<void> stop();
+    /// Commits every finished offset of every consumer; resumes when the broker acknowledged.
+    [[nodiscard]] boost::asio::awaitable<void> commit();
+
+    /// Number of librdkafka consumers currently open or pending.
+    std::size_t consumer_count() const;
+    std::vector<trigger_stats> stats() const;
+    /// Broker-acknowledged commits, per topic the minimum over the consumers reading it.
+    committed_offsets committed() const;
+
+private:
+    std::shared_ptr<detail::host_core> core_;
+};
+
+}  // namespace kt

@@ -1,0 +1,141 @@
+// Sharing keys (canonical config, secrets hashed) and validated librdkafka configs.
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <set>
+#include <vector>
+
+#include <openssl/evp.h>
+
+#include "log.hpp"
+#include "rdkafka_handles.hpp"
+
+namespace kt {
+namespace {
+
+std::string sha256_hex(std::string_view text) {
+    std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+    unsigned int length = 0;
+    EVP_Digest(text.data(), text.size(), digest.data(), &length, EVP_sha256(), nullptr);
+    std::string hex;
+    hex.reserve(length * 2);
+    for (unsigned i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+    return hex;
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
+    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
+    return s;
+}
+
+bool is_bootstrap_property(std::string_view name) {
+    return name == "bootstrap.servers" || name == "metadata.broker.list";
+}
+
+}  // namespace
+
+bool is_secret_property(std::string_view name) noexcept {
+    return name.find("password") != std::string_view::npos ||
+           name.find("secret") != std::string_view::npos || name == "ssl.key.pem" ||
+           name == "ssl_key" || name == "sasl.oauthbearer.config" ||
+           name == "ssl.keystore.location.password";
+}
+
+std::string normalise_bootstrap(std::string_view servers) {
+    std::set<std::string> hosts;
+    while (!servers.empty()) {
+        auto comma = servers.find(',');
+        auto item = trim(servers.substr(0, comma));
+        if (!item.empty()) {
+            std::string host(item);
+            std::transform(host.begin(), host.end(), host.begin(),
+                           [](unsigned char c) { return std::tolower(c); });
+            hosts.insert(std::move(host));
+        }
+        if (comma == std::string_view::npos) break;
+        servers.remove_prefix(comma + 1);
+    }
+    std::string joined;
+    for (const auto& host : hosts) {
+        if (!joined.empty()) joined += ',';
+        joined += host;
+    }
+    return joined;
+}
+
+sharing_key sharing_key::of(const consumer_config& config, sharing mode, std::string_view topic,
+                            std::string_view trigger_name) {
+    sharing_key key;
+    // std::map iterates sorted, so equal configs give equal text whatever the insertion order.
+    for (const auto& [name, value] : config.properties()) {
+        std::string canonical_name = name == "metadata.broker.list" ? "bootstrap.servers" : name;
+        std::string canonical_value = is_bootstrap_property(name) ? normalise_bootstrap(value)
+                                      : is_secret_property(name) ? "sha256:" + sha256_hex(value)
+                                                                 : value;
+        key.canonical_ += canonical_name + '=' + canonical_value + '\n';
+    }
+    switch (mode) {
+        case sharing::per_group: break;
+        case sharing::per_topic: key.canonical_ += fmt::format("#topic={}\n", topic); break;
+        case sharing::off: key.canonical_ += fmt::format("#trigger={}\n", trigger_name); break;
+    }
+    return key;
+}
+
+std::string redacted(const consumer_config& config) {
+    std::string text;
+    for (const auto& [name, value] : config.properties())
+        text += fmt::format("{}={}\n", name, is_secret_property(name) ? "***" : value);
+    return text;
+}
+
+namespace detail {
+namespace {
+
+void route_librdkafka_log(const rd_kafka_t* rk, int level, const char* facility, const char* text) {
+    // syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug.
+    const log_level ours = level <= 3   ? log_level::error
+                           : level == 4 ? log_level::warning
+                           : level <= 6 ? log_level::info
+                                        : log_level::debug;
+    log(ours, "librdkafka {} {}: {}", rk ? rd_kafka_name(rk) : "-", facility, text);
+}
+
+}  // namespace
+
+conf_ptr make_conf(const consumer_config& config) {
+    conf_ptr conf(rd_kafka_conf_new());
+    char reason[512];
+    for (const auto& [name, value] : config.properties()) {
+        const auto result = rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), reason,
+                                              sizeof reason);
+        if (result == RD_KAFKA_CONF_UNKNOWN)
+            throw config_error(name, fmt::format("unknown librdkafka property '{}' (see "
+                                                 "CONFIGURATION.md of librdkafka for valid names)",
+                                                 name));
+        if (result == RD_KAFKA_CONF_INVALID)
+            throw config_error(name, is_secret_property(name)
+                                         ? fmt::format("invalid value for property '{}'", name)
+                                         : fmt::format("invalid value for property '{}': {}",
+                                                       name, reason));
+    }
+    rd_kafka_conf_set_log_cb(conf.get(), route_librdkafka_log);
+    return conf;
+}
+
+client_ptr make_client(rd_kafka_type_t type, conf_ptr conf) {
+    char reason[512];
+    client_ptr client(rd_kafka_new(type, conf.get(), reason, sizeof reason));
+    if (!client) throw config_error("", fmt::format("cannot create Kafka client: {}", reason));
+    conf.release();  // rd_kafka_new took ownership on success
+    return client;
+}
+
+void throw_if_error(rd_kafka_resp_err_t err, std::string_view what) {
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+        throw kafka_error(make_kafka_error(err), std::string(what));
+}
+
+}  // namespace detail
+}  // namespace kt

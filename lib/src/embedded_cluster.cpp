@@ -1,0 +1,47 @@
+// kt::embedded_cluster over librdkafka's mock cluster.
+#include <kt/embedded_cluster.hpp>
+
+#include "log.hpp"
+#include "rdkafka_handles.hpp"
+
+#include <librdkafka/rdkafka_mock.h>  // after rdkafka.h, which it requires
+
+namespace kt {
+
+struct embedded_cluster::state {
+    detail::client_ptr owner;  // the mock cluster needs a client handle for its bookkeeping
+    rd_kafka_mock_cluster_t* cluster = nullptr;
+};
+
+embedded_cluster::embedded_cluster(embedded_cluster_options options)
+    : state_(std::make_unique<state>()) {
+    auto conf = detail::make_conf({{"client.id", "kt-embedded-cluster"}});
+    state_->owner = detail::make_client(RD_KAFKA_PRODUCER, std::move(conf));
+    state_->cluster = rd_kafka_mock_cluster_new(state_->owner.get(), options.brokers);
+    if (!state_->cluster)
+        throw kafka_error(make_kafka_error(RD_KAFKA_RESP_ERR__FAIL), "cannot start embedded cluster");
+    detail::log(log_level::info, "embedded cluster: {} broker(s) at {}", options.brokers, bootstrap());
+}
+
+embedded_cluster::~embedded_cluster() {
+    rd_kafka_mock_cluster_destroy(state_->cluster);
+}
+
+std::string embedded_cluster::bootstrap() const {
+    return rd_kafka_mock_cluster_bootstraps(state_->cluster);
+}
+
+void embedded_cluster::create_topic(const std::string& topic, int partitions) {
+    detail::throw_if_error(rd_kafka_mock_topic_create(state_->cluster, topic.c_str(), partitions, 1),
+                           "create topic " + topic);
+}
+
+void embedded_cluster::set_broker_down(int broker_id, bool down) {
+    detail::throw_if_error(down ? rd_kafka_mock_broker_set_down(state_->cluster, broker_id)
+                                : rd_kafka_mock_broker_set_up(state_->cluster, broker_id),
+                           "set broker state");
+}
+
+void* embedded_cluster::native_handle() const noexcept { return state_->cluster; }
+
+}  // namespace kt

@@ -1,0 +1,666 @@
+// The poll thread: fetch, route to shards, track offsets, commit, rebalance, drain and close.
+#include "shared_consumer.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "log.hpp"
+#include "trigger_runner.hpp"
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace kt::detail {
+namespace {
+
+/// Shard-side reader of one link: hands deliveries and fences to the trigger runners.
+asio::awaitable<void> read_shard(std::shared_ptr<shard_link> link, unsigned shard) {
+    auto dispatch = [shard](const shard_item& item) {
+        auto& runner = *item.trigger->runners[shard];
+        if (item.what == shard_item::kind::deliver)
+            runner.deliver(message(item.message));
+        else
+            runner.close();
+    };
+    for (;;) {
+        link->to_shard.consume_all(dispatch);
+        auto [ec] = co_await link->to_shard.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) {
+            link->to_shard.consume_all(dispatch);
+            co_return;
+        }
+    }
+}
+
+std::exception_ptr kafka_exception(rd_kafka_resp_err_t err, std::string_view what) {
+    return std::make_exception_ptr(
+        kafka_error(make_kafka_error(err), fmt::format("{}: {}", what, rd_kafka_err2str(err))));
+}
+
+bool is_rebalance_commit_error(rd_kafka_resp_err_t err) {
+    return err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+           err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || err == RD_KAFKA_RESP_ERR__STATE;
+}
+
+/// Properties kafka-triggers manages itself; a user value that contradicts ours is refused.
+void check_managed(const consumer_config& config) {
+    for (const char* name : {"enable.auto.commit", "enable.auto.offset.store"}) {
+        if (config.contains(name) && config.get(name) != "false")
+            throw config_error(name, fmt::format("property '{}' is managed by kafka-triggers "
+                                                 "(offsets are committed when handlers complete); "
+                                                 "remove it",
+                                                 name));
+    }
+}
+
+}  // namespace
+
+shared_consumer::shared_consumer(sharing_key key, const consumer_config& config, runtime& rt,
+                                 const host_options& options)
+    : key_(std::move(key)), rt_(rt), options_(options) {
+    if (!config.contains("bootstrap.servers") && !config.contains("metadata.broker.list"))
+        throw config_error("bootstrap.servers", "consumer config needs 'bootstrap.servers'");
+    if (config.get("group.id").empty())
+        throw config_error("group.id", "consumer config needs a non-empty 'group.id'");
+    check_managed(config);
+
+    consumer_config effective = config;
+    effective.set("enable.auto.commit", "false");
+    effective.set("enable.auto.offset.store", "false");
+    if (!effective.contains("partition.assignment.strategy"))
+        effective.set("partition.assignment.strategy", "cooperative-sticky");
+    if (!effective.contains("auto.offset.reset")) effective.set("auto.offset.reset", "earliest");
+    conf_ = make_conf(effective);
+    rd_kafka_conf_set_rebalance_cb(conf_.get(), &shared_consumer::rebalance_trampoline);
+    rd_kafka_conf_set_opaque(conf_.get(), this);
+    group_ = config.get("group.id");
+
+    for (unsigned i = 0; i < rt.shard_count(); ++i)
+        links_.push_back(std::make_shared<shard_link>(options.channel_capacity, rt.shard(i)));
+    shard_dirty_.assign(rt.shard_count(), false);
+}
+
+shared_consumer::~shared_consumer() {
+    if (thread_.joinable()) {
+        if (thread_.get_id() == std::this_thread::get_id())
+            thread_.detach();  // last reference dropped by the poll thread's own callback
+        else
+            thread_.join();
+    }
+}
+
+void shared_consumer::start() {
+    if (started_.exchange(true)) return;
+    client_ = make_client(RD_KAFKA_CONSUMER, std::move(conf_));
+    rd_kafka_poll_set_consumer(client_.get());
+    consumer_queue_.reset(rd_kafka_queue_get_consumer(client_.get()));
+    commit_queue_.reset(rd_kafka_queue_new(client_.get()));
+    {
+        std::lock_guard lock(commands_mutex_);
+        wake_queue_ = consumer_queue_.get();
+    }
+    for (unsigned i = 0; i < links_.size(); ++i)
+        asio::co_spawn(rt_.shard(i), read_shard(links_[i], i), asio::detached);
+    thread_ = std::thread([this] { run(); });
+    log(log_level::info, "consumer for group '{}' started ({} shard links)", group_, links_.size());
+}
+
+void shared_consumer::post_command(std::function<void()> run, std::function<void()> reject) {
+    {
+        std::lock_guard lock(commands_mutex_);
+        if (!closed_) {
+            commands_.push_back({std::move(run), std::move(reject)});
+            has_commands_.store(true, std::memory_order_release);
+            if (wake_queue_) rd_kafka_queue_yield(wake_queue_);
+            return;
+        }
+    }
+    if (reject) reject();  // the consumer is closed: nothing to do, but never leave a waiter hanging
+}
+
+void shared_consumer::run_commands() {
+    if (!has_commands_.load(std::memory_order_acquire)) return;
+    std::vector<command> batch;
+    {
+        std::lock_guard lock(commands_mutex_);
+        batch.swap(commands_);
+        has_commands_.store(false, std::memory_order_relaxed);
+    }
+    for (auto& c : batch) c.run();
+}
+
+void shared_consumer::attach(std::shared_ptr<trigger_state> trigger) {
+    post_command([this, trigger = std::move(trigger)] {
+        const auto topic = topic_id(trigger->options.topic);
+        routes_[topic].push_back({trigger});
+        for (auto& [id, state] : partitions_)
+            if (id.first == topic) state.trackers.emplace_back();
+        if (!stopping_) resubscribe();
+    });
+}
+
+void shared_consumer::detach(std::shared_ptr<trigger_state> trigger, done_callback on_done) {
+    auto done = std::make_shared<done_callback>(std::move(on_done));
+    post_command([this, trigger = std::move(trigger), done]() mutable {
+        const auto topic = topic_id(trigger->options.topic);
+        auto& route = routes_[topic];
+        auto it = std::find_if(route.begin(), route.end(),
+                               [&](const route_entry& e) { return e.trigger == trigger; });
+        if (it == route.end()) {
+            (*done)(nullptr);
+            return;
+        }
+        const auto index = static_cast<std::size_t>(it - route.begin());
+        route.erase(it);
+        for (auto& [id, state] : partitions_) {
+            if (id.first != topic) continue;
+            state.trackers.erase(state.trackers.begin() + static_cast<std::ptrdiff_t>(index));
+            maybe_resume(id, state, nullptr);
+        }
+        if (!stopping_) resubscribe();
+        // Fence: once every shard has seen this item, no earlier delivery to the trigger remains.
+        fences_[trigger->id] = {static_cast<unsigned>(links_.size()), std::move(*done)};
+        for (unsigned shard = 0; shard < links_.size(); ++shard) {
+            auto& link = *links_[shard];
+            const shard_item fence{shard_item::kind::fence, trigger.get(), nullptr};
+            if (!link.pending_to_shard.empty() || !link.to_shard.try_push(fence))
+                link.pending_to_shard.push_back(fence);
+            shard_dirty_[shard] = true;
+        }
+        fencing_.push_back(std::move(trigger));
+        notify_shards();
+    }, [done] { (*done)(nullptr); });
+}
+
+void shared_consumer::commit(done_callback done) {
+    if (!started_.load()) {
+        done(nullptr);
+        return;
+    }
+    auto shared_done = std::make_shared<done_callback>(std::move(done));
+    post_command(
+        [this, shared_done] {
+            drain_completions();
+            commit_async(std::move(*shared_done));
+        },
+        [shared_done] { (*shared_done)(nullptr); });
+}
+
+void shared_consumer::stop(done_callback done) {
+    if (!started_.load()) {
+        done(nullptr);
+        return;
+    }
+    auto shared_done = std::make_shared<done_callback>(std::move(done));
+    post_command([this, shared_done] {
+        stop_waiters_.push_back(std::move(*shared_done));
+        if (stopping_) return;
+        stopping_ = true;
+        stop_deadline_ = steady::now() + options_.drain_timeout;
+        rd_kafka_topic_partition_list_t* assigned = nullptr;
+        if (!rd_kafka_assignment(client_.get(), &assigned)) {
+            partition_list_ptr owner(assigned);
+            rd_kafka_pause_partitions(client_.get(), assigned);
+        }
+        log(log_level::info, "consumer for group '{}' stopping: draining in-flight handlers", group_);
+    }, [shared_done] { (*shared_done)(nullptr); });
+}
+
+committed_offsets shared_consumer::committed() const {
+    std::lock_guard lock(committed_mutex_);
+    return committed_;
+}
+
+// ---- poll thread -------------------------------------------------------------------------
+
+void shared_consumer::run() {
+    next_commit_ = steady::now() + options_.commit_interval;
+    while (!stopped_) {
+        run_commands();
+        drain_completions();
+        flush_pending();
+        if (stopping_) {
+            const bool done = drained(nullptr);
+            if (done || steady::now() >= stop_deadline_) {
+                if (!done) cancel_runners();
+                finish_stop();
+                break;
+            }
+        } else if (steady::now() >= next_commit_) {
+            commit_async(nullptr);
+            next_commit_ = steady::now() + options_.commit_interval;
+        }
+        rd_kafka_queue_poll_callback(commit_queue_.get(), 0);
+
+        bool backed_up = false;
+        for (auto& link : links_) backed_up |= !link->pending_to_shard.empty();
+        int timeout_ms = (backed_up || stopping_) ? 1 : 10;
+        for (int budget = 512; budget > 0; --budget) {
+            rd_kafka_message_t* raw = rd_kafka_consumer_poll(client_.get(), timeout_ms);
+            if (!raw) break;
+            route(raw);
+            timeout_ms = 0;
+        }
+        notify_shards();
+    }
+}
+
+std::uint32_t shared_consumer::topic_id(const std::string& topic) {
+    auto [it, inserted] = topic_ids_.try_emplace(topic, static_cast<std::uint32_t>(topics_.size()));
+    if (inserted) {
+        topics_.push_back(topic);
+        routes_.emplace_back();
+    }
+    return it->second;
+}
+
+void shared_consumer::resubscribe() {
+    std::vector<std::string> wanted;
+    for (std::size_t i = 0; i < topics_.size(); ++i)
+        if (!routes_[i].empty()) wanted.push_back(topics_[i]);
+    std::sort(wanted.begin(), wanted.end());
+    if (wanted == subscribed_) return;
+    subscribed_ = wanted;
+    if (wanted.empty()) {
+        rd_kafka_unsubscribe(client_.get());
+        return;
+    }
+    partition_list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(wanted.size())));
+    for (const auto& topic : wanted)
+        rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
+    if (auto err = rd_kafka_subscribe(client_.get(), list.get()))
+        log(log_level::error, "group '{}': subscribe failed: {}", group_, rd_kafka_err2str(err));
+    else
+        log(log_level::info, "group '{}': subscribed to {} topic(s)", group_, wanted.size());
+}
+
+void shared_consumer::route(rd_kafka_message_t* raw) {
+    if (raw->err) {
+        handle_consume_error(raw);
+        rd_kafka_message_destroy(raw);
+        return;
+    }
+    std::uint32_t topic;
+    if (auto it = topic_by_handle_.find(raw->rkt); it != topic_by_handle_.end()) {
+        topic = it->second;
+    } else {
+        topic = topic_id(rd_kafka_topic_name(raw->rkt));
+        topic_by_handle_.emplace(raw->rkt, topic);
+    }
+    auto& route = routes_[topic];
+    auto part = partitions_.find({topic, raw->partition});
+    if (route.empty() || part == partitions_.end()) {
+        rd_kafka_message_destroy(raw);  // not ours any more (revoked, or trigger removed)
+        return;
+    }
+    auto& state = part->second;
+    auto* data = new message_data(raw, static_cast<std::uint32_t>(route.size()), topic,
+                                  state.generation, &live_messages_);
+    auto& link = *links_[state.shard];
+    for (std::size_t i = 0; i < route.size(); ++i) {
+        state.trackers[i].delivered(raw->offset);
+        const shard_item item{shard_item::kind::deliver, route[i].trigger.get(), data};
+        if (!link.pending_to_shard.empty() || !link.to_shard.try_push(item))
+            link.pending_to_shard.push_back(item);
+        if (!state.paused && state.trackers[i].backlog() > route[i].trigger->options.max_backlog)
+            set_paused(part->first, true);
+    }
+    shard_dirty_[state.shard] = true;
+}
+
+void shared_consumer::handle_consume_error(const rd_kafka_message_t* raw) {
+    const auto err = raw->err;
+    if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    const std::string topic = raw->rkt ? rd_kafka_topic_name(raw->rkt) : "";
+    if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+        if (std::find(warned_missing_.begin(), warned_missing_.end(), topic) == warned_missing_.end()) {
+            warned_missing_.push_back(topic);
+            log(log_level::warning,
+                "group '{}': topic '{}' does not exist (yet); its triggers wait until it is "
+                "created",
+                group_, topic);
+        }
+        return;
+    }
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char reason[512];
+        rd_kafka_fatal_error(client_.get(), reason, sizeof reason);
+        log(log_level::error, "group '{}': fatal consumer error: {}", group_, reason);
+        return;
+    }
+    log(log_level::warning, "group '{}': consume error on '{}': {}", group_, topic,
+        rd_kafka_message_errstr(raw));
+}
+
+void shared_consumer::drain_completions() {
+    for (auto& link : links_) link->to_poll.consume_all([this](const completion& c) { on_completion(c); });
+}
+
+void shared_consumer::on_completion(const completion& c) {
+    if (c.what == completion::kind::fence_done) {
+        auto fence = fences_.find(c.trigger_id);
+        if (fence == fences_.end() || --fence->second.first > 0) return;
+        auto done = std::move(fence->second.second);
+        fences_.erase(fence);
+        std::erase_if(fencing_, [&](const auto& t) { return t->id == c.trigger_id; });
+        done(nullptr);
+        return;
+    }
+    auto part = partitions_.find({c.topic_id, c.partition});
+    if (part == partitions_.end() || part->second.generation != c.generation) return;  // fenced
+    auto& route = routes_[c.topic_id];
+    for (std::size_t i = 0; i < route.size(); ++i) {
+        if (route[i].trigger->id != c.trigger_id) continue;
+        part->second.trackers[i].completed(c.offset);
+        if (part->second.paused) maybe_resume(part->first, part->second, nullptr);
+        return;
+    }
+}
+
+void shared_consumer::maybe_resume(const partition_id& id, partition_state& state,
+                                   const trigger_options*) {
+    if (!state.paused || stopping_) return;
+    const auto& route = routes_[id.first];
+    for (std::size_t i = 0; i < route.size(); ++i)
+        if (state.trackers[i].backlog() > route[i].trigger->options.max_backlog / 2) return;
+    set_paused(id, false);
+}
+
+void shared_consumer::set_paused(const partition_id& id, bool paused) {
+    partition_list_ptr list(rd_kafka_topic_partition_list_new(1));
+    rd_kafka_topic_partition_list_add(list.get(), topics_[id.first].c_str(), id.second);
+    if (paused)
+        rd_kafka_pause_partitions(client_.get(), list.get());
+    else
+        rd_kafka_resume_partitions(client_.get(), list.get());
+    partitions_[id].paused = paused;
+    log(log_level::debug, "group '{}': {} {}[{}]", group_, paused ? "paused" : "resumed",
+        topics_[id.first], id.second);
+}
+
+void shared_consumer::flush_pending() {
+    for (unsigned shard = 0; shard < links_.size(); ++shard) {
+        auto& link = *links_[shard];
+        while (!link.pending_to_shard.empty() && link.to_shard.try_push(link.pending_to_shard.front())) {
+            link.pending_to_shard.pop_front();
+            shard_dirty_[shard] = true;
+        }
+    }
+}
+
+void shared_consumer::notify_shards() {
+    for (unsigned shard = 0; shard < links_.size(); ++shard) {
+        if (!shard_dirty_[shard]) continue;
+        shard_dirty_[shard] = false;
+        links_[shard]->to_shard.notify();
+    }
+}
+
+std::optional<std::int64_t> shared_consumer::committable(const partition_state& state) const {
+    std::optional<std::int64_t> lowest;
+    for (const auto& tracker : state.trackers)
+        if (auto offset = tracker.committable(); offset && (!lowest || *offset < *lowest))
+            lowest = offset;
+    return lowest;
+}
+
+partition_list_ptr shared_consumer::committable_offsets(const std::vector<partition_id>* only,
+                                                        bool all) const {
+    partition_list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
+    auto add = [&](const partition_id& id, const partition_state& state) {
+        auto offset = committable(state);
+        if (!offset || (!all && *offset <= state.commit_sent)) return;
+        rd_kafka_topic_partition_list_add(list.get(), topics_[id.first].c_str(), id.second)->offset =
+            *offset;
+    };
+    if (only) {
+        for (const auto& id : *only)
+            if (auto it = partitions_.find(id); it != partitions_.end()) add(it->first, it->second);
+    } else {
+        for (const auto& [id, state] : partitions_) add(id, state);
+    }
+    return list;
+}
+
+void shared_consumer::commit_async(done_callback done) {
+    auto list = committable_offsets(nullptr, false);
+    if (list->cnt == 0) {
+        if (done) done(nullptr);
+        return;
+    }
+    mark_sent(list.get());
+    auto* waiter = done ? new done_callback(std::move(done)) : nullptr;
+    if (auto err = rd_kafka_commit_queue(client_.get(), list.get(), commit_queue_.get(),
+                                         &shared_consumer::commit_trampoline, waiter)) {
+        if (waiter) {
+            (*waiter)(kafka_exception(err, "commit"));
+            delete waiter;
+        }
+    }
+}
+
+void shared_consumer::mark_sent(const rd_kafka_topic_partition_list_t* list) {
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& p = list->elems[i];
+        if (auto it = partitions_.find({topic_ids_.at(p.topic), p.partition}); it != partitions_.end())
+            it->second.commit_sent = p.offset;
+    }
+}
+
+void shared_consumer::commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                        rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+    auto* self = static_cast<shared_consumer*>(rd_kafka_opaque(rk));
+    std::unique_ptr<done_callback> waiter(static_cast<done_callback*>(opaque));
+    if (offsets) self->record_committed(offsets);
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err) {
+        // A commit lost to a rebalance is retried on the next interval; never a handler failure.
+        for (auto& [id, state] : self->partitions_) state.commit_sent = -1;
+        log(is_rebalance_commit_error(err) ? log_level::debug : log_level::warning,
+            "group '{}': commit failed: {}", self->group_, rd_kafka_err2str(err));
+    }
+    if (waiter && *waiter) (*waiter)(err ? kafka_exception(err, "commit") : nullptr);
+}
+
+void shared_consumer::commit_sync(const std::vector<partition_id>* only) {
+    auto list = committable_offsets(only, false);
+    if (list->cnt == 0) return;
+    mark_sent(list.get());
+    const auto err = rd_kafka_commit(client_.get(), list.get(), 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+        log(is_rebalance_commit_error(err) ? log_level::info : log_level::warning,
+            "group '{}': commit failed: {}", group_, rd_kafka_err2str(err));
+    record_committed(list.get());
+}
+
+void shared_consumer::record_committed(const rd_kafka_topic_partition_list_t* offsets) {
+    std::lock_guard lock(committed_mutex_);
+    for (int i = 0; i < offsets->cnt; ++i) {
+        const auto& p = offsets->elems[i];
+        if (p.err == RD_KAFKA_RESP_ERR_NO_ERROR && p.offset >= 0) {
+            auto& slot = committed_[p.topic][p.partition];
+            slot = std::max(slot, p.offset);
+        }
+    }
+}
+
+void shared_consumer::rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                           rd_kafka_topic_partition_list_t* partitions, void*) {
+    static_cast<shared_consumer*>(rd_kafka_opaque(rk))->on_rebalance(err, partitions);
+}
+
+void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
+                                   rd_kafka_topic_partition_list_t* partitions) {
+    auto* rk = client_.get();
+    const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        assign_partitions(partitions);
+        if (cooperative) {
+            if (auto* error = rd_kafka_incremental_assign(rk, partitions)) {
+                log(log_level::error, "group '{}': assign failed: {}", group_,
+                    rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+            }
+        } else {
+            rd_kafka_assign(rk, partitions);
+        }
+        // Pause state is ours, not librdkafka's: re-apply it so nothing stalls after a rebalance.
+        if (stopping_)
+            rd_kafka_pause_partitions(rk, partitions);
+        else
+            rd_kafka_resume_partitions(rk, partitions);
+        log(log_level::info, "group '{}': assigned {} partition(s)", group_, partitions->cnt);
+    } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
+        const bool lost = rd_kafka_assignment_lost(rk);
+        revoke_partitions(partitions, lost);
+        if (cooperative) {
+            if (auto* error = rd_kafka_incremental_unassign(rk, partitions)) {
+                log(log_level::error, "group '{}': unassign failed: {}", group_,
+                    rd_kafka_error_string(error));
+                rd_kafka_error_destroy(error);
+            }
+        } else {
+            rd_kafka_assign(rk, nullptr);
+        }
+        log(log_level::info, "group '{}': {} {} partition(s)", group_, lost ? "lost" : "revoked",
+            partitions->cnt);
+    } else {
+        log(log_level::error, "group '{}': rebalance error: {}", group_, rd_kafka_err2str(err));
+        rd_kafka_assign(rk, nullptr);
+        partitions_.clear();
+    }
+}
+
+void shared_consumer::assign_partitions(const rd_kafka_topic_partition_list_t* partitions) {
+    for (int i = 0; i < partitions->cnt; ++i) {
+        const auto& p = partitions->elems[i];
+        const auto topic = topic_id(p.topic);
+        partition_state state;
+        state.generation = ++next_generation_;
+        state.shard = shard_of(p.topic, p.partition, static_cast<unsigned>(links_.size()));
+        state.trackers.resize(routes_[topic].size());
+        partitions_[{topic, p.partition}] = std::move(state);
+    }
+}
+
+void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* partitions,
+                                        bool lost) {
+    std::vector<partition_id> ids;
+    for (int i = 0; i < partitions->cnt; ++i)
+        ids.emplace_back(topic_id(partitions->elems[i].topic), partitions->elems[i].partition);
+    if (!lost) {
+        // Drain-then-commit: what finished before the deadline is committed; the rest is
+        // redelivered to the next owner (at-least-once) and its late completions are fenced.
+        wait_drained(&ids, steady::now() + (stopping_ ? 0ms : options_.drain_timeout));
+        commit_sync(&ids);
+    }
+    for (const auto& id : ids) partitions_.erase(id);
+}
+
+bool shared_consumer::drained(const std::vector<partition_id>* only) const {
+    auto idle = [](const partition_state& state) {
+        return std::all_of(state.trackers.begin(), state.trackers.end(),
+                           [](const offset_tracker& t) { return t.idle(); });
+    };
+    if (only) {
+        for (const auto& id : *only)
+            if (auto it = partitions_.find(id); it != partitions_.end() && !idle(it->second))
+                return false;
+        return true;
+    }
+    return std::all_of(partitions_.begin(), partitions_.end(),
+                       [&](const auto& entry) { return idle(entry.second); });
+}
+
+void shared_consumer::wait_drained(const std::vector<partition_id>* only,
+                                   steady::time_point deadline) {
+    for (;;) {
+        drain_completions();
+        flush_pending();
+        notify_shards();
+        if (drained(only)) return;
+        if (steady::now() >= deadline) {
+            log(log_level::warning, "group '{}': drain deadline passed with handlers in flight",
+                group_);
+            return;
+        }
+        std::this_thread::sleep_for(1ms);
+    }
+}
+
+void shared_consumer::cancel_runners() {
+    if (cancelled_) return;
+    cancelled_ = true;
+    log(log_level::warning, "group '{}': cancelling handlers still running after {} ms", group_,
+        options_.drain_timeout.count());
+    for (auto& route : routes_) {
+        for (auto& entry : route) {
+            for (unsigned shard = 0; shard < links_.size(); ++shard)
+                asio::post(rt_.shard(shard),
+                           [t = entry.trigger, shard] { t->runners[shard]->cancel(); });
+            if (auto inbox = entry.trigger->inbox) {
+                asio::post(inbox->executor, [inbox] {
+                    inbox->channel.close();
+                    inbox->channel.reset();
+                });
+            }
+        }
+    }
+}
+
+void shared_consumer::finish_stop() {
+    commit_sync(nullptr);
+    for (auto& link : links_) {
+        link->poll_side_gone.store(true, std::memory_order_release);
+        link->to_shard.close();
+    }
+    rd_kafka_consumer_close(client_.get());
+    // Queued items still hold message references; release those the shards will never read.
+    for (auto& link : links_) {
+        for (auto& item : link->pending_to_shard)
+            if (item.what == shard_item::kind::deliver) message{item.message};  // drops the ref
+        link->pending_to_shard.clear();
+    }
+    const auto deadline = steady::now() + 5s;
+    while (live_messages_.load(std::memory_order_acquire) > 0 && steady::now() < deadline)
+        std::this_thread::sleep_for(1ms);
+    std::vector<command> late;
+    {
+        std::lock_guard lock(commands_mutex_);
+        wake_queue_ = nullptr;
+        closed_ = true;
+        late.swap(commands_);
+    }
+    commit_queue_.reset();
+    consumer_queue_.reset();
+    if (live_messages_.load() > 0) {
+        log(log_level::error,
+            "group '{}': {} message(s) still referenced after close; leaking the client rather "
+            "than blocking",
+            group_, live_messages_.load());
+        (void)client_.release();
+    } else {
+        client_.reset();
+    }
+    stopped_ = true;
+    log(log_level::info, "consumer for group '{}' closed", group_);
+    for (auto& [id, fence] : fences_) fence.second(nullptr);
+    fences_.clear();
+    fencing_.clear();
+    routes_.clear();
+    auto waiters = std::move(stop_waiters_);
+    for (auto& waiter : waiters) waiter(nullptr);
+    for (auto& c : late)
+        if (c.reject) c.reject();
+}
+
+}  // namespace kt::detail

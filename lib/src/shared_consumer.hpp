@@ -1,0 +1,150 @@
+// One librdkafka consumer shared by triggers with equal sharing keys, and its poll thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include <kt/trigger_host.hpp>
+
+#include "offset_tracker.hpp"
+#include "rdkafka_handles.hpp"
+#include "shard_link.hpp"
+
+namespace kt::detail {
+
+class trigger_state;
+
+/// Owns the rd_kafka_t, its poll thread, the offset trackers and commits. Public members may be
+/// called from any thread: they enqueue a command for the poll thread (the only thread that calls
+/// into rd_kafka_t), whose result comes back through a callback invoked on the poll thread.
+class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
+public:
+    using done_callback = std::function<void(std::exception_ptr)>;
+
+    /// Validates the config (throws kt::config_error); connects nothing until start().
+    shared_consumer(sharing_key key, const consumer_config& config, runtime& rt,
+                    const host_options& options);
+    ~shared_consumer();
+    shared_consumer(const shared_consumer&) = delete;
+    shared_consumer& operator=(const shared_consumer&) = delete;
+
+    /// Creates the client and starts the poll thread and the shard readers. Idempotent.
+    void start();
+    /// Routes the trigger's topic to it from now on (subscribes to the topic if new).
+    void attach(std::shared_ptr<trigger_state> trigger);
+    /// Stops routing to the trigger, drains its runners, forgets its offsets, then calls `done`.
+    void detach(std::shared_ptr<trigger_state> trigger, done_callback done);
+    /// Commits every finished offset; `done` once the broker answered.
+    void commit(done_callback done);
+    /// Graceful stop (pause, drain up to drain_timeout, cancel the rest, commit, close); `done`
+    /// once closed. Safe to call when never started.
+    void stop(done_callback done);
+
+    shard_link& link(unsigned shard) { return *links_[shard]; }
+    const sharing_key& key() const noexcept { return key_; }
+    const std::string& group() const noexcept { return group_; }
+    /// Broker-acknowledged commits (thread-safe copy).
+    committed_offsets committed() const;
+
+private:
+    struct route_entry {
+        std::shared_ptr<trigger_state> trigger;
+    };
+    struct partition_state {
+        std::uint32_t generation = 0;
+        unsigned shard = 0;
+        bool paused = false;
+        std::vector<offset_tracker> trackers;  // aligned with routes_[topic]
+        std::int64_t commit_sent = -1;
+    };
+    using partition_id = std::pair<std::uint32_t, std::int32_t>;  // (topic id, partition)
+
+    struct command {
+        std::function<void()> run;     // on the poll thread
+        std::function<void()> reject;  // instead of run, when the consumer is already closed
+    };
+    void post_command(std::function<void()> run, std::function<void()> reject = {});
+    void mark_sent(const rd_kafka_topic_partition_list_t* list);
+    void run();
+    void run_commands();
+    void route(rd_kafka_message_t* raw);
+    void handle_consume_error(const rd_kafka_message_t* raw);
+    void drain_completions();
+    void on_completion(const completion& c);
+    void flush_pending();
+    void notify_shards();
+    void maybe_resume(const partition_id& id, partition_state& state, const trigger_options* any);
+    std::uint32_t topic_id(const std::string& topic);
+    void resubscribe();
+    std::optional<std::int64_t> committable(const partition_state& state) const;
+    partition_list_ptr committable_offsets(const std::vector<partition_id>* only, bool all) const;
+    void commit_async(done_callback done);
+    void commit_sync(const std::vector<partition_id>* only);
+    void record_committed(const rd_kafka_topic_partition_list_t* offsets);
+    void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+    void assign_partitions(const rd_kafka_topic_partition_list_t* partitions);
+    void revoke_partitions(const rd_kafka_topic_partition_list_t* partitions, bool lost);
+    bool drained(const std::vector<partition_id>* only) const;
+    void wait_drained(const std::vector<partition_id>* only, std::chrono::steady_clock::time_point deadline);
+    void cancel_runners();
+    void finish_stop();
+    void set_paused(const partition_id& id, bool paused);
+
+    static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                     rd_kafka_topic_partition_list_t* partitions, void* opaque);
+    static void commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                                  rd_kafka_topic_partition_list_t* offsets, void* opaque);
+
+    const sharing_key key_;
+    runtime& rt_;
+    const host_options options_;
+    std::string group_;
+    conf_ptr conf_;  // consumed by start()
+    std::vector<std::shared_ptr<shard_link>> links_;
+    std::atomic<std::int64_t> live_messages_{0};
+
+    // Command queue: any thread → poll thread (control plane, not the message path).
+    std::mutex commands_mutex_;
+    std::vector<command> commands_;
+    std::atomic<bool> has_commands_{false};
+    rd_kafka_queue_t* wake_queue_ = nullptr;  // guarded by commands_mutex_
+    bool closed_ = false;                     // guarded by commands_mutex_
+    std::thread thread_;
+    std::atomic<bool> started_{false};
+
+    // Poll-thread state.
+    client_ptr client_;
+    queue_ptr consumer_queue_;
+    queue_ptr commit_queue_;
+    std::vector<std::string> topics_;
+    std::unordered_map<std::string, std::uint32_t> topic_ids_;
+    std::unordered_map<const rd_kafka_topic_t*, std::uint32_t> topic_by_handle_;
+    std::vector<std::vector<route_entry>> routes_;  // by topic id
+    std::map<partition_id, partition_state> partitions_;
+    std::uint32_t next_generation_ = 0;
+    std::vector<std::string> subscribed_;
+    std::vector<bool> shard_dirty_;
+    std::vector<std::shared_ptr<trigger_state>> fencing_;
+    std::map<std::uint32_t, std::pair<unsigned, done_callback>> fences_;  // trigger id → (left, done)
+    std::vector<std::string> warned_missing_;
+    bool stopping_ = false;
+    bool stopped_ = false;
+    bool cancelled_ = false;
+    std::chrono::steady_clock::time_point stop_deadline_;
+    std::vector<done_callback> stop_waiters_;
+    std::chrono::steady_clock::time_point next_commit_;
+
+    mutable std::mutex committed_mutex_;
+    committed_offsets committed_;
+};
+
+}  // namespace kt::detail

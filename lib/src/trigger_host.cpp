@@ -1,0 +1,323 @@
+// trigger_host: the consumer pool (sharing keys, reference counts) and the awaitable API.
+#include <kt/trigger_host.hpp>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <future>
+
+#include "log.hpp"
+#include "shared_consumer.hpp"
+#include "trigger_runner.hpp"
+
+namespace asio = boost::asio;
+
+namespace kt {
+namespace detail {
+namespace {
+
+/// Runs `start(done)` where `done` may be called from any thread; resumes the awaiting coroutine
+/// on its own executor and rethrows the reported exception, if any.
+asio::awaitable<void> await_remote(std::function<void(shared_consumer::done_callback)> start) {
+    auto ex = co_await asio::this_coro::executor;
+    co_await asio::async_initiate<const asio::use_awaitable_t<>, void(std::exception_ptr)>(
+        [ex, start = std::move(start)](auto handler) mutable {
+            auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+            start([ex, shared](std::exception_ptr error) {
+                asio::post(ex, [shared, error]() mutable { std::move(*shared)(error); });
+            });
+        },
+        asio::use_awaitable);
+}
+
+}  // namespace
+
+class host_core : public std::enable_shared_from_this<host_core> {
+public:
+    host_core(runtime& rt, host_options options) : rt_(rt), options_(options) {}
+
+    void add(std::shared_ptr<trigger_state> trigger) {
+        const auto& opts = trigger->options;
+        if (opts.name.empty()) throw config_error("name", "a trigger needs a name");
+        if (opts.topic.empty())
+            throw config_error("topic", fmt::format("trigger '{}' needs a topic", opts.name));
+        auto key = sharing_key::of(opts.consumer, options_.sharing, opts.topic, opts.name);
+        std::shared_ptr<shared_consumer> consumer;
+        bool start_now = false;
+        {
+            std::lock_guard lock(mutex_);
+            if (stopped_) throw std::logic_error("trigger_host is stopped");
+            if (triggers_.count(opts.name))
+                throw config_error("name", fmt::format("duplicate trigger name '{}'", opts.name));
+            auto& entry = pool_[key];
+            if (!entry.consumer) {
+                try {
+                    entry.consumer =
+                        std::make_shared<shared_consumer>(key, opts.consumer, rt_, options_);
+                } catch (...) {
+                    pool_.erase(key);
+                    throw;
+                }
+            }
+            ++entry.references;
+            consumer = entry.consumer;
+            trigger->bind(rt_, consumer);
+            triggers_[opts.name] = {trigger, key};
+            warn_split_partitions(opts);
+            start_now = started_;
+        }
+        consumer->attach(trigger);
+        if (start_now) consumer->start();
+    }
+
+    asio::awaitable<void> remove(std::string name) {
+        std::shared_ptr<trigger_state> trigger;
+        sharing_key key;
+        {
+            std::lock_guard lock(mutex_);
+            auto it = triggers_.find(name);
+            if (it == triggers_.end())
+                throw std::invalid_argument(fmt::format("no trigger named '{}'", name));
+            trigger = it->second.trigger;
+            key = it->second.key;
+            triggers_.erase(it);
+        }
+        auto consumer = trigger->consumer;
+        co_await await_remote([&](auto done) { consumer->detach(trigger, std::move(done)); });
+        close_inbox(trigger);
+        bool last = false;
+        {
+            std::lock_guard lock(mutex_);
+            auto it = pool_.find(key);
+            if (it != pool_.end() && --it->second.references == 0) {
+                pool_.erase(it);
+                last = true;
+            }
+        }
+        // The last trigger leaving closes the consumer (drained and committed).
+        if (last) co_await await_remote([&](auto done) { consumer->stop(std::move(done)); });
+    }
+
+    void start() {
+        std::vector<std::shared_ptr<shared_consumer>> to_start;
+        {
+            std::lock_guard lock(mutex_);
+            if (started_ || stopped_) return;
+            started_ = true;
+            for (auto& [key, entry] : pool_) to_start.push_back(entry.consumer);
+        }
+        for (auto& consumer : to_start) consumer->start();
+        rt_.on_stop([weak = weak_from_this()]() -> asio::awaitable<void> {
+            if (auto self = weak.lock()) co_await self->stop();
+        });
+    }
+
+    asio::awaitable<void> stop() {
+        auto [consumers, triggers] = take_all();
+        for (auto& consumer : consumers)
+            co_await await_remote([&](auto done) { consumer->stop(std::move(done)); });
+        for (auto& trigger : triggers) close_inbox(trigger);
+    }
+
+    /// For the destructor: the same stop, waited for on this thread with a bound.
+    void stop_blocking() {
+        auto [consumers, triggers] = take_all();
+        for (auto& consumer : consumers) {
+            auto promise = std::make_shared<std::promise<void>>();
+            auto future = promise->get_future();
+            consumer->stop([promise](std::exception_ptr) { promise->set_value(); });
+            const auto bound = options_.drain_timeout + std::chrono::seconds(15);
+            if (future.wait_for(bound) != std::future_status::ready)
+                log(log_level::error, "consumer for group '{}' did not stop within {} ms",
+                    consumer->group(),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(bound).count());
+        }
+        for (auto& trigger : triggers) close_inbox(trigger);
+    }
+
+    asio::awaitable<void> commit() {
+        std::vector<std::shared_ptr<shared_consumer>> consumers;
+        {
+            std::lock_guard lock(mutex_);
+            for (auto& [key, entry] : pool_) consumers.push_back(entry.consumer);
+        }
+        for (auto& consumer : consumers)
+            co_await await_remote([&](auto done) { consumer->commit(std::move(done)); });
+    }
+
+    std::size_t consumer_count() const {
+        std::lock_guard lock(mutex_);
+        return pool_.size();
+    }
+
+    std::vector<trigger_stats> stats() const {
+        std::lock_guard lock(mutex_);
+        std::vector<trigger_stats> all;
+        for (const auto& [name, entry] : triggers_) all.push_back(entry.trigger->stats());
+        for (const auto& trigger : retired_) all.push_back(trigger->stats());
+        return all;
+    }
+
+    committed_offsets committed() const {
+        std::lock_guard lock(mutex_);
+        committed_offsets merged;
+        std::set<const shared_consumer*> seen;
+        auto merge = [&](const shared_consumer& consumer) {
+            if (!seen.insert(&consumer).second) return;
+            for (auto& [topic, partitions] : consumer.committed())
+                for (auto [partition, offset] : partitions) {
+                    auto [it, inserted] = merged[topic].try_emplace(partition, offset);
+                    if (!inserted) it->second = std::min(it->second, offset);
+                }
+        };
+        for (const auto& [key, entry] : pool_) merge(*entry.consumer);
+        for (const auto& consumer : closed_) merge(*consumer);
+        return merged;
+    }
+
+    runtime& rt() { return rt_; }
+    bool started() const {
+        std::lock_guard lock(mutex_);
+        return started_ && !stopped_;
+    }
+
+private:
+    struct pool_entry {
+        std::shared_ptr<shared_consumer> consumer;
+        unsigned references = 0;
+    };
+    struct trigger_entry {
+        std::shared_ptr<trigger_state> trigger;
+        sharing_key key;
+    };
+
+    std::pair<std::vector<std::shared_ptr<shared_consumer>>, std::vector<std::shared_ptr<trigger_state>>>
+    take_all() {
+        std::lock_guard lock(mutex_);
+        std::vector<std::shared_ptr<shared_consumer>> consumers;
+        std::vector<std::shared_ptr<trigger_state>> triggers;
+        if (stopped_) return {};
+        stopped_ = true;
+        for (auto& [key, entry] : pool_) consumers.push_back(entry.consumer);
+        for (auto& [name, entry] : triggers_) {
+            triggers.push_back(entry.trigger);
+            retired_.push_back(entry.trigger);  // stats stay readable after stop
+        }
+        closed_ = consumers;
+        pool_.clear();
+        triggers_.clear();
+        return {consumers, triggers};
+    }
+
+    static void close_inbox(const std::shared_ptr<trigger_state>& trigger) {
+        if (auto inbox = trigger->inbox)
+            asio::post(inbox->executor, [inbox] { inbox->channel.close(); });
+    }
+
+    void warn_split_partitions(const trigger_options& opts) {
+        if (options_.sharing == sharing::per_group) return;
+        const auto group = opts.consumer.get("group.id");
+        for (const auto& [name, entry] : triggers_) {
+            const auto& other = entry.trigger->options;
+            if (name != opts.name && other.topic == opts.topic &&
+                other.consumer.get("group.id") == group && !(entry.key == triggers_[opts.name].key)) {
+                log(log_level::warning,
+                    "triggers '{}' and '{}' use separate consumers in group '{}' on topic '{}': "
+                    "they will split its partitions, each seeing only part of the messages",
+                    other.name, opts.name, group, opts.topic);
+                return;
+            }
+        }
+    }
+
+    runtime& rt_;
+    const host_options options_;
+    mutable std::mutex mutex_;
+    std::map<sharing_key, pool_entry> pool_;
+    std::map<std::string, trigger_entry> triggers_;
+    std::vector<std::shared_ptr<trigger_state>> retired_;
+    std::vector<std::shared_ptr<shared_consumer>> closed_;
+    bool started_ = false;
+    bool stopped_ = false;
+    std::uint32_t next_id_ = 0;
+
+public:
+    std::uint32_t next_trigger_id() {
+        std::lock_guard lock(mutex_);
+        return next_id_++;
+    }
+};
+
+}  // namespace detail
+
+trigger_host::trigger_host(runtime& rt, host_options options)
+    : core_(std::make_shared<detail::host_core>(rt, options)) {}
+
+trigger_host::~trigger_host() {
+    if (core_->started()) core_->stop_blocking();
+}
+
+void trigger_host::add_trigger(trigger_options options, handler h) {
+    if (!h) throw config_error("handler", fmt::format("trigger '{}' needs a handler", options.name));
+    core_->add(std::make_shared<detail::trigger_state>(core_->next_trigger_id(), std::move(options),
+                                                       std::move(h), nullptr));
+}
+
+subscription trigger_host::subscribe(trigger_options options, asio::any_io_executor executor) {
+    if (!executor) executor = core_->rt().shard(0);
+    const std::size_t capacity = std::size_t{core_->rt().shard_count()} *
+                                     std::max(1u, options.max_in_flight) + 16;
+    auto inbox = std::make_shared<detail::subscription_inbox>(executor, capacity, core_->rt());
+    inbox->name = options.name;
+    auto trigger = std::make_shared<detail::trigger_state>(core_->next_trigger_id(),
+                                                           std::move(options), handler{}, inbox);
+    inbox->trigger = trigger;
+    core_->add(trigger);
+    subscription sub;
+    sub.inbox_ = std::move(inbox);
+    return sub;
+}
+
+asio::awaitable<void> trigger_host::remove_trigger(std::string name) {
+    co_await core_->remove(std::move(name));
+}
+
+void trigger_host::start() { core_->start(); }
+asio::awaitable<void> trigger_host::stop() { co_await core_->stop(); }
+asio::awaitable<void> trigger_host::commit() { co_await core_->commit(); }
+std::size_t trigger_host::consumer_count() const { return core_->consumer_count(); }
+std::vector<trigger_stats> trigger_host::stats() const { return core_->stats(); }
+committed_offsets trigger_host::committed() const { return core_->committed(); }
+
+// ---- subscription ----
+
+asio::awaitable<message> subscription::next() {
+    co_await asio::dispatch(inbox_->executor, asio::use_awaitable);
+    co_return co_await inbox_->channel.async_receive(asio::use_awaitable);
+}
+
+void subscription::complete(const message& m) {
+    auto trigger = inbox_->trigger.lock();
+    if (!trigger) return;
+    const auto shard = detail::shard_of(m.topic(), m.partition(), inbox_->rt->shard_count());
+    asio::post(inbox_->rt->shard(shard), [trigger, shard, m] { trigger->runners[shard]->finish(m, true); });
+}
+
+asio::awaitable<void> subscription::commit() {
+    auto trigger = inbox_->trigger.lock();
+    if (!trigger) co_return;
+    auto consumer = trigger->consumer;
+    co_await detail::await_remote([&](auto done) { consumer->commit(std::move(done)); });
+}
+
+const std::string& subscription::name() const noexcept { return inbox_->name; }
+
+}  // namespace kt
