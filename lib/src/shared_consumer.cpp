@@ -79,6 +79,8 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
     if (!effective.contains("partition.assignment.strategy"))
         effective.set("partition.assignment.strategy", "cooperative-sticky");
     if (!effective.contains("auto.offset.reset")) effective.set("auto.offset.reset", "earliest");
+    cooperative_configured_ =
+        effective.get("partition.assignment.strategy").find("cooperative-sticky") != std::string::npos;
     conf_ = make_conf(effective);
     rd_kafka_conf_set_rebalance_cb(conf_.get(), &shared_consumer::rebalance_trampoline);
     rd_kafka_conf_set_opaque(conf_.get(), this);
@@ -150,35 +152,53 @@ void shared_consumer::attach(std::shared_ptr<trigger_state> trigger) {
 
 void shared_consumer::detach(std::shared_ptr<trigger_state> trigger, done_callback on_done) {
     auto done = std::make_shared<done_callback>(std::move(on_done));
-    post_command([this, trigger = std::move(trigger), done]() mutable {
-        const auto topic = topic_id(trigger->options.topic);
+    post_command(
+        [this, trigger = std::move(trigger), done]() mutable {
+            auto& route = routes_[topic_id(trigger->options.topic)];
+            auto it = std::find_if(route.begin(), route.end(),
+                                   [&](const route_entry& e) { return e.trigger == trigger; });
+            if (it == route.end() || it->detaching) {
+                (*done)(nullptr);
+                return;
+            }
+            it->detaching = true;
+            // Fence: once every shard has seen this item, no earlier delivery to the trigger
+            // remains; then its finished work is committed and its tracker forgotten.
+            fences_[trigger->id] = {static_cast<unsigned>(links_.size()), std::move(*done)};
+            for (unsigned shard = 0; shard < links_.size(); ++shard) {
+                auto& link = *links_[shard];
+                const shard_item fence{shard_item::kind::fence, trigger.get(), nullptr};
+                if (!link.pending_to_shard.empty() || !link.to_shard.try_push(fence))
+                    link.pending_to_shard.push_back(fence);
+                shard_dirty_[shard] = true;
+            }
+            fencing_.push_back(std::move(trigger));
+            notify_shards();
+        },
+        [done] { (*done)(nullptr); });
+}
+
+void shared_consumer::finish_detach(std::uint32_t trigger_id) {
+    for (std::uint32_t topic = 0; topic < routes_.size(); ++topic) {
         auto& route = routes_[topic];
         auto it = std::find_if(route.begin(), route.end(),
-                               [&](const route_entry& e) { return e.trigger == trigger; });
-        if (it == route.end()) {
-            (*done)(nullptr);
-            return;
-        }
-        const auto index = static_cast<std::size_t>(it - route.begin());
+                               [&](const route_entry& e) { return e.trigger->id == trigger_id; });
+        if (it == route.end()) continue;
+        const auto index = static_cast<std::ptrdiff_t>(it - route.begin());
+        std::vector<partition_id> ids;
+        for (const auto& [id, state] : partitions_)
+            if (id.first == topic) ids.push_back(id);
+        // Its queued messages were dropped, so this commits no further than its first unfinished
+        // one: what it did not handle is redelivered, never skipped.
+        commit_sync(&ids);
         route.erase(it);
-        for (auto& [id, state] : partitions_) {
-            if (id.first != topic) continue;
-            state.trackers.erase(state.trackers.begin() + static_cast<std::ptrdiff_t>(index));
+        for (const auto& id : ids) {
+            auto& state = partitions_[id];
+            state.trackers.erase(state.trackers.begin() + index);
             maybe_resume(id, state, nullptr);
         }
-        if (!stopping_) resubscribe();
-        // Fence: once every shard has seen this item, no earlier delivery to the trigger remains.
-        fences_[trigger->id] = {static_cast<unsigned>(links_.size()), std::move(*done)};
-        for (unsigned shard = 0; shard < links_.size(); ++shard) {
-            auto& link = *links_[shard];
-            const shard_item fence{shard_item::kind::fence, trigger.get(), nullptr};
-            if (!link.pending_to_shard.empty() || !link.to_shard.try_push(fence))
-                link.pending_to_shard.push_back(fence);
-            shard_dirty_[shard] = true;
-        }
-        fencing_.push_back(std::move(trigger));
-        notify_shards();
-    }, [done] { (*done)(nullptr); });
+    }
+    if (!stopping_) resubscribe();
 }
 
 void shared_consumer::commit(done_callback done) {
@@ -235,7 +255,7 @@ void shared_consumer::run() {
                 finish_stop();
                 break;
             }
-        } else if (steady::now() >= next_commit_) {
+        } else if (steady::now() >= next_commit_ && !rejoin_pending_) {
             commit_async(nullptr);
             next_commit_ = steady::now() + options_.commit_interval;
         }
@@ -266,7 +286,9 @@ std::uint32_t shared_consumer::topic_id(const std::string& topic) {
 void shared_consumer::resubscribe() {
     std::vector<std::string> wanted;
     for (std::size_t i = 0; i < topics_.size(); ++i)
-        if (!routes_[i].empty()) wanted.push_back(topics_[i]);
+        if (std::any_of(routes_[i].begin(), routes_[i].end(),
+                        [](const route_entry& e) { return !e.detaching; }))
+            wanted.push_back(topics_[i]);
     std::sort(wanted.begin(), wanted.end());
     if (wanted == subscribed_) return;
     subscribed_ = wanted;
@@ -277,10 +299,14 @@ void shared_consumer::resubscribe() {
     partition_list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(wanted.size())));
     for (const auto& topic : wanted)
         rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), RD_KAFKA_PARTITION_UA);
-    if (auto err = rd_kafka_subscribe(client_.get(), list.get()))
+    if (auto err = rd_kafka_subscribe(client_.get(), list.get())) {
         log(log_level::error, "group '{}': subscribe failed: {}", group_, rd_kafka_err2str(err));
-    else
-        log(log_level::info, "group '{}': subscribed to {} topic(s)", group_, wanted.size());
+        return;
+    }
+    log(log_level::info, "group '{}': subscribed to {} topic(s)", group_, wanted.size());
+    // A commit sent with the old generation while our own rejoin is pending is refused, and
+    // librdkafka then treats the whole assignment as lost: hold commits until the rebalance.
+    rejoin_pending_ = !partitions_.empty();
 }
 
 void shared_consumer::route(rd_kafka_message_t* raw) {
@@ -303,10 +329,17 @@ void shared_consumer::route(rd_kafka_message_t* raw) {
         return;
     }
     auto& state = part->second;
-    auto* data = new message_data(raw, static_cast<std::uint32_t>(route.size()), topic,
+    const auto receivers = std::count_if(route.begin(), route.end(),
+                                         [](const route_entry& e) { return !e.detaching; });
+    if (receivers == 0) {
+        rd_kafka_message_destroy(raw);
+        return;
+    }
+    auto* data = new message_data(raw, static_cast<std::uint32_t>(receivers), topic,
                                   state.generation, &live_messages_);
     auto& link = *links_[state.shard];
     for (std::size_t i = 0; i < route.size(); ++i) {
+        if (route[i].detaching) continue;
         state.trackers[i].delivered(raw->offset);
         const shard_item item{shard_item::kind::deliver, route[i].trigger.get(), data};
         if (!link.pending_to_shard.empty() || !link.to_shard.try_push(item))
@@ -351,6 +384,7 @@ void shared_consumer::on_completion(const completion& c) {
         if (fence == fences_.end() || --fence->second.first > 0) return;
         auto done = std::move(fence->second.second);
         fences_.erase(fence);
+        finish_detach(c.trigger_id);
         std::erase_if(fencing_, [&](const auto& t) { return t->id == c.trigger_id; });
         done(nullptr);
         return;
@@ -501,8 +535,11 @@ void shared_consumer::rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t e
 void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t* partitions) {
     auto* rk = client_.get();
-    const bool cooperative = std::strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rejoin_pending_ = false;
+    const char* protocol = rd_kafka_rebalance_protocol(rk);
+    const bool cooperative = protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        ever_assigned_ = true;
         assign_partitions(partitions);
         if (cooperative) {
             if (auto* error = rd_kafka_incremental_assign(rk, partitions)) {
@@ -623,7 +660,11 @@ void shared_consumer::finish_stop() {
         link->poll_side_gone.store(true, std::memory_order_release);
         link->to_shard.close();
     }
-    rd_kafka_consumer_close(client_.get());
+    // librdkafka < 2.3.0 asserts when a cooperative-sticky consumer that never received an
+    // assignment is closed (librdkafka #4312): leak it instead of aborting the process.
+    const bool close_would_abort =
+        !ever_assigned_ && rd_kafka_version() < 0x020300ff && cooperative_configured_;
+    if (!close_would_abort) rd_kafka_consumer_close(client_.get());
     // Queued items still hold message references; release those the shards will never read.
     for (auto& link : links_) {
         for (auto& item : link->pending_to_shard)
@@ -642,7 +683,13 @@ void shared_consumer::finish_stop() {
     }
     commit_queue_.reset();
     consumer_queue_.reset();
-    if (live_messages_.load() > 0) {
+    if (close_would_abort) {
+        log(log_level::warning,
+            "group '{}': consumer never got an assignment; not destroyed (librdkafka < 2.3.0 "
+            "aborts on it, librdkafka #4312)",
+            group_);
+        (void)client_.release();
+    } else if (live_messages_.load() > 0) {
         log(log_level::error,
             "group '{}': {} message(s) still referenced after close; leaking the client rather "
             "than blocking",

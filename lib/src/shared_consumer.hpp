@@ -58,6 +58,7 @@ public:
 private:
     struct route_entry {
         std::shared_ptr<trigger_state> trigger;
+        bool detaching = false;  // fenced: no new deliveries; its tracker still counts
     };
     struct partition_state {
         std::uint32_t generation = 0;
@@ -135,6 +136,10 @@ private:
     std::vector<bool> shard_dirty_;
     std::vector<std::shared_ptr<trigger_state>> fencing_;
     std::map<std::uint32_t, std::pair<unsigned, done_callback>> fences_;  // trigger id → (left, done)
+    void finish_detach(std::uint32_t trigger_id);
+    bool ever_assigned_ = false;
+    bool rejoin_pending_ = false;
+    bool cooperative_configured_ = false;
     std::vector<std::string> warned_missing_;
     bool stopping_ = false;
     bool stopped_ = false;

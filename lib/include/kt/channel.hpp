@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <optional>
 #include <utility>
 
 #include <boost/asio/any_completion_handler.hpp>
@@ -91,7 +92,7 @@ private:
 
     void start_wait(boost::asio::any_completion_handler<wait_signature> waiter,
                     boost::asio::any_io_executor ex) {
-        waiter_ = std::move(waiter);
+        waiter_.emplace(std::move(waiter));
         waiter_executor_ = std::move(ex);
         parked_.store(true, std::memory_order_seq_cst);
         std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -100,7 +101,8 @@ private:
     }
 
     void resume_waiter() noexcept {
-        auto waiter = std::move(waiter_);
+        auto waiter = std::move(*waiter_);
+        waiter_.reset();
         auto ex = std::move(waiter_executor_);
         boost::system::error_code ec;
         if (queue_.read_available() == 0 && closed())
@@ -113,7 +115,8 @@ private:
     std::atomic<bool> closed_{false};
     std::atomic<bool> parked_{false};
     // Owned by the consumer until parked_ is published, then by whoever resets parked_.
-    boost::asio::any_completion_handler<wait_signature> waiter_;
+    // std::optional + emplace: Boost 1.81's any_completion_handler move-assignment recurses.
+    std::optional<boost::asio::any_completion_handler<wait_signature>> waiter_;
     boost::asio::any_io_executor waiter_executor_;
 };
 

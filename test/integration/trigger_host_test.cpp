@@ -1,0 +1,332 @@
+// Integration tests of trigger_host on a Kafka (embedded cluster, or $KT_BOOTSTRAP).
+#define BOOST_TEST_MODULE trigger_host
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <tuple>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <kt/kt.hpp>
+
+#include "coro_test.hpp"
+#include "kafka_fixture.hpp"
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using kt_test::kafka;
+using kt_test::run_coro;
+using kt_test::wait_until;
+
+namespace {
+
+/// Thread-safe record of what each trigger handled: (trigger, partition, offset) with counts.
+class handled_log {
+public:
+    void add(const std::string& trigger, const kt::message& m) {
+        std::lock_guard lock(mutex_);
+        ++seen_[{trigger, m.partition(), m.offset()}];
+    }
+    std::size_t distinct(const std::string& trigger) const {
+        std::lock_guard lock(mutex_);
+        std::size_t n = 0;
+        for (const auto& [k, count] : seen_) n += std::get<0>(k) == trigger;
+        return n;
+    }
+    std::size_t duplicates() const {
+        std::lock_guard lock(mutex_);
+        std::size_t n = 0;
+        for (const auto& [k, count] : seen_) n += count - 1;
+        return n;
+    }
+    bool has(const std::string& trigger, std::int32_t partition, std::int64_t offset) const {
+        std::lock_guard lock(mutex_);
+        return seen_.count({trigger, partition, offset}) != 0;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::map<std::tuple<std::string, std::int32_t, std::int64_t>, int> seen_;
+};
+
+kt::handler recording(handled_log& log, std::string name) {
+    return [&log, name](const kt::message& m) -> asio::awaitable<void> {
+        log.add(name, m);
+        co_return;
+    };
+}
+
+std::int64_t sum(const std::map<std::int32_t, std::int64_t>& offsets) {
+    std::int64_t total = 0;
+    for (auto [p, o] : offsets) total += o;
+    return total;
+}
+
+std::uint64_t handled_by(const kt::trigger_host& host, const std::string& name) {
+    for (const auto& s : host.stats())
+        if (s.name == name) return s.handled + s.failed;
+    return 0;
+}
+
+kt::runtime_options two_shards{.shards = 2};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(n_triggers_on_one_topic_share_one_consumer_and_each_handle_every_message_once) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("share", 4);
+    const auto group = k.unique("share");
+    k.produce(topic, 400);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    handled_log log;
+    for (const char* name : {"a", "b", "c"})
+        host.add_trigger({.name = name, .topic = topic, .consumer = k.consumer(group)}, recording(log, name));
+    BOOST_TEST(host.consumer_count() == 1u);
+    host.start();
+
+    BOOST_TEST_REQUIRE(wait_until([&] {
+        return log.distinct("a") == 400 && log.distinct("b") == 400 && log.distinct("c") == 400;
+    }));
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+    BOOST_TEST(log.duplicates() == 0u);
+    BOOST_TEST(host.consumer_count() == 0u);
+    // After a clean stop every partition is committed at its high watermark.
+    BOOST_TEST(sum(k.admin().committed(group, topic)) == 400);
+    BOOST_TEST(k.admin().committed(group, topic) == k.admin().high_watermarks(topic));
+}
+
+BOOST_AUTO_TEST_CASE(a_slow_trigger_holds_back_the_committed_offset_until_it_completes) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("slow", 1);
+    const auto group = k.unique("slow");
+    k.produce(topic, 10);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt, {.commit_interval = 100ms}};
+    handled_log log;
+    std::atomic<bool> released{false};
+    host.add_trigger({.name = "fast", .topic = topic, .consumer = k.consumer(group)}, recording(log, "fast"));
+    host.add_trigger({.name = "slow", .topic = topic, .consumer = k.consumer(group)},
+                     [&](const kt::message& m) -> asio::awaitable<void> {
+                         asio::steady_timer timer(co_await asio::this_coro::executor);
+                         while (m.offset() == 3 && !released) {
+                             timer.expires_after(5ms);
+                             co_await timer.async_wait(asio::use_awaitable);
+                         }
+                         log.add("slow", m);
+                     });
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("fast") == 10 && log.distinct("slow") == 3; }));
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.commit(); });
+    // Offsets 0-2 are done by both triggers; 3 is still running in "slow".
+    BOOST_TEST(k.admin().committed(group, topic)[0] == 3);
+
+    released = true;
+    BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("slow") == 10; }));
+    BOOST_TEST_REQUIRE(wait_until([&] {
+        run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.commit(); });
+        return k.admin().committed(group, topic)[0] == 10;
+    }));
+    BOOST_TEST(host.committed().at(topic).at(0) == 10);
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+}
+
+BOOST_AUTO_TEST_CASE(configs_differing_only_in_sasl_password_do_not_share) {
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    auto config = [](const char* password) {
+        return kt::consumer_config{{"bootstrap.servers", "127.0.0.1:1"}, {"group.id", "g"},
+                                   {"security.protocol", "sasl_plaintext"},
+                                   {"sasl.mechanisms", "PLAIN"}, {"sasl.username", "u"},
+                                   {"sasl.password", password}};
+    };
+    auto noop = [](const kt::message&) -> asio::awaitable<void> { co_return; };
+    host.add_trigger({.name = "a", .topic = "t", .consumer = config("one")}, noop);
+    host.add_trigger({.name = "b", .topic = "t", .consumer = config("two")}, noop);
+    BOOST_TEST(host.consumer_count() == 2u);
+    host.add_trigger({.name = "c", .topic = "u", .consumer = config("one")}, noop);
+    BOOST_TEST(host.consumer_count() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(sharing_per_topic_and_off_give_the_documented_consumer_counts) {
+    kt::consumer_config config{{"bootstrap.servers", "127.0.0.1:1"}, {"group.id", "g"}};
+    auto noop = [](const kt::message&) -> asio::awaitable<void> { co_return; };
+    for (auto [mode, expected] : {std::pair{kt::sharing::per_group, 1u}, std::pair{kt::sharing::per_topic, 2u},
+                                  std::pair{kt::sharing::off, 3u}}) {
+        kt::runtime rt{two_shards};
+        kt::trigger_host host{rt, {.sharing = mode}};
+        host.add_trigger({.name = "a", .topic = "t1", .consumer = config}, noop);
+        host.add_trigger({.name = "b", .topic = "t1", .consumer = config}, noop);
+        host.add_trigger({.name = "c", .topic = "t2", .consumer = config}, noop);
+        BOOST_TEST(host.consumer_count() == expected);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(bad_config_is_refused_by_name_before_anything_starts_and_never_shows_secrets) {
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    auto noop = [](const kt::message&) -> asio::awaitable<void> { co_return; };
+    auto expect_error = [&](kt::consumer_config config, const std::string& property) {
+        config.set("sasl.password", "hunter2");
+        try {
+            host.add_trigger({.name = "bad", .topic = "t", .consumer = config}, noop);
+            BOOST_FAIL("expected kt::config_error for " << property);
+        } catch (const kt::config_error& e) {
+            BOOST_TEST(e.property() == property);
+            BOOST_TEST(std::string(e.what()).find(property) != std::string::npos);
+            BOOST_TEST(std::string(e.what()).find("hunter2") == std::string::npos);
+        }
+        BOOST_TEST(host.consumer_count() == 0u);
+    };
+    expect_error({{"bootstrap.servers", "x:1"}, {"group.id", "g"}, {"no.such.property", "1"}}, "no.such.property");
+    expect_error({{"bootstrap.servers", "x:1"}, {"group.id", "g"}, {"session.timeout.ms", "soon"}},
+                 "session.timeout.ms");
+    expect_error({{"bootstrap.servers", "x:1"}}, "group.id");
+    expect_error({{"group.id", "g"}}, "bootstrap.servers");
+    expect_error({{"bootstrap.servers", "x:1"}, {"group.id", "g"}, {"enable.auto.commit", "true"}},
+                 "enable.auto.commit");
+}
+
+BOOST_AUTO_TEST_CASE(a_throwing_handler_does_not_disturb_other_triggers) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("throw", 2);
+    const auto group = k.unique("throw");
+    k.produce(topic, 90);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    handled_log log;
+    host.add_trigger({.name = "thrower", .topic = topic, .consumer = k.consumer(group)},
+                     [&](const kt::message& m) -> asio::awaitable<void> {
+                         log.add("thrower", m);
+                         if (m.offset() % 3 == 0) throw std::runtime_error("boom");
+                         co_return;
+                     });
+    host.add_trigger({.name = "calm", .topic = topic, .consumer = k.consumer(group)}, recording(log, "calm"));
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("calm") == 90 && log.distinct("thrower") == 90; }));
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+    std::uint64_t failed = 0, calm_failed = 0, calm_handled = 0;
+    for (const auto& s : host.stats()) {
+        if (s.name == "thrower") failed = s.failed;
+        if (s.name == "calm") calm_failed = s.failed, calm_handled = s.handled;
+    }
+    std::uint64_t expected_failures = 0;
+    for (auto [p, high] : k.admin().high_watermarks(topic))
+        for (std::int64_t o = 0; o < high; ++o) expected_failures += o % 3 == 0;
+    BOOST_TEST(failed == expected_failures);
+    BOOST_TEST(calm_failed == 0u);
+    BOOST_TEST(calm_handled == 90u);
+    BOOST_TEST(log.duplicates() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(the_last_release_closes_the_consumer_and_leaves_no_thread_behind) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("release", 2);
+    const auto group = k.unique("release");
+    k.produce(topic, 20);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    handled_log log;
+    const unsigned threads_before = kt::process_thread_count();
+    host.add_trigger({.name = "only", .topic = topic, .consumer = k.consumer(group)}, recording(log, "only"));
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("only") == 20; }));
+    BOOST_TEST(kt::process_thread_count() > threads_before);
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.remove_trigger("only"); });
+    BOOST_TEST(host.consumer_count() == 0u);
+    BOOST_TEST(wait_until([&] { return kt::process_thread_count() == threads_before; }, 5s));
+    BOOST_TEST(sum(k.admin().committed(group, topic)) == 20);
+}
+
+BOOST_AUTO_TEST_CASE(adding_triggers_at_runtime_loses_and_repeats_nothing_for_the_others) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("runtime-add", 3);
+    const auto other_topic = k.new_topic("runtime-add-other", 2);
+    const auto group = k.unique("runtime-add");
+    k.produce(topic, 150);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    handled_log log;
+    host.add_trigger({.name = "first", .topic = topic, .consumer = k.consumer(group)}, recording(log, "first"));
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("first") == 150; }));
+
+    // Same topic (joins the running consumer) and another topic (changes its subscription).
+    host.add_trigger({.name = "second", .topic = topic, .consumer = k.consumer(group)}, recording(log, "second"));
+    host.add_trigger({.name = "third", .topic = other_topic, .consumer = k.consumer(group)},
+                     recording(log, "third"));
+    BOOST_TEST(host.consumer_count() == 1u);
+    int produced = 150;
+    // Produce one at a time until "second" is live, so its first message is known to exist.
+    while (handled_by(host, "second") == 0 && produced < 1000) {
+        k.produce(topic, 1, 100, produced++);
+        wait_until([&] { return handled_by(host, "second") > 0; }, 200ms);
+    }
+    k.produce(topic, 150, 100, produced);
+    produced += 150;
+    k.produce(other_topic, 50);
+    BOOST_TEST_REQUIRE(wait_until([&] {
+        return log.distinct("first") == static_cast<std::size_t>(produced) && log.distinct("third") == 50;
+    }));
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+    BOOST_TEST(log.duplicates() == 0u);
+    BOOST_TEST(log.distinct("second") >= 150u);
+    BOOST_TEST(sum(k.admin().committed(group, topic)) == produced);
+}
+
+BOOST_AUTO_TEST_CASE(a_missing_topic_waits_and_does_not_disturb_its_consumer) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("present", 2);
+    const auto missing = k.unique("missing");
+    const auto group = k.unique("missing");
+    k.produce(topic, 30);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    handled_log log;
+    host.add_trigger({.name = "present", .topic = topic, .consumer = k.consumer(group)}, recording(log, "present"));
+    host.add_trigger({.name = "waiting", .topic = missing, .consumer = k.consumer(group)}, recording(log, "waiting"));
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("present") == 30; }));
+    BOOST_TEST(log.distinct("waiting") == 0u);
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+}
+
+BOOST_AUTO_TEST_CASE(a_subscription_delivers_in_order_and_commits_what_was_completed) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("pull", 1);
+    const auto group = k.unique("pull");
+    k.produce(topic, 25);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt, {.drain_timeout = 500ms}};
+    auto sub = host.subscribe({.name = "puller", .topic = topic, .consumer = k.consumer(group)});
+    host.start();
+    run_coro(rt.shard(1), [&]() -> asio::awaitable<void> {
+        std::int64_t expected = 0;
+        for (int i = 0; i < 20; ++i) {
+            auto m = co_await sub.next();
+            BOOST_TEST(m.offset() == expected++);
+            BOOST_TEST(m.key().starts_with("key-"));
+            sub.complete(m);
+        }
+        co_await sub.commit();
+    });
+    BOOST_TEST_REQUIRE(wait_until([&] {
+        run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.commit(); });
+        return k.admin().committed(group, topic)[0] == 20;
+    }));
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+    // Five delivered, never completed: the commit stays at 20 and they come again next time.
+    BOOST_TEST(k.admin().committed(group, topic)[0] == 20);
+}

@@ -1,0 +1,88 @@
+// One Kafka for a whole test binary: the embedded cluster, or real brokers from $KT_BOOTSTRAP.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <unistd.h>
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+
+#include <kt/admin.hpp>
+#include <kt/embedded_cluster.hpp>
+#include <kt/producer.hpp>
+
+namespace kt_test {
+
+class kafka {
+public:
+    static kafka& instance() {
+        static kafka shared;
+        return shared;
+    }
+
+    bool real() const noexcept { return !cluster_; }
+    const std::string& bootstrap() const noexcept { return bootstrap_; }
+
+    /// A fresh topic (unique name) with `partitions` partitions.
+    std::string new_topic(const std::string& prefix, int partitions) {
+        auto name = unique(prefix);
+        if (cluster_)
+            cluster_->create_topic(name, partitions);
+        else
+            admin().create_topic(name, partitions);
+        return name;
+    }
+
+    /// A unique name for groups and topics, so test cases never see each other's data.
+    std::string unique(const std::string& prefix) {
+        return fmt::format("{}-{}-{}", prefix, run_id_, counter_.fetch_add(1));
+    }
+
+    kt::consumer_config consumer(const std::string& group) const {
+        kt::consumer_config config{{"bootstrap.servers", bootstrap_},
+                                   {"group.id", group},
+                                   {"topic.metadata.refresh.interval.ms", "1000"},
+                                   // The mock coordinator delays a rejoin by session timeout - 1 s.
+                                   {"session.timeout.ms", "6000"}};
+        if (const char* debug = std::getenv("KT_TEST_RDKAFKA_DEBUG")) config.set("debug", debug);
+        return config;
+    }
+
+    /// Produces `count` records "key-<i % keys>" / "value-<i>" and waits until all are delivered.
+    void produce(const std::string& topic, int count, int keys = 100, int first = 0) {
+        kt::producer producer({{"bootstrap.servers", bootstrap_}, {"linger.ms", "1"}});
+        for (int i = first; i < first + count; ++i)
+            producer.send(topic, fmt::format("key-{}", i % keys), fmt::format("value-{}", i));
+        if (!producer.flush(std::chrono::seconds(30)) || producer.failed() > 0)
+            throw std::runtime_error("test produce failed");
+    }
+
+    kt::admin& admin() {
+        if (!admin_) admin_ = std::make_unique<kt::admin>(kt::consumer_config{{"bootstrap.servers", bootstrap_}});
+        return *admin_;
+    }
+
+    kt::embedded_cluster* embedded() noexcept { return cluster_.get(); }
+
+private:
+    kafka()
+        : run_id_(fmt::format("{}-{}", ::getpid(), std::chrono::system_clock::now().time_since_epoch().count() % 1000000)) {
+        if (const char* env = std::getenv("KT_BOOTSTRAP"); env && *env) {
+            bootstrap_ = env;
+        } else {
+            cluster_ = std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
+            bootstrap_ = cluster_->bootstrap();
+        }
+    }
+
+    std::unique_ptr<kt::embedded_cluster> cluster_;
+    std::unique_ptr<kt::admin> admin_;
+    std::string bootstrap_;
+    std::string run_id_;
+    std::atomic<int> counter_{0};
+};
+
+}  // namespace kt_test

@@ -1,0 +1,90 @@
+// Unit tests of sharing keys, secret redaction and config validation.
+#define BOOST_TEST_MODULE config
+#include <boost/test/unit_test.hpp>
+
+#include <ostream>
+
+#include <kt/config.hpp>
+#include <kt/errors.hpp>
+
+#include "rdkafka_handles.hpp"
+
+using kt::consumer_config;
+using kt::sharing;
+using kt::sharing_key;
+
+namespace kt {
+std::ostream& operator<<(std::ostream& os, const sharing_key& key) { return os << key.canonical(); }
+}  // namespace kt
+
+namespace {
+consumer_config base() {
+    return {{"bootstrap.servers", "b1:9092,b2:9092"}, {"group.id", "orders"},
+            {"security.protocol", "sasl_ssl"}, {"sasl.username", "svc"}, {"sasl.password", "hunter2"}};
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(equal_configs_share_whatever_the_bootstrap_order_and_case) {
+    auto a = base();
+    auto b = base();
+    b.set("bootstrap.servers", " B2:9092 , b1:9092");
+    BOOST_TEST(sharing_key::of(a, sharing::per_group, "t1", "x") ==
+               sharing_key::of(b, sharing::per_group, "t2", "y"));
+}
+
+BOOST_AUTO_TEST_CASE(configs_differing_only_in_sasl_password_do_not_share) {
+    auto other = base();
+    other.set("sasl.password", "hunter3");
+    BOOST_TEST(!(sharing_key::of(base(), sharing::per_group, "t", "x") ==
+                 sharing_key::of(other, sharing::per_group, "t", "x")));
+}
+
+BOOST_AUTO_TEST_CASE(a_sharing_key_holds_no_secret_in_clear) {
+    const auto key = sharing_key::of(base(), sharing::per_group, "t", "x");
+    BOOST_TEST(key.canonical().find("hunter2") == std::string::npos);
+    BOOST_TEST(key.canonical().find("sasl.password=sha256:") != std::string::npos);
+    BOOST_TEST(kt::redacted(base()).find("hunter2") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(any_other_property_difference_separates_consumers) {
+    auto other = base();
+    other.set("fetch.min.bytes", "1000");
+    BOOST_TEST(!(sharing_key::of(base(), sharing::per_group, "t", "x") ==
+                 sharing_key::of(other, sharing::per_group, "t", "x")));
+}
+
+BOOST_AUTO_TEST_CASE(per_topic_separates_topics_and_off_separates_every_trigger) {
+    BOOST_TEST(!(sharing_key::of(base(), sharing::per_topic, "a", "x") ==
+                 sharing_key::of(base(), sharing::per_topic, "b", "x")));
+    BOOST_TEST(sharing_key::of(base(), sharing::per_topic, "a", "x") ==
+               sharing_key::of(base(), sharing::per_topic, "a", "y"));
+    BOOST_TEST(!(sharing_key::of(base(), sharing::off, "a", "x") ==
+                 sharing_key::of(base(), sharing::off, "a", "y")));
+}
+
+BOOST_AUTO_TEST_CASE(secret_properties_are_recognised) {
+    for (const char* name : {"sasl.password", "ssl.key.password", "ssl.keystore.password",
+                             "sasl.oauthbearer.client.secret", "ssl.key.pem"})
+        BOOST_TEST(kt::is_secret_property(name), name);
+    BOOST_TEST(!kt::is_secret_property("sasl.username"));
+}
+
+BOOST_AUTO_TEST_CASE(an_unknown_property_is_named) {
+    try {
+        kt::detail::make_conf({{"bootstrap.servers", "x"}, {"no.such.property", "1"}});
+        BOOST_FAIL("expected config_error");
+    } catch (const kt::config_error& e) {
+        BOOST_TEST(e.property() == "no.such.property");
+        BOOST_TEST(std::string(e.what()).find("no.such.property") != std::string::npos);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(an_invalid_value_is_named_and_a_secret_value_never_echoed) {
+    try {
+        kt::detail::make_conf({{"session.timeout.ms", "soon"}});
+        BOOST_FAIL("expected config_error");
+    } catch (const kt::config_error& e) {
+        BOOST_TEST(e.property() == "session.timeout.ms");
+        BOOST_TEST(std::string(e.what()).find("session.timeout.ms") != std::string::npos);
+    }
+}

@@ -1,0 +1,73 @@
+// Unit tests of the per (trigger, partition) offset tracker.
+#define BOOST_TEST_MODULE offset_tracker
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <random>
+#include <vector>
+
+#include "offset_tracker.hpp"
+
+using kt::detail::offset_tracker;
+
+BOOST_AUTO_TEST_CASE(nothing_is_committable_before_the_first_delivery) {
+    offset_tracker t;
+    BOOST_TEST(!t.committable().has_value());
+    BOOST_TEST(t.idle());
+}
+
+BOOST_AUTO_TEST_CASE(the_lowest_unfinished_offset_is_committable) {
+    offset_tracker t;
+    for (int o = 10; o < 15; ++o) t.delivered(o);
+    BOOST_TEST(*t.committable() == 10);
+    BOOST_TEST(t.completed(12));
+    BOOST_TEST(t.completed(11));
+    BOOST_TEST(*t.committable() == 10);  // 10 still runs: nothing past it may be committed
+    BOOST_TEST(t.completed(10));
+    BOOST_TEST(*t.committable() == 13);
+    BOOST_TEST(t.backlog() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(when_all_finished_the_commit_is_last_delivered_plus_one_across_gaps) {
+    offset_tracker t;
+    t.delivered(3);
+    t.delivered(7);  // a gap (compaction, transaction marker) must not hold the commit back
+    t.completed(7);
+    t.completed(3);
+    BOOST_TEST(*t.committable() == 8);
+    BOOST_TEST(t.idle());
+}
+
+BOOST_AUTO_TEST_CASE(unknown_or_repeated_completions_are_refused) {
+    offset_tracker t;
+    t.delivered(1);
+    BOOST_TEST(!t.completed(2));
+    BOOST_TEST(t.completed(1));
+    BOOST_TEST(!t.completed(1));
+}
+
+BOOST_AUTO_TEST_CASE(random_completion_orders_never_commit_past_an_unfinished_offset) {
+    std::mt19937 rng(42);
+    for (int round = 0; round < 200; ++round) {
+        offset_tracker t;
+        std::vector<std::int64_t> offsets;
+        std::int64_t o = rng() % 5;
+        for (int i = 0; i < 100; ++i) {
+            offsets.push_back(o);
+            t.delivered(o);
+            o += 1 + rng() % 3;
+        }
+        std::vector<std::int64_t> order = offsets;
+        std::shuffle(order.begin(), order.end(), rng);
+        std::vector<bool> done(offsets.size(), false);
+        for (auto finished : order) {
+            BOOST_TEST_REQUIRE(t.completed(finished));
+            done[std::find(offsets.begin(), offsets.end(), finished) - offsets.begin()] = true;
+            const auto first_open = std::find(done.begin(), done.end(), false) - done.begin();
+            const std::int64_t expected = first_open == static_cast<long>(offsets.size())
+                                              ? offsets.back() + 1
+                                              : offsets[static_cast<std::size_t>(first_open)];
+            BOOST_TEST_REQUIRE(*t.committable() == expected);
+        }
+    }
+}
