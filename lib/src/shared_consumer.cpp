@@ -466,7 +466,9 @@ partition_list_ptr shared_consumer::committable_offsets(const std::vector<partit
 }
 
 void shared_consumer::commit_async(done_callback done) {
-    auto list = committable_offsets(nullptr, false);
+    // An explicit commit resends everything, so its waiter resumes only after an acknowledgement
+    // that covers every finished offset (a periodic commit may still be in flight).
+    auto list = committable_offsets(nullptr, static_cast<bool>(done));
     if (list->cnt == 0) {
         if (done) done(nullptr);
         return;

@@ -26,16 +26,19 @@ namespace {
 
 /// Runs `start(done)` where `done` may be called from any thread; resumes the awaiting coroutine
 /// on its own executor and rethrows the reported exception, if any.
-asio::awaitable<void> await_remote(std::function<void(shared_consumer::done_callback)> start) {
+/// Callables are named locals, never temporaries inside the co_await expression: GCC 12 can
+/// destroy such temporaries twice (seen as a double release under TSan).
+template <typename Start>
+asio::awaitable<void> await_remote(Start start) {
     auto ex = co_await asio::this_coro::executor;
+    auto initiation = [ex, start](auto handler) mutable {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        start([ex, shared](std::exception_ptr error) {
+            asio::post(ex, [shared, error]() mutable { std::move(*shared)(error); });
+        });
+    };
     co_await asio::async_initiate<const asio::use_awaitable_t<>, void(std::exception_ptr)>(
-        [ex, start = std::move(start)](auto handler) mutable {
-            auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-            start([ex, shared](std::exception_ptr error) {
-                asio::post(ex, [shared, error]() mutable { std::move(*shared)(error); });
-            });
-        },
-        asio::use_awaitable);
+        std::move(initiation), asio::use_awaitable);
 }
 
 }  // namespace
@@ -91,7 +94,10 @@ public:
             triggers_.erase(it);
         }
         auto consumer = trigger->consumer;
-        co_await await_remote([&](auto done) { consumer->detach(trigger, std::move(done)); });
+        auto detach = [&](shared_consumer::done_callback done) {
+            consumer->detach(trigger, std::move(done));
+        };
+        co_await await_remote(detach);
         close_inbox(trigger);
         bool last = false;
         {
@@ -103,7 +109,8 @@ public:
             }
         }
         // The last trigger leaving closes the consumer (drained and committed).
-        if (last) co_await await_remote([&](auto done) { consumer->stop(std::move(done)); });
+        auto stop = [&](shared_consumer::done_callback done) { consumer->stop(std::move(done)); };
+        if (last) co_await await_remote(stop);
     }
 
     void start() {
@@ -122,8 +129,10 @@ public:
 
     asio::awaitable<void> stop() {
         auto [consumers, triggers] = take_all();
-        for (auto& consumer : consumers)
-            co_await await_remote([&](auto done) { consumer->stop(std::move(done)); });
+        for (auto& consumer : consumers) {
+            auto stop = [&](shared_consumer::done_callback done) { consumer->stop(std::move(done)); };
+            co_await await_remote(stop);
+        }
         for (auto& trigger : triggers) close_inbox(trigger);
     }
 
@@ -149,8 +158,10 @@ public:
             std::lock_guard lock(mutex_);
             for (auto& [key, entry] : pool_) consumers.push_back(entry.consumer);
         }
-        for (auto& consumer : consumers)
-            co_await await_remote([&](auto done) { consumer->commit(std::move(done)); });
+        for (auto& consumer : consumers) {
+            auto commit = [&](shared_consumer::done_callback done) { consumer->commit(std::move(done)); };
+            co_await await_remote(commit);
+        }
     }
 
     std::size_t consumer_count() const {
@@ -300,8 +311,15 @@ committed_offsets trigger_host::committed() const { return core_->committed(); }
 // ---- subscription ----
 
 asio::awaitable<message> subscription::next() {
-    co_await asio::dispatch(inbox_->executor, asio::use_awaitable);
-    co_return co_await inbox_->channel.async_receive(asio::use_awaitable);
+    // The inbox is touched only on its executor; a co_await on dispatch() would not move this
+    // coroutine there, so the receive runs as its own coroutine on the inbox's executor.
+    auto inbox = inbox_;
+    auto receive = [inbox]() -> asio::awaitable<message> {
+        auto m = co_await inbox->channel.async_receive(asio::use_awaitable);
+        co_return m;
+    };
+    auto m = co_await asio::co_spawn(inbox->executor, std::move(receive), asio::use_awaitable);
+    co_return m;
 }
 
 void subscription::complete(const message& m) {
@@ -315,7 +333,8 @@ asio::awaitable<void> subscription::commit() {
     auto trigger = inbox_->trigger.lock();
     if (!trigger) co_return;
     auto consumer = trigger->consumer;
-    co_await detail::await_remote([&](auto done) { consumer->commit(std::move(done)); });
+    auto commit = [&](detail::shared_consumer::done_callback done) { consumer->commit(std::move(done)); };
+    co_await detail::await_remote(commit);
 }
 
 const std::string& subscription::name() const noexcept { return inbox_->name; }

@@ -71,7 +71,8 @@ using committed_offsets = std::map<std::string, std::map<std::int32_t, std::int6
 
 /// The lower-level API: the application pulls messages itself and reports completion.
 /// Keep it alive while consuming; destroying it does not remove the trigger (use
-/// trigger_host::remove_trigger). next() and complete() are called on the subscription's executor.
+/// trigger_host::remove_trigger). next() and complete() may be called from any executor; one
+/// next() at a time.
 class [[nodiscard]] subscription {
 public:
     subscription() = default;
