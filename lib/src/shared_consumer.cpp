@@ -217,6 +217,13 @@ void shared_consumer::commit(done_callback done) {
 
 void shared_consumer::stop(done_callback done) {
     if (!started_.load()) {
+        // Never started: drop the queued commands (they hold the triggers, which hold us).
+        std::vector<command> dropped;
+        {
+            std::lock_guard lock(commands_mutex_);
+            closed_ = true;
+            dropped.swap(commands_);
+        }
         done(nullptr);
         return;
     }

@@ -195,10 +195,6 @@ public:
     }
 
     runtime& rt() { return rt_; }
-    bool started() const {
-        std::lock_guard lock(mutex_);
-        return started_ && !stopped_;
-    }
 
 private:
     struct pool_entry {
@@ -273,7 +269,7 @@ trigger_host::trigger_host(runtime& rt, host_options options)
     : core_(std::make_shared<detail::host_core>(rt, options)) {}
 
 trigger_host::~trigger_host() {
-    if (core_->started()) core_->stop_blocking();
+    core_->stop_blocking();  // no-op when stop() was awaited; releases never-started consumers too
 }
 
 void trigger_host::add_trigger(trigger_options options, handler h) {
