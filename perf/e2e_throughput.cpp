@@ -53,8 +53,10 @@ double one_trigger(const std::string& bootstrap, const std::string& topic, long 
     kt::trigger_host host{rt};
     std::atomic<long> seen{0};
     std::atomic<std::int64_t> first_ns{0}, last_ns{0};
+    const char* backlog = std::getenv("KT_MAX_BACKLOG");
     host.add_trigger({.name = "noop", .topic = topic,
-                      .consumer = {{"bootstrap.servers", bootstrap}, {"group.id", "kt-one-trigger"}}},
+                      .consumer = {{"bootstrap.servers", bootstrap}, {"group.id", "kt-one-trigger"}},
+                      .max_backlog = backlog ? std::strtoul(backlog, nullptr, 10) : 10000},
                      [&](const kt::message&) -> asio::awaitable<void> {
                          const auto now = steady::now().time_since_epoch().count();
                          const long n = seen.fetch_add(1, std::memory_order_relaxed) + 1;

@@ -2,6 +2,7 @@
 #include "shared_consumer.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <set>
 
@@ -106,10 +107,8 @@ void shared_consumer::start() {
     rd_kafka_poll_set_consumer(client_.get());
     consumer_queue_.reset(rd_kafka_queue_get_consumer(client_.get()));
     commit_queue_.reset(rd_kafka_queue_new(client_.get()));
-    {
-        std::lock_guard lock(commands_mutex_);
-        wake_queue_ = consumer_queue_.get();
-    }
+    rd_kafka_queue_cb_event_enable(consumer_queue_.get(), &shared_consumer::queue_event, this);
+    rd_kafka_queue_cb_event_enable(commit_queue_.get(), &shared_consumer::queue_event, this);
     for (unsigned i = 0; i < links_.size(); ++i)
         asio::co_spawn(rt_.shard(i), read_shard(links_[i], i), asio::detached);
     thread_ = std::thread([this] { run(); });
@@ -117,16 +116,48 @@ void shared_consumer::start() {
 }
 
 void shared_consumer::post_command(std::function<void()> run, std::function<void()> reject) {
+    bool accepted = false;
     {
         std::lock_guard lock(commands_mutex_);
         if (!closed_) {
             commands_.push_back({std::move(run), std::move(reject)});
             has_commands_.store(true, std::memory_order_release);
-            if (wake_queue_) rd_kafka_queue_yield(wake_queue_);
-            return;
+            accepted = true;
         }
     }
-    if (reject) reject();  // the consumer is closed: nothing to do, but never leave a waiter hanging
+    if (accepted)
+        wake();
+    else if (reject)
+        reject();  // the consumer is closed: nothing to do, but never leave a waiter hanging
+}
+
+void shared_consumer::wake() noexcept {
+    {
+        std::lock_guard lock(wake_mutex_);
+        wake_pending_ = true;
+    }
+    wake_cv_.notify_one();
+}
+
+void shared_consumer::wait_for_work(std::chrono::milliseconds timeout) {
+    std::unique_lock lock(wake_mutex_);
+    wake_cv_.wait_for(lock, timeout, [this] { return wake_pending_; });
+    wake_pending_ = false;
+}
+
+void shared_consumer::queue_event(rd_kafka_t*, void* opaque) {
+    static_cast<shared_consumer*>(opaque)->wake();
+}
+
+shared_consumer::partition_queue::partition_queue(rd_kafka_queue_t* q, shared_consumer* owner)
+    : queue(q) {
+    rd_kafka_queue_forward(queue, nullptr);
+    rd_kafka_queue_cb_event_enable(queue, &shared_consumer::queue_event, owner);
+}
+
+shared_consumer::partition_queue::~partition_queue() {
+    rd_kafka_queue_cb_event_enable(queue, nullptr, nullptr);
+    rd_kafka_queue_destroy(queue);
 }
 
 void shared_consumer::run_commands() {
@@ -268,17 +299,38 @@ void shared_consumer::run() {
         }
         rd_kafka_queue_poll_callback(commit_queue_.get(), 0);
 
-        bool backed_up = false;
-        for (auto& link : links_) backed_up |= !link->pending_to_shard.empty();
-        int timeout_ms = (backed_up || stopping_) ? 1 : 10;
-        for (int budget = 512; budget > 0; --budget) {
-            rd_kafka_message_t* raw = rd_kafka_consumer_poll(client_.get(), timeout_ms);
-            if (!raw) break;
-            route(raw);
-            timeout_ms = 0;
-        }
+        const std::size_t got = poll_messages();
         notify_shards();
+        if (got == 0) {
+            // Completions are read on each turn: turn quickly while handlers run or ring items
+            // wait, so commits, drains and held-back partitions move without delay.
+            bool busy = paused_count_ > 0 || stopping_;
+            for (auto& link : links_) busy |= !link->pending_to_shard.empty();
+            if (!busy) busy = !drained(nullptr);
+            wait_for_work(busy ? 1ms : 10ms);
+        }
     }
+}
+
+std::size_t shared_consumer::poll_messages() {
+    std::size_t got = 0;
+    // The consumer queue carries rebalance events and errors (and messages of partitions whose
+    // own queue could not be taken).
+    for (int budget = 256; budget > 0; --budget) {
+        rd_kafka_message_t* raw = rd_kafka_consumer_poll(client_.get(), 0);
+        if (!raw) break;
+        route(raw);
+        ++got;
+    }
+    if (stopping_) return got;
+    std::array<rd_kafka_message_t*, 128> batch;
+    for (auto& [id, state] : partitions_) {
+        if (state.paused || !state.queue) continue;
+        const auto n = rd_kafka_consume_batch_queue(state.queue->queue, 0, batch.data(), batch.size());
+        for (ssize_t i = 0; i < n; ++i) route(batch[static_cast<std::size_t>(i)]);
+        if (n > 0) got += static_cast<std::size_t>(n);
+    }
+    return got;
 }
 
 std::uint32_t shared_consumer::topic_id(const std::string& topic) {
@@ -417,14 +469,11 @@ void shared_consumer::maybe_resume(const partition_id& id, partition_state& stat
 }
 
 void shared_consumer::set_paused(const partition_id& id, bool paused) {
-    partition_list_ptr list(rd_kafka_topic_partition_list_new(1));
-    rd_kafka_topic_partition_list_add(list.get(), topics_[id.first].c_str(), id.second);
-    if (paused)
-        rd_kafka_pause_partitions(client_.get(), list.get());
-    else
-        rd_kafka_resume_partitions(client_.get(), list.get());
-    partitions_[id].paused = paused;
-    log(log_level::debug, "group '{}': {} {}[{}]", group_, paused ? "paused" : "resumed",
+    auto& state = partitions_[id];
+    if (state.paused == paused) return;
+    paused_count_ += paused ? 1 : -1;
+    state.paused = paused;
+    log(log_level::debug, "group '{}': {} {}[{}]", group_, paused ? "holding back" : "resumed",
         topics_[id.first], id.second);
 }
 
@@ -549,7 +598,7 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
     const bool cooperative = protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         ever_assigned_ = true;
-        assign_partitions(partitions);
+        assign_partitions(partitions);  // takes the partition queues before fetching starts
         if (cooperative) {
             if (auto* error = rd_kafka_incremental_assign(rk, partitions)) {
                 log(log_level::error, "group '{}': assign failed: {}", group_,
@@ -559,11 +608,7 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
         } else {
             rd_kafka_assign(rk, partitions);
         }
-        // Pause state is ours, not librdkafka's: re-apply it so nothing stalls after a rebalance.
-        if (stopping_)
-            rd_kafka_pause_partitions(rk, partitions);
-        else
-            rd_kafka_resume_partitions(rk, partitions);
+        if (stopping_) rd_kafka_pause_partitions(rk, partitions);
         log(log_level::info, "group '{}': assigned {} partition(s)", group_, partitions->cnt);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         const bool lost = rd_kafka_assignment_lost(rk);
@@ -583,6 +628,7 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
         log(log_level::error, "group '{}': rebalance error: {}", group_, rd_kafka_err2str(err));
         rd_kafka_assign(rk, nullptr);
         partitions_.clear();
+        paused_count_ = 0;
     }
 }
 
@@ -594,6 +640,8 @@ void shared_consumer::assign_partitions(const rd_kafka_topic_partition_list_t* p
         state.generation = ++next_generation_;
         state.shard = shard_of(p.topic, p.partition, static_cast<unsigned>(links_.size()));
         state.trackers.resize(routes_[topic].size());
+        if (auto* queue = rd_kafka_queue_get_partition(client_.get(), p.topic, p.partition))
+            state.queue = std::make_unique<partition_queue>(queue, this);
         partitions_[{topic, p.partition}] = std::move(state);
     }
 }
@@ -609,7 +657,10 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
         wait_drained(&ids, steady::now() + (stopping_ ? 0ms : options_.drain_timeout));
         commit_sync(&ids);
     }
-    for (const auto& id : ids) partitions_.erase(id);
+    for (const auto& id : ids) {
+        if (auto it = partitions_.find(id); it != partitions_.end() && it->second.paused) --paused_count_;
+        partitions_.erase(id);
+    }
 }
 
 bool shared_consumer::drained(const std::vector<partition_id>* only) const {
@@ -686,10 +737,12 @@ void shared_consumer::finish_stop() {
     std::vector<command> late;
     {
         std::lock_guard lock(commands_mutex_);
-        wake_queue_ = nullptr;
         closed_ = true;
         late.swap(commands_);
     }
+    partitions_.clear();  // releases the partition queues before the client
+    rd_kafka_queue_cb_event_enable(commit_queue_.get(), nullptr, nullptr);
+    rd_kafka_queue_cb_event_enable(consumer_queue_.get(), nullptr, nullptr);
     commit_queue_.reset();
     consumer_queue_.reset();
     if (close_would_abort) {

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <exception>
 #include <functional>
 #include <map>
@@ -60,10 +61,20 @@ private:
         std::shared_ptr<trigger_state> trigger;
         bool detaching = false;  // fenced: no new deliveries; its tracker still counts
     };
+    /// The partition's own librdkafka queue (not forwarded to the consumer queue), so a backed-up
+    /// partition is held back by not draining it: no pause/refetch round trip, instant resume.
+    struct partition_queue {
+        partition_queue(rd_kafka_queue_t* queue, shared_consumer* owner);
+        ~partition_queue();
+        partition_queue(const partition_queue&) = delete;
+        partition_queue& operator=(const partition_queue&) = delete;
+        rd_kafka_queue_t* queue;
+    };
     struct partition_state {
         std::uint32_t generation = 0;
         unsigned shard = 0;
-        bool paused = false;
+        bool paused = false;  // local: its queue is not drained
+        std::unique_ptr<partition_queue> queue;
         std::vector<offset_tracker> trackers;  // aligned with routes_[topic]
         std::int64_t commit_sent = -1;
     };
@@ -100,6 +111,12 @@ private:
     void finish_stop();
     void set_paused(const partition_id& id, bool paused);
 
+    /// Wakes the poll thread (from any thread, including librdkafka's queue-event callbacks).
+    void wake() noexcept;
+    void wait_for_work(std::chrono::milliseconds timeout);
+    static void queue_event(rd_kafka_t* rk, void* opaque);
+    std::size_t poll_messages();
+
     static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                      rd_kafka_topic_partition_list_t* partitions, void* opaque);
     static void commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -117,10 +134,12 @@ private:
     std::mutex commands_mutex_;
     std::vector<command> commands_;
     std::atomic<bool> has_commands_{false};
-    rd_kafka_queue_t* wake_queue_ = nullptr;  // guarded by commands_mutex_
-    bool closed_ = false;                     // guarded by commands_mutex_
+    bool closed_ = false;  // guarded by commands_mutex_
     std::thread thread_;
     std::atomic<bool> started_{false};
+    std::mutex wake_mutex_;
+    std::condition_variable wake_cv_;
+    bool wake_pending_ = false;  // guarded by wake_mutex_
 
     // Poll-thread state.
     client_ptr client_;
@@ -139,6 +158,7 @@ private:
     void finish_detach(std::uint32_t trigger_id);
     bool ever_assigned_ = false;
     bool rejoin_pending_ = false;
+    int paused_count_ = 0;
     bool cooperative_configured_ = false;
     std::vector<std::string> warned_missing_;
     bool stopping_ = false;

@@ -141,7 +141,9 @@ void trigger_runner::finish(const message& m, bool ok) {
     const auto id = lane_of(m);
     if (auto it = lanes_.find(id); it != lanes_.end()) {
         it->second.busy = false;
-        if (it->second.pending.empty() && !it->second.ready)
+        // Partition lanes are few and reused; key and message lanes go when empty.
+        if (it->second.pending.empty() && !it->second.ready &&
+            owner_.options.ordering != ordering::partition)
             lanes_.erase(it);
         else
             enqueue_ready(id, it->second);

@@ -42,9 +42,10 @@ struct trigger_options {
     kt::ordering ordering = kt::ordering::partition;
     /// Handlers of this trigger running at once, per shard.
     unsigned max_in_flight = 64;
-    /// Delivered-but-unfinished messages per partition above which the partition is paused;
-    /// it resumes below half of it.
-    std::size_t max_backlog = 1000;
+    /// Delivered-but-unfinished messages per partition above which the partition is held back
+    /// (its queue is not drained; librdkafka's prefetch limits then stop its fetching); it
+    /// resumes below half of it.
+    std::size_t max_backlog = 10000;
 };
 
 struct host_options {
