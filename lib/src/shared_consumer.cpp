@@ -226,7 +226,7 @@ void shared_consumer::finish_detach(std::uint32_t trigger_id) {
         for (const auto& id : ids) {
             auto& state = partitions_[id];
             state.trackers.erase(state.trackers.begin() + index);
-            maybe_resume(id, state, nullptr);
+            maybe_resume(id, state);
         }
     }
     if (!stopping_) resubscribe();
@@ -454,13 +454,12 @@ void shared_consumer::on_completion(const completion& c) {
     for (std::size_t i = 0; i < route.size(); ++i) {
         if (route[i].trigger->id != c.trigger_id) continue;
         part->second.trackers[i].completed(c.offset);
-        if (part->second.paused) maybe_resume(part->first, part->second, nullptr);
+        if (part->second.paused) maybe_resume(part->first, part->second);
         return;
     }
 }
 
-void shared_consumer::maybe_resume(const partition_id& id, partition_state& state,
-                                   const trigger_options*) {
+void shared_consumer::maybe_resume(const partition_id& id, partition_state& state) {
     if (!state.paused || stopping_) return;
     const auto& route = routes_[id.first];
     for (std::size_t i = 0; i < route.size(); ++i)
@@ -720,10 +719,16 @@ void shared_consumer::finish_stop() {
         link->poll_side_gone.store(true, std::memory_order_release);
         link->to_shard.close();
     }
-    // librdkafka < 2.3.0 asserts when a cooperative-sticky consumer that never received an
-    // assignment is closed (librdkafka #4312): leak it instead of aborting the process.
+    // librdkafka < 2.3.0 asserts when a cooperative-sticky consumer that joined its group (the
+    // assignor is chosen at JoinGroup) but never received an assignment is closed (librdkafka
+    // #4312): leak that one client instead of aborting the process.
+    bool joined = false;
+    if (char* member = rd_kafka_memberid(client_.get())) {
+        joined = *member != '\0';
+        rd_kafka_mem_free(client_.get(), member);
+    }
     const bool close_would_abort =
-        !ever_assigned_ && rd_kafka_version() < 0x020300ff && cooperative_configured_;
+        joined && !ever_assigned_ && rd_kafka_version() < 0x020300ff && cooperative_configured_;
     if (!close_would_abort) rd_kafka_consumer_close(client_.get());
     // Queued items still hold message references; release those the shards will never read.
     for (auto& link : links_) {
@@ -747,8 +752,8 @@ void shared_consumer::finish_stop() {
     consumer_queue_.reset();
     if (close_would_abort) {
         log(log_level::warning,
-            "group '{}': consumer never got an assignment; not destroyed (librdkafka < 2.3.0 "
-            "aborts on it, librdkafka #4312)",
+            "group '{}': consumer closed during its first group join; not destroyed "
+            "(librdkafka < 2.3.0 aborts on it, librdkafka #4312)",
             group_);
         (void)client_.release();
     } else if (live_messages_.load() > 0) {

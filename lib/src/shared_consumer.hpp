@@ -94,7 +94,7 @@ private:
     void on_completion(const completion& c);
     void flush_pending();
     void notify_shards();
-    void maybe_resume(const partition_id& id, partition_state& state, const trigger_options* any);
+    void maybe_resume(const partition_id& id, partition_state& state);
     std::uint32_t topic_id(const std::string& topic);
     void resubscribe();
     std::optional<std::int64_t> committable(const partition_state& state) const;
