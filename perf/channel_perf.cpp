@@ -33,7 +33,8 @@ static void channel_push_pop_batch(benchmark::State& state) {
     kt::spsc_channel<item> channel(8192, ctx.get_executor());
     const auto batch = state.range(0);
     for (auto _ : state) {
-        for (std::int64_t i = 0; i < batch; ++i) channel.try_push({nullptr, nullptr, std::uint64_t(i)});
+        for (std::int64_t i = 0; i < batch; ++i)
+            channel.try_push({nullptr, nullptr, std::uint64_t(i)});
         channel.notify();
         std::uint64_t sum = 0;
         channel.consume_all([&](const item& it) { sum += it.tag; });
@@ -91,7 +92,8 @@ static void channel_cross_thread_stream(benchmark::State& state) {
                     received += static_cast<std::int64_t>(channel.consume_all([](const item&) {}));
                     auto [ec] = co_await channel.async_wait(asio::as_tuple(asio::use_awaitable));
                     if (ec) {
-                        received += static_cast<std::int64_t>(channel.consume_all([](const item&) {}));
+                        received +=
+                            static_cast<std::int64_t>(channel.consume_all([](const item&) {}));
                         co_return;
                     }
                 }
@@ -100,8 +102,10 @@ static void channel_cross_thread_stream(benchmark::State& state) {
         std::thread consumer([&] { ctx.run(); });
         for (std::int64_t sent = 0; sent < items;) {
             for (std::int64_t i = 0; i < burst && sent < items;)
-                if (channel.try_push({nullptr, nullptr, std::uint64_t(sent)})) ++sent, ++i;
-                else channel.notify();
+                if (channel.try_push({nullptr, nullptr, std::uint64_t(sent)}))
+                    ++sent, ++i;
+                else
+                    channel.notify();
             channel.notify();
         }
         channel.close();
@@ -110,7 +114,11 @@ static void channel_cross_thread_stream(benchmark::State& state) {
     }
     state.SetItemsProcessed(state.iterations() * items);
 }
-BENCHMARK(channel_cross_thread_stream)->Arg(1)->Arg(64)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(channel_cross_thread_stream)
+    ->Arg(1)
+    ->Arg(64)
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 // The hop alone: push one item while the consumer is parked, measure until the coroutine runs.
 // Paced (one message every 100 µs, i.e. 10k msg/s) so each message finds the consumer parked.
@@ -126,7 +134,8 @@ static void channel_hop_latency(benchmark::State& state) {
                 auto [ec] = co_await channel.async_wait(asio::as_tuple(asio::use_awaitable));
                 const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
                 std::int64_t v;
-                while (channel.try_pop(v)) {}
+                while (channel.try_pop(v)) {
+                }
                 resumed_at.store(now, std::memory_order_release);
                 if (ec) co_return;
             }
@@ -140,7 +149,8 @@ static void channel_hop_latency(benchmark::State& state) {
         const auto pushed = std::chrono::steady_clock::now().time_since_epoch().count();
         channel.push(pushed);
         std::int64_t done;
-        while ((done = resumed_at.load(std::memory_order_acquire)) == 0) {}
+        while ((done = resumed_at.load(std::memory_order_acquire)) == 0) {
+        }
         const double hop_ns = static_cast<double>(done - pushed);
         samples.push_back(hop_ns);
         state.SetIterationTime(hop_ns * 1e-9);
@@ -149,7 +159,9 @@ static void channel_hop_latency(benchmark::State& state) {
     guard.reset();
     consumer.join();
     std::sort(samples.begin(), samples.end());
-    auto pct = [&](double p) { return samples[static_cast<std::size_t>(p * (samples.size() - 1))] / 1000.0; };
+    auto pct = [&](double p) {
+        return samples[static_cast<std::size_t>(p * (samples.size() - 1))] / 1000.0;
+    };
     state.counters["p50_us"] = pct(0.50);
     state.counters["p99_us"] = pct(0.99);
 }

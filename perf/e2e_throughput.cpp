@@ -22,9 +22,9 @@ namespace {
 double raw_loop(const std::string& bootstrap, const std::string& topic, long total) {
     char err[512];
     rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    for (auto [k, v] : {std::pair{"bootstrap.servers", bootstrap.c_str()},
-                        std::pair{"group.id", "raw-baseline"}, std::pair{"auto.offset.reset", "earliest"},
-                        std::pair{"enable.auto.commit", "true"}})
+    for (auto [k, v] :
+         {std::pair{"bootstrap.servers", bootstrap.c_str()}, std::pair{"group.id", "raw-baseline"},
+          std::pair{"auto.offset.reset", "earliest"}, std::pair{"enable.auto.commit", "true"}})
         rd_kafka_conf_set(conf, k, v, err, sizeof err);
     rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
     rd_kafka_poll_set_consumer(rk);
@@ -48,22 +48,25 @@ double raw_loop(const std::string& bootstrap, const std::string& topic, long tot
     return static_cast<double>(total - 1) / seconds;
 }
 
-double one_trigger(const std::string& bootstrap, const std::string& topic, long total, unsigned shards) {
+double one_trigger(const std::string& bootstrap, const std::string& topic, long total,
+                   unsigned shards) {
     kt::runtime rt{{.shards = shards}};
     kt::trigger_host host{rt};
     std::atomic<long> seen{0};
     std::atomic<std::int64_t> first_ns{0}, last_ns{0};
     const char* backlog = std::getenv("KT_MAX_BACKLOG");
-    host.add_trigger({.name = "noop", .topic = topic,
-                      .consumer = {{"bootstrap.servers", bootstrap}, {"group.id", "kt-one-trigger"}},
-                      .max_backlog = backlog ? std::strtoul(backlog, nullptr, 10) : 10000},
-                     [&](const kt::message&) -> asio::awaitable<void> {
-                         const auto now = steady::now().time_since_epoch().count();
-                         const long n = seen.fetch_add(1, std::memory_order_relaxed) + 1;
-                         if (n == 1) first_ns = now;
-                         if (n == total) last_ns = now;
-                         co_return;
-                     });
+    host.add_trigger(
+        {.name = "noop",
+         .topic = topic,
+         .consumer = {{"bootstrap.servers", bootstrap}, {"group.id", "kt-one-trigger"}},
+         .max_backlog = backlog ? std::strtoul(backlog, nullptr, 10) : 10000},
+        [&](const kt::message&) -> asio::awaitable<void> {
+            const auto now = steady::now().time_since_epoch().count();
+            const long n = seen.fetch_add(1, std::memory_order_relaxed) + 1;
+            if (n == 1) first_ns = now;
+            if (n == total) last_ns = now;
+            co_return;
+        });
     host.start();
     while (last_ns.load() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
     const double seconds = static_cast<double>(last_ns - first_ns) * 1e-9;
@@ -82,7 +85,8 @@ int main(int argc, char** argv) {
     {
         kt::producer producer({{"bootstrap.servers", cluster.bootstrap()}, {"linger.ms", "5"}});
         const std::string value(100, 'v');
-        for (long i = 0; i < total; ++i) producer.send(topic, fmt::format("key-{}", i % 1000), value);
+        for (long i = 0; i < total; ++i)
+            producer.send(topic, fmt::format("key-{}", i % 1000), value);
         producer.flush(std::chrono::seconds(60));
     }
     // Alternate the order so neither side always runs on a warmer cache.

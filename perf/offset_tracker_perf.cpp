@@ -11,12 +11,12 @@ namespace {
 
 /// The obvious alternative: a set of in-flight offsets.
 class set_tracker {
-public:
+  public:
     void delivered(std::int64_t o) { in_flight_.insert(o), next_ = o + 1; }
     void completed(std::int64_t o) { in_flight_.erase(o); }
     std::int64_t committable() const { return in_flight_.empty() ? next_ : *in_flight_.begin(); }
 
-private:
+  private:
     std::set<std::int64_t> in_flight_;
     std::int64_t next_ = 0;
 };
@@ -45,10 +45,18 @@ void mark_and_commit(benchmark::State& state, bool shuffled) {
 
 }  // namespace
 
-static void tracker_in_order(benchmark::State& s) { mark_and_commit<kt::detail::offset_tracker>(s, false); }
-static void set_in_order(benchmark::State& s) { mark_and_commit<set_tracker>(s, false); }
-static void tracker_out_of_order(benchmark::State& s) { mark_and_commit<kt::detail::offset_tracker>(s, true); }
-static void set_out_of_order(benchmark::State& s) { mark_and_commit<set_tracker>(s, true); }
+static void tracker_in_order(benchmark::State& s) {
+    mark_and_commit<kt::detail::offset_tracker>(s, false);
+}
+static void set_in_order(benchmark::State& s) {
+    mark_and_commit<set_tracker>(s, false);
+}
+static void tracker_out_of_order(benchmark::State& s) {
+    mark_and_commit<kt::detail::offset_tracker>(s, true);
+}
+static void set_out_of_order(benchmark::State& s) {
+    mark_and_commit<set_tracker>(s, true);
+}
 BENCHMARK(tracker_in_order)->Arg(1)->Arg(64)->Arg(1024);
 BENCHMARK(set_in_order)->Arg(1)->Arg(64)->Arg(1024);
 BENCHMARK(tracker_out_of_order)->Arg(64)->Arg(1024);

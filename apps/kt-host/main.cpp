@@ -14,12 +14,12 @@
 #include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
-#include <fmt/format.h>
 
 #include <kt/kt.hpp>
 
@@ -58,9 +58,9 @@ kt::sharing parse_sharing(const std::string& text) {
 }
 
 kt::log_level parse_level(const std::string& text) {
-    for (auto [name, level] : {std::pair{"debug", kt::log_level::debug}, std::pair{"info", kt::log_level::info},
-                               std::pair{"warning", kt::log_level::warning},
-                               std::pair{"error", kt::log_level::error}})
+    for (auto [name, level] :
+         {std::pair{"debug", kt::log_level::debug}, std::pair{"info", kt::log_level::info},
+          std::pair{"warning", kt::log_level::warning}, std::pair{"error", kt::log_level::error}})
         if (text == name) return level;
     throw po::validation_error(po::validation_error::invalid_option_value, "--log-level", text);
 }
@@ -89,13 +89,15 @@ std::optional<options> parse_options(int argc, char** argv) {
         "Without --bootstrap or $KAFKA_BOOTSTRAP_SERVERS it starts an embedded 3-broker cluster.\n"
         "Options");
     desc.add_options()("help,h", "show this help")(
-        "bootstrap", po::value(&o.bootstrap), "Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS)")(
+        "bootstrap", po::value(&o.bootstrap),
+        "Kafka bootstrap servers (default $KAFKA_BOOTSTRAP_SERVERS)")(
         "topic", po::value(&topics), "NAME[:PARTITIONS] to consume, repeatable (default orders:6)")(
         "group", po::value(&o.group)->default_value(o.group), "consumer group id")(
         "triggers", po::value(&o.triggers)->default_value(1), "triggers per topic")(
         "sharing", po::value(&sharing)->default_value(sharing),
-        "consumer sharing: per_group | per_topic | off (off: one consumer and group <group>.<trigger> each)")(
-        "shards", po::value(&o.shards)->default_value(0), "handler threads (0: one per core)")(
+        "consumer sharing: per_group | per_topic | off (off: one consumer and group "
+        "<group>.<trigger> each)")("shards", po::value(&o.shards)->default_value(0),
+                                   "handler threads (0: one per core)")(
         "handler-ms", po::value(&o.handler_ms)->default_value(0),
         "each handler awaits an Asio timer this long (simulated I/O)")(
         "produce", po::value(&o.produce)->default_value(0),
@@ -103,8 +105,8 @@ std::optional<options> parse_options(int argc, char** argv) {
         "output", po::value(&o.output), "append one JSON line per handled message to FILE")(
         "exit-when-idle", po::value(&o.exit_when_idle)->default_value(0),
         "stop gracefully after SEC seconds without messages (before the first message: SEC + 10 s; "
-        "0: run until SIGINT/SIGTERM)")(
-        "summary-json", po::value(&o.summary_json), "write a JSON summary to FILE at exit")(
+        "0: run until SIGINT/SIGTERM)")("summary-json", po::value(&o.summary_json),
+                                        "write a JSON summary to FILE at exit")(
         "log-level", po::value(&level)->default_value(level), "debug | info | warning | error");
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -115,7 +117,8 @@ std::optional<options> parse_options(int argc, char** argv) {
     po::notify(vm);
     o.sharing = parse_sharing(sharing);
     o.log_level = parse_level(level);
-    if (o.triggers < 1) throw po::validation_error(po::validation_error::invalid_option_value, "--triggers");
+    if (o.triggers < 1)
+        throw po::validation_error(po::validation_error::invalid_option_value, "--triggers");
     if (topics.empty()) topics.push_back("orders");
     for (const auto& t : topics) o.topics.push_back(parse_topic(t));
     if (o.bootstrap.empty())
@@ -136,7 +139,8 @@ void produce(const options& o) {
     kt::producer producer({{"bootstrap.servers", o.bootstrap}, {"linger.ms", "5"}});
     const std::string value(100, 'x');
     for (const auto& t : o.topics)
-        for (long i = 0; i < o.produce; ++i) producer.send(t.name, fmt::format("key-{}", i % 1000), value);
+        for (long i = 0; i < o.produce; ++i)
+            producer.send(t.name, fmt::format("key-{}", i % 1000), value);
     if (!producer.flush(60s) || producer.failed() > 0)
         throw std::runtime_error(fmt::format("producing failed: {} of {} records not delivered",
                                              producer.failed(), o.produce * long(o.topics.size())));
@@ -145,7 +149,7 @@ void produce(const options& o) {
 
 /// Appends handled-message records; shared by handlers on every shard.
 class output_file {
-public:
+  public:
     explicit output_file(const std::string& path) {
         if (!path.empty()) {
             file_.open(path, std::ios::app);
@@ -154,7 +158,9 @@ public:
     }
     void record(const std::string& trigger, const kt::message& m) {
         if (!file_.is_open()) return;
-        json::object line{{"trigger", trigger}, {"topic", m.topic()}, {"partition", m.partition()},
+        json::object line{{"trigger", trigger},
+                          {"topic", m.topic()},
+                          {"partition", m.partition()},
                           {"offset", m.offset()}};
         line["key"] = m.has_key() ? json::value(m.key()) : json::value(nullptr);
         const auto text = json::serialize(line);
@@ -165,14 +171,14 @@ public:
         if (file_.is_open()) file_.flush();
     }
 
-private:
+  private:
     std::mutex mutex_;
     std::ofstream file_;
 };
 
 /// Samples thread count and live consumers while the host runs.
 class sampler {
-public:
+  public:
     explicit sampler(const kt::trigger_host& host)
         : thread_([this, &host] {
               while (!stop_) {
@@ -189,7 +195,7 @@ public:
     unsigned threads_peak() const { return threads_peak_; }
     std::size_t consumers_peak() const { return consumers_peak_; }
 
-private:
+  private:
     std::atomic<bool> stop_{false};
     std::atomic<unsigned> threads_peak_{0};
     std::atomic<std::size_t> consumers_peak_{0};
@@ -199,8 +205,8 @@ private:
 void write_summary(const options& o, const kt::trigger_host& host, const sampler& s) {
     json::array triggers;
     for (const auto& t : host.stats()) {
-        triggers.push_back(json::object{{"name", t.name}, {"topic", t.topic}, {"handled", t.handled},
-                                        {"failed", t.failed}});
+        triggers.push_back(json::object{
+            {"name", t.name}, {"topic", t.topic}, {"handled", t.handled}, {"failed", t.failed}});
         std::cout << fmt::format("trigger {:<24} topic {:<16} handled {:>9} failed {:>6}\n", t.name,
                                  t.topic, t.handled, t.failed);
     }
@@ -210,10 +216,13 @@ void write_summary(const options& o, const kt::trigger_host& host, const sampler
         for (auto [p, offset] : partitions) per_partition[std::to_string(p)] = offset;
         committed[topic] = std::move(per_partition);
     }
-    std::cout << fmt::format("consumers {}  threads peak {}\n", s.consumers_peak(), s.threads_peak());
+    std::cout << fmt::format("consumers {}  threads peak {}\n", s.consumers_peak(),
+                             s.threads_peak());
     if (o.summary_json.empty()) return;
-    json::object summary{{"triggers", std::move(triggers)}, {"consumers", s.consumers_peak()},
-                         {"threads_peak", s.threads_peak()}, {"committed", std::move(committed)}};
+    json::object summary{{"triggers", std::move(triggers)},
+                         {"consumers", s.consumers_peak()},
+                         {"threads_peak", s.threads_peak()},
+                         {"committed", std::move(committed)}};
     std::ofstream(o.summary_json) << json::serialize(summary) << '\n';
 }
 
@@ -222,7 +231,8 @@ int run(const options& o) {
     options effective = o;
     std::unique_ptr<kt::embedded_cluster> cluster;  // outlives the host and the runtime
     if (effective.bootstrap.empty()) {
-        cluster = std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
+        cluster =
+            std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
         effective.bootstrap = cluster->bootstrap();
         std::cout << "bootstrap: " << effective.bootstrap << std::endl;
     }
@@ -236,19 +246,23 @@ int run(const options& o) {
     for (const auto& t : effective.topics) {
         for (int i = 0; i < effective.triggers; ++i) {
             const auto name = fmt::format("{}.t{}", t.name, i);
-            const auto group = effective.sharing == kt::sharing::off ? fmt::format("{}.{}", effective.group, name)
-                                                                     : effective.group;
-            host.add_trigger({.name = name, .topic = t.name,
-                              .consumer = {{"bootstrap.servers", effective.bootstrap}, {"group.id", group}}},
-                             [&, name, ms = effective.handler_ms](const kt::message& m) -> asio::awaitable<void> {
-                                 if (ms > 0) {
-                                     asio::steady_timer timer(co_await asio::this_coro::executor,
-                                                              std::chrono::milliseconds(ms));
-                                     co_await timer.async_wait(asio::use_awaitable);
-                                 }
-                                 output.record(name, m);
-                                 last_handled = std::chrono::steady_clock::now().time_since_epoch().count();
-                             });
+            const auto group = effective.sharing == kt::sharing::off
+                                   ? fmt::format("{}.{}", effective.group, name)
+                                   : effective.group;
+            host.add_trigger(
+                {.name = name,
+                 .topic = t.name,
+                 .consumer = {{"bootstrap.servers", effective.bootstrap}, {"group.id", group}}},
+                [&, name,
+                 ms = effective.handler_ms](const kt::message& m) -> asio::awaitable<void> {
+                    if (ms > 0) {
+                        asio::steady_timer timer(co_await asio::this_coro::executor,
+                                                 std::chrono::milliseconds(ms));
+                        co_await timer.async_wait(asio::use_awaitable);
+                    }
+                    output.record(name, m);
+                    last_handled = std::chrono::steady_clock::now().time_since_epoch().count();
+                });
         }
     }
     sampler samples(host);

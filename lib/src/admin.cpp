@@ -22,22 +22,28 @@ bool admin::create_topic(const std::string& topic, int partitions, int replicati
                          std::chrono::milliseconds timeout) {
     auto* rk = state_->client.get();
     char reason[512];
-    auto* new_topic = rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, reason,
-                                            sizeof reason);
-    if (!new_topic) throw config_error("topic", fmt::format("cannot create topic '{}': {}", topic, reason));
+    auto* new_topic =
+        rd_kafka_NewTopic_new(topic.c_str(), partitions, replication_factor, reason, sizeof reason);
+    if (!new_topic)
+        throw config_error("topic", fmt::format("cannot create topic '{}': {}", topic, reason));
     detail::queue_ptr queue(rd_kafka_queue_new(rk));
     auto* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), nullptr, 0);
+    rd_kafka_AdminOptions_set_operation_timeout(options, static_cast<int>(timeout.count()), nullptr,
+                                                0);
     rd_kafka_CreateTopics(rk, &new_topic, 1, options, queue.get());
     rd_kafka_AdminOptions_destroy(options);
     rd_kafka_NewTopic_destroy(new_topic);
 
-    rd_kafka_event_t* event = rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000);
-    if (!event) throw kafka_error(make_kafka_error(RD_KAFKA_RESP_ERR__TIMED_OUT), "create topic " + topic);
-    std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> owner(event, rd_kafka_event_destroy);
+    rd_kafka_event_t* event =
+        rd_kafka_queue_poll(queue.get(), static_cast<int>(timeout.count()) + 1000);
+    if (!event)
+        throw kafka_error(make_kafka_error(RD_KAFKA_RESP_ERR__TIMED_OUT), "create topic " + topic);
+    std::unique_ptr<rd_kafka_event_t, decltype(&rd_kafka_event_destroy)> owner(
+        event, rd_kafka_event_destroy);
     detail::throw_if_error(rd_kafka_event_error(event), "create topic " + topic);
     size_t count = 0;
-    const auto* result = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
+    const auto* result =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(event), &count);
     for (size_t i = 0; i < count; ++i) {
         const auto err = rd_kafka_topic_result_error(result[i]);
         if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) return false;
@@ -52,13 +58,16 @@ bool admin::create_topic(const std::string& topic, int partitions, int replicati
 int admin::partition_count(const std::string& topic, std::chrono::milliseconds timeout) {
     auto* rk = state_->client.get();
     rd_kafka_topic_t* handle = rd_kafka_topic_new(rk, topic.c_str(), nullptr);
-    std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> owner(handle, rd_kafka_topic_destroy);
+    std::unique_ptr<rd_kafka_topic_t, decltype(&rd_kafka_topic_destroy)> owner(
+        handle, rd_kafka_topic_destroy);
     const rd_kafka_metadata_t* metadata = nullptr;
-    detail::throw_if_error(rd_kafka_metadata(rk, 0, handle, &metadata, static_cast<int>(timeout.count())),
-                           "metadata of " + topic);
+    detail::throw_if_error(
+        rd_kafka_metadata(rk, 0, handle, &metadata, static_cast<int>(timeout.count())),
+        "metadata of " + topic);
     std::unique_ptr<const rd_kafka_metadata_t, decltype(&rd_kafka_metadata_destroy)> meta(
         metadata, rd_kafka_metadata_destroy);
-    if (meta->topic_cnt != 1) throw kafka_error(make_kafka_error(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC), topic);
+    if (meta->topic_cnt != 1)
+        throw kafka_error(make_kafka_error(RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC), topic);
     detail::throw_if_error(meta->topics[0].err, "topic " + topic);
     return meta->topics[0].partition_cnt;
 }
@@ -69,24 +78,28 @@ std::map<std::int32_t, std::int64_t> admin::high_watermarks(const std::string& t
     const int partitions = partition_count(topic, timeout);
     for (int p = 0; p < partitions; ++p) {
         int64_t low = 0, high = 0;
-        detail::throw_if_error(rd_kafka_query_watermark_offsets(state_->client.get(), topic.c_str(), p, &low,
-                                                                &high, static_cast<int>(timeout.count())),
-                               "watermarks of " + topic);
+        detail::throw_if_error(
+            rd_kafka_query_watermark_offsets(state_->client.get(), topic.c_str(), p, &low, &high,
+                                             static_cast<int>(timeout.count())),
+            "watermarks of " + topic);
         result[p] = high;
     }
     return result;
 }
 
-std::map<std::int32_t, std::int64_t> admin::committed(const std::string& group, const std::string& topic,
-                                                     std::chrono::milliseconds timeout) {
+std::map<std::int32_t, std::int64_t> admin::committed(const std::string& group,
+                                                      const std::string& topic,
+                                                      std::chrono::milliseconds timeout) {
     const int partitions = partition_count(topic, timeout);
     consumer_config config = state_->config;
     config.set("group.id", group);
     auto consumer = detail::make_client(RD_KAFKA_CONSUMER, detail::make_conf(config));
     detail::partition_list_ptr list(rd_kafka_topic_partition_list_new(partitions));
-    for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
-    detail::throw_if_error(rd_kafka_committed(consumer.get(), list.get(), static_cast<int>(timeout.count())),
-                           "committed offsets of " + group);
+    for (int p = 0; p < partitions; ++p)
+        rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), p);
+    detail::throw_if_error(
+        rd_kafka_committed(consumer.get(), list.get(), static_cast<int>(timeout.count())),
+        "committed offsets of " + group);
     std::map<std::int32_t, std::int64_t> result;
     for (int i = 0; i < list->cnt; ++i)
         if (list->elems[i].offset >= 0) result[list->elems[i].partition] = list->elems[i].offset;

@@ -71,14 +71,19 @@ sharing_key sharing_key::of(const consumer_config& config, sharing mode, std::st
     for (const auto& [name, value] : config.properties()) {
         std::string canonical_name = name == "metadata.broker.list" ? "bootstrap.servers" : name;
         std::string canonical_value = is_bootstrap_property(name) ? normalise_bootstrap(value)
-                                      : is_secret_property(name) ? "sha256:" + sha256_hex(value)
-                                                                 : value;
+                                      : is_secret_property(name)  ? "sha256:" + sha256_hex(value)
+                                                                  : value;
         key.canonical_ += canonical_name + '=' + canonical_value + '\n';
     }
     switch (mode) {
-        case sharing::per_group: break;
-        case sharing::per_topic: key.canonical_ += fmt::format("#topic={}\n", topic); break;
-        case sharing::off: key.canonical_ += fmt::format("#trigger={}\n", trigger_name); break;
+        case sharing::per_group:
+            break;
+        case sharing::per_topic:
+            key.canonical_ += fmt::format("#topic={}\n", topic);
+            break;
+        case sharing::off:
+            key.canonical_ += fmt::format("#trigger={}\n", trigger_name);
+            break;
     }
     return key;
 }
@@ -108,17 +113,17 @@ conf_ptr make_conf(const consumer_config& config) {
     conf_ptr conf(rd_kafka_conf_new());
     char reason[512];
     for (const auto& [name, value] : config.properties()) {
-        const auto result = rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), reason,
-                                              sizeof reason);
+        const auto result =
+            rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), reason, sizeof reason);
         if (result == RD_KAFKA_CONF_UNKNOWN)
             throw config_error(name, fmt::format("unknown librdkafka property '{}' (see "
                                                  "CONFIGURATION.md of librdkafka for valid names)",
                                                  name));
         if (result == RD_KAFKA_CONF_INVALID)
-            throw config_error(name, is_secret_property(name)
-                                         ? fmt::format("invalid value for property '{}'", name)
-                                         : fmt::format("invalid value for property '{}': {}",
-                                                       name, reason));
+            throw config_error(
+                name, is_secret_property(name)
+                          ? fmt::format("invalid value for property '{}'", name)
+                          : fmt::format("invalid value for property '{}': {}", name, reason));
     }
     rd_kafka_conf_set_log_cb(conf.get(), route_librdkafka_log);
     return conf;

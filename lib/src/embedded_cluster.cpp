@@ -19,8 +19,10 @@ embedded_cluster::embedded_cluster(embedded_cluster_options options)
     state_->owner = detail::make_client(RD_KAFKA_PRODUCER, std::move(conf));
     state_->cluster = rd_kafka_mock_cluster_new(state_->owner.get(), options.brokers);
     if (!state_->cluster)
-        throw kafka_error(make_kafka_error(RD_KAFKA_RESP_ERR__FAIL), "cannot start embedded cluster");
-    detail::log(log_level::info, "embedded cluster: {} broker(s) at {}", options.brokers, bootstrap());
+        throw kafka_error(make_kafka_error(RD_KAFKA_RESP_ERR__FAIL),
+                          "cannot start embedded cluster");
+    detail::log(log_level::info, "embedded cluster: {} broker(s) at {}", options.brokers,
+                bootstrap());
 }
 
 embedded_cluster::~embedded_cluster() {
@@ -32,8 +34,9 @@ std::string embedded_cluster::bootstrap() const {
 }
 
 void embedded_cluster::create_topic(const std::string& topic, int partitions) {
-    detail::throw_if_error(rd_kafka_mock_topic_create(state_->cluster, topic.c_str(), partitions, 1),
-                           "create topic " + topic);
+    detail::throw_if_error(
+        rd_kafka_mock_topic_create(state_->cluster, topic.c_str(), partitions, 1),
+        "create topic " + topic);
 }
 
 void embedded_cluster::set_broker_down(int broker_id, bool down) {
@@ -42,6 +45,8 @@ void embedded_cluster::set_broker_down(int broker_id, bool down) {
                            "set broker state");
 }
 
-void* embedded_cluster::native_handle() const noexcept { return state_->cluster; }
+void* embedded_cluster::native_handle() const noexcept {
+    return state_->cluster;
+}
 
 }  // namespace kt

@@ -7,7 +7,7 @@ namespace kt {
 namespace {
 
 class kafka_error_category final : public std::error_category {
-public:
+  public:
     const char* name() const noexcept override { return "kafka"; }
     std::string message(int value) const override {
         return rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(value));

@@ -26,11 +26,16 @@ std::atomic<log_level> g_level{level_from_env()};
 
 const char* level_name(log_level level) {
     switch (level) {
-        case log_level::debug: return "debug";
-        case log_level::info: return "info";
-        case log_level::warning: return "warn";
-        case log_level::error: return "error";
-        case log_level::off: break;
+        case log_level::debug:
+            return "debug";
+        case log_level::info:
+            return "info";
+        case log_level::warning:
+            return "warn";
+        case log_level::error:
+            return "error";
+        case log_level::off:
+            break;
     }
     return "off";
 }
@@ -55,8 +60,12 @@ void write_stderr(log_level level, std::string_view text) {
 
 }  // namespace
 
-void set_log_level(log_level level) noexcept { g_level.store(level, std::memory_order_relaxed); }
-log_level current_log_level() noexcept { return g_level.load(std::memory_order_relaxed); }
+void set_log_level(log_level level) noexcept {
+    g_level.store(level, std::memory_order_relaxed);
+}
+log_level current_log_level() noexcept {
+    return g_level.load(std::memory_order_relaxed);
+}
 
 void set_log_sink(std::function<void(log_level, std::string_view)> new_sink) {
     std::lock_guard lock(sink().mutex);

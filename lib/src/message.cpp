@@ -13,9 +13,15 @@ message::~message() {
     if (data_ && data_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete data_;
 }
 
-std::string_view message::topic() const noexcept { return rd_kafka_topic_name(data_->raw->rkt); }
-std::int32_t message::partition() const noexcept { return data_->raw->partition; }
-std::int64_t message::offset() const noexcept { return data_->raw->offset; }
+std::string_view message::topic() const noexcept {
+    return rd_kafka_topic_name(data_->raw->rkt);
+}
+std::int32_t message::partition() const noexcept {
+    return data_->raw->partition;
+}
+std::int64_t message::offset() const noexcept {
+    return data_->raw->offset;
+}
 
 std::string_view message::key() const noexcept {
     const auto* raw = data_->raw;
@@ -29,8 +35,12 @@ std::string_view message::value() const noexcept {
                         : std::string_view{};
 }
 
-bool message::has_key() const noexcept { return data_->raw->key != nullptr; }
-bool message::has_value() const noexcept { return data_->raw->payload != nullptr; }
+bool message::has_key() const noexcept {
+    return data_->raw->key != nullptr;
+}
+bool message::has_value() const noexcept {
+    return data_->raw->payload != nullptr;
+}
 
 std::optional<std::int64_t> message::timestamp_ms() const noexcept {
     rd_kafka_timestamp_type_t type;

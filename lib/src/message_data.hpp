@@ -13,8 +13,11 @@ struct message_data {
     message_data(rd_kafka_message_t* raw_message, std::uint32_t references,
                  std::uint32_t topic_index, std::uint32_t assignment_generation,
                  std::atomic<std::int64_t>* live) noexcept
-        : refs(references), raw(raw_message), topic_id(topic_index),
-          generation(assignment_generation), live_count(live) {
+        : refs(references),
+          raw(raw_message),
+          topic_id(topic_index),
+          generation(assignment_generation),
+          live_count(live) {
         live_count->fetch_add(1, std::memory_order_relaxed);
     }
     ~message_data() {

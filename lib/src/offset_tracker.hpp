@@ -13,7 +13,7 @@ namespace kt::detail {
 /// offset is the lowest unfinished one, or last delivered + 1 when none is unfinished, so gaps
 /// (compaction, transaction markers) never hold a commit back. Single-threaded (poll thread).
 class offset_tracker {
-public:
+  public:
     void delivered(std::int64_t offset) {
         window_.push_back({offset, false});
         next_ = offset + 1;
@@ -40,7 +40,7 @@ public:
     std::size_t backlog() const noexcept { return window_.size(); }
     bool idle() const noexcept { return window_.empty(); }
 
-private:
+  private:
     struct entry {
         std::int64_t offset;
         bool done;

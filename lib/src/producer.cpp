@@ -18,8 +18,8 @@ struct producer::state {
         auto* self = static_cast<state*>(opaque);
         if (m->err) {
             self->failed.fetch_add(1, std::memory_order_relaxed);
-            detail::log(log_level::warning, "delivery to '{}' failed: {}", rd_kafka_topic_name(m->rkt),
-                        rd_kafka_err2str(m->err));
+            detail::log(log_level::warning, "delivery to '{}' failed: {}",
+                        rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
         } else {
             self->delivered.fetch_add(1, std::memory_order_relaxed);
         }
@@ -61,7 +61,11 @@ bool producer::flush(std::chrono::milliseconds timeout) {
            RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
-std::uint64_t producer::delivered() const noexcept { return state_->delivered.load(); }
-std::uint64_t producer::failed() const noexcept { return state_->failed.load(); }
+std::uint64_t producer::delivered() const noexcept {
+    return state_->delivered.load();
+}
+std::uint64_t producer::failed() const noexcept {
+    return state_->failed.load();
+}
 
 }  // namespace kt

@@ -26,7 +26,9 @@ struct queue_deleter {
     void operator()(rd_kafka_queue_t* queue) const noexcept { rd_kafka_queue_destroy(queue); }
 };
 struct message_deleter {
-    void operator()(rd_kafka_message_t* message) const noexcept { rd_kafka_message_destroy(message); }
+    void operator()(rd_kafka_message_t* message) const noexcept {
+        rd_kafka_message_destroy(message);
+    }
 };
 
 using conf_ptr = std::unique_ptr<rd_kafka_conf_t, conf_deleter>;

@@ -51,9 +51,9 @@ struct runtime::state {
         asio::signal_set signal_set(*control, SIGINT, SIGTERM);
         signals = &signal_set;
         if (!stop_requested.load()) {
-            auto [ec, number] =
-                co_await signal_set.async_wait(asio::as_tuple(asio::use_awaitable));
-            if (!ec) detail::log(log_level::info, "signal {} received: stopping gracefully", number);
+            auto [ec, number] = co_await signal_set.async_wait(asio::as_tuple(asio::use_awaitable));
+            if (!ec)
+                detail::log(log_level::info, "signal {} received: stopping gracefully", number);
         }
         signals = nullptr;
         std::vector<std::function<asio::awaitable<void>()>> to_run;
@@ -72,7 +72,8 @@ struct runtime::state {
 };
 
 runtime::runtime(runtime_options options) : state_(std::make_unique<state>()) {
-    unsigned count = options.shards ? options.shards : std::max(1u, std::thread::hardware_concurrency());
+    unsigned count =
+        options.shards ? options.shards : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < count; ++i) {
         state_->owned_contexts.push_back(std::make_unique<asio::io_context>(1));
         state_->contexts.push_back(state_->owned_contexts.back().get());
@@ -103,7 +104,9 @@ runtime::~runtime() {
     }
 }
 
-unsigned runtime::shard_count() const noexcept { return static_cast<unsigned>(state_->contexts.size()); }
+unsigned runtime::shard_count() const noexcept {
+    return static_cast<unsigned>(state_->contexts.size());
+}
 
 asio::any_io_executor runtime::shard(unsigned index) const {
     return state_->contexts.at(index)->get_executor();
@@ -141,7 +144,8 @@ unsigned process_thread_count() {
     std::ifstream status("/proc/self/status");
     std::string line;
     while (std::getline(status, line))
-        if (line.rfind("Threads:", 0) == 0) return static_cast<unsigned>(std::stoul(line.substr(8)));
+        if (line.rfind("Threads:", 0) == 0)
+            return static_cast<unsigned>(std::stoul(line.substr(8)));
     return 0;
 }
 

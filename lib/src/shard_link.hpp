@@ -40,7 +40,7 @@ struct completion {
 /// shard's reader coroutine; `to_poll` the other way round. Overflow deques are owned by the
 /// producing side and only used when a ring is momentarily full (bounded by partition pausing).
 class shard_link : public std::enable_shared_from_this<shard_link> {
-public:
+  public:
     shard_link(std::size_t capacity, boost::asio::any_io_executor shard_executor)
         : to_shard(capacity, shard_executor), to_poll(capacity), retry_timer_(shard_executor) {}
 
@@ -60,7 +60,7 @@ public:
     /// Poll-thread-owned: items that did not fit in `to_shard`.
     std::deque<shard_item> pending_to_shard;
 
-private:
+  private:
     void schedule_retry() {
         if (retry_scheduled_) return;
         retry_scheduled_ = true;

@@ -81,7 +81,8 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
         effective.set("partition.assignment.strategy", "cooperative-sticky");
     if (!effective.contains("auto.offset.reset")) effective.set("auto.offset.reset", "earliest");
     cooperative_configured_ =
-        effective.get("partition.assignment.strategy").find("cooperative-sticky") != std::string::npos;
+        effective.get("partition.assignment.strategy").find("cooperative-sticky") !=
+        std::string::npos;
     conf_ = make_conf(effective);
     rd_kafka_conf_set_rebalance_cb(conf_.get(), &shared_consumer::rebalance_trampoline);
     rd_kafka_conf_set_opaque(conf_.get(), this);
@@ -259,18 +260,21 @@ void shared_consumer::stop(done_callback done) {
         return;
     }
     auto shared_done = std::make_shared<done_callback>(std::move(done));
-    post_command([this, shared_done] {
-        stop_waiters_.push_back(std::move(*shared_done));
-        if (stopping_) return;
-        stopping_ = true;
-        stop_deadline_ = steady::now() + options_.drain_timeout;
-        rd_kafka_topic_partition_list_t* assigned = nullptr;
-        if (!rd_kafka_assignment(client_.get(), &assigned)) {
-            partition_list_ptr owner(assigned);
-            rd_kafka_pause_partitions(client_.get(), assigned);
-        }
-        log(log_level::info, "consumer for group '{}' stopping: draining in-flight handlers", group_);
-    }, [shared_done] { (*shared_done)(nullptr); });
+    post_command(
+        [this, shared_done] {
+            stop_waiters_.push_back(std::move(*shared_done));
+            if (stopping_) return;
+            stopping_ = true;
+            stop_deadline_ = steady::now() + options_.drain_timeout;
+            rd_kafka_topic_partition_list_t* assigned = nullptr;
+            if (!rd_kafka_assignment(client_.get(), &assigned)) {
+                partition_list_ptr owner(assigned);
+                rd_kafka_pause_partitions(client_.get(), assigned);
+            }
+            log(log_level::info, "consumer for group '{}' stopping: draining in-flight handlers",
+                group_);
+        },
+        [shared_done] { (*shared_done)(nullptr); });
 }
 
 committed_offsets shared_consumer::committed() const {
@@ -326,7 +330,8 @@ std::size_t shared_consumer::poll_messages() {
     std::array<rd_kafka_message_t*, 128> batch;
     for (auto& [id, state] : partitions_) {
         if (state.paused || !state.queue) continue;
-        const auto n = rd_kafka_consume_batch_queue(state.queue->queue, 0, batch.data(), batch.size());
+        const auto n =
+            rd_kafka_consume_batch_queue(state.queue->queue, 0, batch.data(), batch.size());
         for (ssize_t i = 0; i < n; ++i) route(batch[static_cast<std::size_t>(i)]);
         if (n > 0) got += static_cast<std::size_t>(n);
     }
@@ -414,7 +419,8 @@ void shared_consumer::handle_consume_error(const rd_kafka_message_t* raw) {
     if (err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
     const std::string topic = raw->rkt ? rd_kafka_topic_name(raw->rkt) : "";
     if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
-        if (std::find(warned_missing_.begin(), warned_missing_.end(), topic) == warned_missing_.end()) {
+        if (std::find(warned_missing_.begin(), warned_missing_.end(), topic) ==
+            warned_missing_.end()) {
             warned_missing_.push_back(topic);
             log(log_level::warning,
                 "group '{}': topic '{}' does not exist (yet); its triggers wait until it is "
@@ -434,7 +440,8 @@ void shared_consumer::handle_consume_error(const rd_kafka_message_t* raw) {
 }
 
 void shared_consumer::drain_completions() {
-    for (auto& link : links_) link->to_poll.consume_all([this](const completion& c) { on_completion(c); });
+    for (auto& link : links_)
+        link->to_poll.consume_all([this](const completion& c) { on_completion(c); });
 }
 
 void shared_consumer::on_completion(const completion& c) {
@@ -479,7 +486,8 @@ void shared_consumer::set_paused(const partition_id& id, bool paused) {
 void shared_consumer::flush_pending() {
     for (unsigned shard = 0; shard < links_.size(); ++shard) {
         auto& link = *links_[shard];
-        while (!link.pending_to_shard.empty() && link.to_shard.try_push(link.pending_to_shard.front())) {
+        while (!link.pending_to_shard.empty() &&
+               link.to_shard.try_push(link.pending_to_shard.front())) {
             link.pending_to_shard.pop_front();
             shard_dirty_[shard] = true;
         }
@@ -504,12 +512,13 @@ std::optional<std::int64_t> shared_consumer::committable(const partition_state& 
 
 partition_list_ptr shared_consumer::committable_offsets(const std::vector<partition_id>* only,
                                                         bool all) const {
-    partition_list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
+    partition_list_ptr list(
+        rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
     auto add = [&](const partition_id& id, const partition_state& state) {
         auto offset = committable(state);
         if (!offset || (!all && *offset <= state.commit_sent)) return;
-        rd_kafka_topic_partition_list_add(list.get(), topics_[id.first].c_str(), id.second)->offset =
-            *offset;
+        rd_kafka_topic_partition_list_add(list.get(), topics_[id.first].c_str(), id.second)
+            ->offset = *offset;
     };
     if (only) {
         for (const auto& id : *only)
@@ -542,7 +551,8 @@ void shared_consumer::commit_async(done_callback done) {
 void shared_consumer::mark_sent(const rd_kafka_topic_partition_list_t* list) {
     for (int i = 0; i < list->cnt; ++i) {
         const auto& p = list->elems[i];
-        if (auto it = partitions_.find({topic_ids_.at(p.topic), p.partition}); it != partitions_.end())
+        if (auto it = partitions_.find({topic_ids_.at(p.topic), p.partition});
+            it != partitions_.end())
             it->second.commit_sent = p.offset;
     }
 }
@@ -657,7 +667,8 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
         commit_sync(&ids);
     }
     for (const auto& id : ids) {
-        if (auto it = partitions_.find(id); it != partitions_.end() && it->second.paused) --paused_count_;
+        if (auto it = partitions_.find(id); it != partitions_.end() && it->second.paused)
+            --paused_count_;
         partitions_.erase(id);
     }
 }

@@ -28,7 +28,7 @@ class trigger_state;
 /// called from any thread: they enqueue a command for the poll thread (the only thread that calls
 /// into rd_kafka_t), whose result comes back through a callback invoked on the poll thread.
 class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
-public:
+  public:
     using done_callback = std::function<void(std::exception_ptr)>;
 
     /// Validates the config (throws kt::config_error); connects nothing until start().
@@ -56,7 +56,7 @@ public:
     /// Broker-acknowledged commits (thread-safe copy).
     committed_offsets committed() const;
 
-private:
+  private:
     struct route_entry {
         std::shared_ptr<trigger_state> trigger;
         bool detaching = false;  // fenced: no new deliveries; its tracker still counts
@@ -106,7 +106,8 @@ private:
     void assign_partitions(const rd_kafka_topic_partition_list_t* partitions);
     void revoke_partitions(const rd_kafka_topic_partition_list_t* partitions, bool lost);
     bool drained(const std::vector<partition_id>* only) const;
-    void wait_drained(const std::vector<partition_id>* only, std::chrono::steady_clock::time_point deadline);
+    void wait_drained(const std::vector<partition_id>* only,
+                      std::chrono::steady_clock::time_point deadline);
     void cancel_runners();
     void finish_stop();
     void set_paused(const partition_id& id, bool paused);
@@ -154,7 +155,8 @@ private:
     std::vector<std::string> subscribed_;
     std::vector<bool> shard_dirty_;
     std::vector<std::shared_ptr<trigger_state>> fencing_;
-    std::map<std::uint32_t, std::pair<unsigned, done_callback>> fences_;  // trigger id → (left, done)
+    std::map<std::uint32_t, std::pair<unsigned, done_callback>>
+        fences_;  // trigger id → (left, done)
     void finish_detach(std::uint32_t trigger_id);
     bool ever_assigned_ = false;
     bool rejoin_pending_ = false;

@@ -34,7 +34,7 @@ asio::awaitable<void> await_remote(Start start) {
     auto initiation = [ex, start](auto handler) mutable {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         start([ex, shared](std::exception_ptr error) {
-            asio::post(ex, [shared, error]() mutable { std::move(*shared)(error); });
+            asio::post(ex, [shared, error]() mutable { std::move (*shared)(error); });
         });
     };
     co_await asio::async_initiate<const asio::use_awaitable_t<>, void(std::exception_ptr)>(
@@ -44,7 +44,7 @@ asio::awaitable<void> await_remote(Start start) {
 }  // namespace
 
 class host_core : public std::enable_shared_from_this<host_core> {
-public:
+  public:
     host_core(runtime& rt, host_options options) : rt_(rt), options_(options) {}
 
     void add(std::shared_ptr<trigger_state> trigger) {
@@ -130,7 +130,9 @@ public:
     asio::awaitable<void> stop() {
         auto [consumers, triggers] = take_all();
         for (auto& consumer : consumers) {
-            auto stop = [&](shared_consumer::done_callback done) { consumer->stop(std::move(done)); };
+            auto stop = [&](shared_consumer::done_callback done) {
+                consumer->stop(std::move(done));
+            };
             co_await await_remote(stop);
         }
         for (auto& trigger : triggers) close_inbox(trigger);
@@ -159,7 +161,9 @@ public:
             for (auto& [key, entry] : pool_) consumers.push_back(entry.consumer);
         }
         for (auto& consumer : consumers) {
-            auto commit = [&](shared_consumer::done_callback done) { consumer->commit(std::move(done)); };
+            auto commit = [&](shared_consumer::done_callback done) {
+                consumer->commit(std::move(done));
+            };
             co_await await_remote(commit);
         }
     }
@@ -196,7 +200,7 @@ public:
 
     runtime& rt() { return rt_; }
 
-private:
+  private:
     struct pool_entry {
         std::shared_ptr<shared_consumer> consumer;
         unsigned references = 0;
@@ -206,7 +210,8 @@ private:
         sharing_key key;
     };
 
-    std::pair<std::vector<std::shared_ptr<shared_consumer>>, std::vector<std::shared_ptr<trigger_state>>>
+    std::pair<std::vector<std::shared_ptr<shared_consumer>>,
+              std::vector<std::shared_ptr<trigger_state>>>
     take_all() {
         std::lock_guard lock(mutex_);
         std::vector<std::shared_ptr<shared_consumer>> consumers;
@@ -235,7 +240,8 @@ private:
         for (const auto& [name, entry] : triggers_) {
             const auto& other = entry.trigger->options;
             if (name != opts.name && other.topic == opts.topic &&
-                other.consumer.get("group.id") == group && !(entry.key == triggers_[opts.name].key)) {
+                other.consumer.get("group.id") == group &&
+                !(entry.key == triggers_[opts.name].key)) {
                 log(log_level::warning,
                     "triggers '{}' and '{}' use separate consumers in group '{}' on topic '{}': "
                     "they will split its partitions, each seeing only part of the messages",
@@ -256,7 +262,7 @@ private:
     bool stopped_ = false;
     std::uint32_t next_id_ = 0;
 
-public:
+  public:
     std::uint32_t next_trigger_id() {
         std::lock_guard lock(mutex_);
         return next_id_++;
@@ -273,15 +279,16 @@ trigger_host::~trigger_host() {
 }
 
 void trigger_host::add_trigger(trigger_options options, handler h) {
-    if (!h) throw config_error("handler", fmt::format("trigger '{}' needs a handler", options.name));
+    if (!h)
+        throw config_error("handler", fmt::format("trigger '{}' needs a handler", options.name));
     core_->add(std::make_shared<detail::trigger_state>(core_->next_trigger_id(), std::move(options),
                                                        std::move(h), nullptr));
 }
 
 subscription trigger_host::subscribe(trigger_options options, asio::any_io_executor executor) {
     if (!executor) executor = core_->rt().shard(0);
-    const std::size_t capacity = std::size_t{core_->rt().shard_count()} *
-                                     std::max(1u, options.max_in_flight) + 16;
+    const std::size_t capacity =
+        std::size_t{core_->rt().shard_count()} * std::max(1u, options.max_in_flight) + 16;
     auto inbox = std::make_shared<detail::subscription_inbox>(executor, capacity, core_->rt());
     inbox->name = options.name;
     auto trigger = std::make_shared<detail::trigger_state>(core_->next_trigger_id(),
@@ -297,12 +304,24 @@ asio::awaitable<void> trigger_host::remove_trigger(std::string name) {
     co_await core_->remove(std::move(name));
 }
 
-void trigger_host::start() { core_->start(); }
-asio::awaitable<void> trigger_host::stop() { co_await core_->stop(); }
-asio::awaitable<void> trigger_host::commit() { co_await core_->commit(); }
-std::size_t trigger_host::consumer_count() const { return core_->consumer_count(); }
-std::vector<trigger_stats> trigger_host::stats() const { return core_->stats(); }
-committed_offsets trigger_host::committed() const { return core_->committed(); }
+void trigger_host::start() {
+    core_->start();
+}
+asio::awaitable<void> trigger_host::stop() {
+    co_await core_->stop();
+}
+asio::awaitable<void> trigger_host::commit() {
+    co_await core_->commit();
+}
+std::size_t trigger_host::consumer_count() const {
+    return core_->consumer_count();
+}
+std::vector<trigger_stats> trigger_host::stats() const {
+    return core_->stats();
+}
+committed_offsets trigger_host::committed() const {
+    return core_->committed();
+}
 
 // ---- subscription ----
 
@@ -322,17 +341,22 @@ void subscription::complete(const message& m) {
     auto trigger = inbox_->trigger.lock();
     if (!trigger) return;
     const auto shard = detail::shard_of(m.topic(), m.partition(), inbox_->rt->shard_count());
-    asio::post(inbox_->rt->shard(shard), [trigger, shard, m] { trigger->runners[shard]->finish(m, true); });
+    asio::post(inbox_->rt->shard(shard),
+               [trigger, shard, m] { trigger->runners[shard]->finish(m, true); });
 }
 
 asio::awaitable<void> subscription::commit() {
     auto trigger = inbox_->trigger.lock();
     if (!trigger) co_return;
     auto consumer = trigger->consumer;
-    auto commit = [&](detail::shared_consumer::done_callback done) { consumer->commit(std::move(done)); };
+    auto commit = [&](detail::shared_consumer::done_callback done) {
+        consumer->commit(std::move(done));
+    };
     co_await detail::await_remote(commit);
 }
 
-const std::string& subscription::name() const noexcept { return inbox_->name; }
+const std::string& subscription::name() const noexcept {
+    return inbox_->name;
+}
 
 }  // namespace kt

@@ -21,8 +21,8 @@ std::uint64_t fnv1a(std::string_view text) noexcept {
 
 completion completion_of(const message& m, std::uint32_t trigger_id) {
     const auto* data = m.data();
-    return {completion::kind::done, trigger_id, data->topic_id, data->generation, m.partition(),
-            m.offset()};
+    return {completion::kind::done, trigger_id,    data->topic_id,
+            data->generation,       m.partition(), m.offset()};
 }
 
 asio::awaitable<void> run_handler(std::shared_ptr<trigger_state> trigger, trigger_runner* runner,
@@ -46,13 +46,15 @@ asio::awaitable<void> run_handler(std::shared_ptr<trigger_state> trigger, trigge
 
 unsigned shard_of(std::string_view topic, std::int32_t partition, unsigned shard_count) noexcept {
     // Consecutive partitions of a topic go to consecutive shards.
-    return static_cast<unsigned>((fnv1a(topic) + static_cast<std::uint64_t>(partition)) % shard_count);
+    return static_cast<unsigned>((fnv1a(topic) + static_cast<std::uint64_t>(partition)) %
+                                 shard_count);
 }
 
 void trigger_state::bind(runtime& rt, std::shared_ptr<shared_consumer> owner) {
     consumer = std::move(owner);
     for (unsigned shard = 0; shard < rt.shard_count(); ++shard)
-        runners.push_back(std::make_unique<trigger_runner>(*this, rt.shard(shard), consumer->link(shard)));
+        runners.push_back(
+            std::make_unique<trigger_runner>(*this, rt.shard(shard), consumer->link(shard)));
 }
 
 trigger_stats trigger_state::stats() const {
@@ -71,9 +73,12 @@ trigger_runner::trigger_runner(trigger_state& owner, asio::any_io_executor shard
 std::uint64_t trigger_runner::lane_of(const message& m) const {
     const auto partition = static_cast<std::uint64_t>(m.partition());
     switch (owner_.options.ordering) {
-        case ordering::partition: return partition;
-        case ordering::key: return fnv1a(m.key()) * 31 + partition;
-        case ordering::none: break;
+        case ordering::partition:
+            return partition;
+        case ordering::key:
+            return fnv1a(m.key()) * 31 + partition;
+        case ordering::none:
+            break;
     }
     return (partition << 48) ^ static_cast<std::uint64_t>(m.offset());
 }
@@ -122,14 +127,14 @@ void trigger_runner::start(std::uint64_t lane_id, message m) {
         return;
     }
     const auto run_id = next_run_id_++;
-    auto& signal = *signals_.emplace(run_id, std::make_unique<asio::cancellation_signal>()).first->second;
+    auto& signal =
+        *signals_.emplace(run_id, std::make_unique<asio::cancellation_signal>()).first->second;
     asio::co_spawn(shard_, run_handler(owner_.shared_from_this(), this, std::move(m)),
-                   asio::bind_cancellation_slot(
-                       signal.slot(),
-                       [keep = owner_.shared_from_this(), this, run_id](std::exception_ptr) {
-                           // Erase later: the slot is still in use while this handler runs.
-                           asio::post(shard_, [keep, this, run_id] { signals_.erase(run_id); });
-                       }));
+                   asio::bind_cancellation_slot(signal.slot(), [keep = owner_.shared_from_this(),
+                                                                this, run_id](std::exception_ptr) {
+                       // Erase later: the slot is still in use while this handler runs.
+                       asio::post(shard_, [keep, this, run_id] { signals_.erase(run_id); });
+                   }));
 }
 
 void trigger_runner::finish(const message& m, bool ok) {

@@ -23,7 +23,7 @@ class trigger_runner;
 
 /// Pull-style delivery point of a subscription; used only on its executor.
 class subscription_inbox {
-public:
+  public:
     using channel_type =
         boost::asio::experimental::channel<void(boost::system::error_code, message)>;
 
@@ -40,10 +40,12 @@ public:
 /// Everything about one trigger. Immutable after construction except through its runners (each
 /// touched only on its shard) and atomics.
 class trigger_state : public std::enable_shared_from_this<trigger_state> {
-public:
+  public:
     trigger_state(std::uint32_t trigger_id, trigger_options opts, handler fn,
                   std::shared_ptr<subscription_inbox> pull_inbox)
-        : id(trigger_id), options(std::move(opts)), handle(std::move(fn)),
+        : id(trigger_id),
+          options(std::move(opts)),
+          handle(std::move(fn)),
           inbox(std::move(pull_inbox)) {}
 
     /// Creates one runner per shard, bound to the consumer's links.
@@ -52,8 +54,8 @@ public:
 
     const std::uint32_t id;
     const trigger_options options;
-    const handler handle;                              // empty for subscriptions
-    const std::shared_ptr<subscription_inbox> inbox;   // null for handler triggers
+    const handler handle;                             // empty for subscriptions
+    const std::shared_ptr<subscription_inbox> inbox;  // null for handler triggers
     std::shared_ptr<shared_consumer> consumer;
     std::vector<std::unique_ptr<trigger_runner>> runners;  // runners[i] lives on shard i
 };
@@ -62,7 +64,7 @@ public:
 /// time: the partition, the (partition, key), or the message itself, by ordering mode.
 /// Shard-local: every member function runs on the shard's thread.
 class trigger_runner {
-public:
+  public:
     trigger_runner(trigger_state& owner, boost::asio::any_io_executor shard, shard_link& link);
 
     void deliver(message m);
@@ -78,7 +80,7 @@ public:
     std::atomic<std::uint64_t> failed{0};
     std::atomic<std::uint64_t> in_flight{0};
 
-private:
+  private:
     struct lane {
         std::deque<message> pending;
         bool busy = false;

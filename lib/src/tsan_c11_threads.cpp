@@ -23,16 +23,25 @@ void* trampoline(void* raw) {
 
 int to_c11(int rc) {
     switch (rc) {
-        case 0: return thrd_success;
-        case ETIMEDOUT: return thrd_timedout;
-        case EBUSY: return thrd_busy;
-        case ENOMEM: return thrd_nomem;
-        default: return thrd_error;
+        case 0:
+            return thrd_success;
+        case ETIMEDOUT:
+            return thrd_timedout;
+        case EBUSY:
+            return thrd_busy;
+        case ENOMEM:
+            return thrd_nomem;
+        default:
+            return thrd_error;
     }
 }
 
-pthread_mutex_t* native(mtx_t* m) { return reinterpret_cast<pthread_mutex_t*>(m); }
-pthread_cond_t* native(cnd_t* c) { return reinterpret_cast<pthread_cond_t*>(c); }
+pthread_mutex_t* native(mtx_t* m) {
+    return reinterpret_cast<pthread_mutex_t*>(m);
+}
+pthread_cond_t* native(cnd_t* c) {
+    return reinterpret_cast<pthread_cond_t*>(c);
+}
 
 }  // namespace
 
@@ -60,21 +69,39 @@ int mtx_init(mtx_t* m, int type) {
     pthread_mutexattr_destroy(&attr);
     return to_c11(rc);
 }
-int mtx_lock(mtx_t* m) { return to_c11(pthread_mutex_lock(native(m))); }
-int mtx_trylock(mtx_t* m) { return to_c11(pthread_mutex_trylock(native(m))); }
+int mtx_lock(mtx_t* m) {
+    return to_c11(pthread_mutex_lock(native(m)));
+}
+int mtx_trylock(mtx_t* m) {
+    return to_c11(pthread_mutex_trylock(native(m)));
+}
 int mtx_timedlock(mtx_t* __restrict m, const struct timespec* __restrict at) {
     return to_c11(pthread_mutex_timedlock(native(m), at));
 }
-int mtx_unlock(mtx_t* m) { return to_c11(pthread_mutex_unlock(native(m))); }
-void mtx_destroy(mtx_t* m) { pthread_mutex_destroy(native(m)); }
+int mtx_unlock(mtx_t* m) {
+    return to_c11(pthread_mutex_unlock(native(m)));
+}
+void mtx_destroy(mtx_t* m) {
+    pthread_mutex_destroy(native(m));
+}
 
-int cnd_init(cnd_t* c) { return to_c11(pthread_cond_init(native(c), nullptr)); }
-int cnd_signal(cnd_t* c) { return to_c11(pthread_cond_signal(native(c))); }
-int cnd_broadcast(cnd_t* c) { return to_c11(pthread_cond_broadcast(native(c))); }
-int cnd_wait(cnd_t* c, mtx_t* m) { return to_c11(pthread_cond_wait(native(c), native(m))); }
+int cnd_init(cnd_t* c) {
+    return to_c11(pthread_cond_init(native(c), nullptr));
+}
+int cnd_signal(cnd_t* c) {
+    return to_c11(pthread_cond_signal(native(c)));
+}
+int cnd_broadcast(cnd_t* c) {
+    return to_c11(pthread_cond_broadcast(native(c)));
+}
+int cnd_wait(cnd_t* c, mtx_t* m) {
+    return to_c11(pthread_cond_wait(native(c), native(m)));
+}
 int cnd_timedwait(cnd_t* __restrict c, mtx_t* __restrict m, const struct timespec* __restrict at) {
     return to_c11(pthread_cond_timedwait(native(c), native(m), at));
 }
-void cnd_destroy(cnd_t* c) { pthread_cond_destroy(native(c)); }
+void cnd_destroy(cnd_t* c) {
+    pthread_cond_destroy(native(c));
+}
 
 }  // extern "C"

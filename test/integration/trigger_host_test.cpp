@@ -28,7 +28,7 @@ namespace {
 
 /// Thread-safe record of what each trigger handled: (trigger, partition, offset) with counts.
 class handled_log {
-public:
+  public:
     void add(const std::string& trigger, const kt::message& m) {
         std::lock_guard lock(mutex_);
         ++seen_[{trigger, m.partition(), m.offset()}];
@@ -50,7 +50,7 @@ public:
         return seen_.count({trigger, partition, offset}) != 0;
     }
 
-private:
+  private:
     mutable std::mutex mutex_;
     std::map<std::tuple<std::string, std::int32_t, std::int64_t>, int> seen_;
 };
@@ -76,26 +76,34 @@ std::uint64_t handled_by(const kt::trigger_host& host, const std::string& name) 
 
 kt::runtime_options two_shards{.shards = 2};
 
+void stop_host(kt::runtime& rt, kt::trigger_host& host) {
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+}
+
+void commit_host(kt::runtime& rt, kt::trigger_host& host) {
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.commit(); });
+}
+
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(n_triggers_on_one_topic_share_one_consumer_and_each_handle_every_message_once) {
+BOOST_AUTO_TEST_CASE(
+    n_triggers_on_one_topic_share_one_consumer_and_each_handle_every_message_once) {
     auto& k = kafka::instance();
-    const auto topic = k.new_topic("share", 4);
-    const auto group = k.unique("share");
-    k.produce(topic, 400);
+    const auto [topic, group] = k.topic_with_data("share", 4, 400);
 
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt};
     handled_log log;
     for (const char* name : {"a", "b", "c"})
-        host.add_trigger({.name = name, .topic = topic, .consumer = k.consumer(group)}, recording(log, name));
+        host.add_trigger({.name = name, .topic = topic, .consumer = k.consumer(group)},
+                         recording(log, name));
     BOOST_TEST(host.consumer_count() == 1u);
     host.start();
 
     BOOST_TEST_REQUIRE(wait_until([&] {
         return log.distinct("a") == 400 && log.distinct("b") == 400 && log.distinct("c") == 400;
     }));
-    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+    stop_host(rt, host);
     BOOST_TEST(log.duplicates() == 0u);
     BOOST_TEST(host.consumer_count() == 0u);
     // After a clean stop every partition is committed at its high watermark.
@@ -105,15 +113,14 @@ BOOST_AUTO_TEST_CASE(n_triggers_on_one_topic_share_one_consumer_and_each_handle_
 
 BOOST_AUTO_TEST_CASE(a_slow_trigger_holds_back_the_committed_offset_until_it_completes) {
     auto& k = kafka::instance();
-    const auto topic = k.new_topic("slow", 1);
-    const auto group = k.unique("slow");
-    k.produce(topic, 10);
+    const auto [topic, group] = k.topic_with_data("slow", 1, 10);
 
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt, {.commit_interval = 100ms}};
     handled_log log;
     std::atomic<bool> released{false};
-    host.add_trigger({.name = "fast", .topic = topic, .consumer = k.consumer(group)}, recording(log, "fast"));
+    host.add_trigger({.name = "fast", .topic = topic, .consumer = k.consumer(group)},
+                     recording(log, "fast"));
     host.add_trigger({.name = "slow", .topic = topic, .consumer = k.consumer(group)},
                      [&](const kt::message& m) -> asio::awaitable<void> {
                          asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -124,28 +131,31 @@ BOOST_AUTO_TEST_CASE(a_slow_trigger_holds_back_the_committed_offset_until_it_com
                          log.add("slow", m);
                      });
     host.start();
-    BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("fast") == 10 && log.distinct("slow") == 3; }));
-    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.commit(); });
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return log.distinct("fast") == 10 && log.distinct("slow") == 3; }));
+    commit_host(rt, host);
     // Offsets 0-2 are done by both triggers; 3 is still running in "slow".
     BOOST_TEST(k.admin().committed(group, topic)[0] == 3);
 
     released = true;
     BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("slow") == 10; }));
     BOOST_TEST_REQUIRE(wait_until([&] {
-        run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.commit(); });
+        commit_host(rt, host);
         return k.admin().committed(group, topic)[0] == 10;
     }));
     BOOST_TEST(host.committed().at(topic).at(0) == 10);
-    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+    stop_host(rt, host);
 }
 
 BOOST_AUTO_TEST_CASE(configs_differing_only_in_sasl_password_do_not_share) {
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt};
     auto config = [](const char* password) {
-        return kt::consumer_config{{"bootstrap.servers", "127.0.0.1:1"}, {"group.id", "g"},
+        return kt::consumer_config{{"bootstrap.servers", "127.0.0.1:1"},
+                                   {"group.id", "g"},
                                    {"security.protocol", "sasl_plaintext"},
-                                   {"sasl.mechanisms", "PLAIN"}, {"sasl.username", "u"},
+                                   {"sasl.mechanisms", "PLAIN"},
+                                   {"sasl.username", "u"},
                                    {"sasl.password", password}};
     };
     auto noop = [](const kt::message&) -> asio::awaitable<void> { co_return; };
@@ -159,8 +169,9 @@ BOOST_AUTO_TEST_CASE(configs_differing_only_in_sasl_password_do_not_share) {
 BOOST_AUTO_TEST_CASE(sharing_per_topic_and_off_give_the_documented_consumer_counts) {
     kt::consumer_config config{{"bootstrap.servers", "127.0.0.1:1"}, {"group.id", "g"}};
     auto noop = [](const kt::message&) -> asio::awaitable<void> { co_return; };
-    for (auto [mode, expected] : {std::pair{kt::sharing::per_group, 1u}, std::pair{kt::sharing::per_topic, 2u},
-                                  std::pair{kt::sharing::off, 3u}}) {
+    for (auto [mode, expected] :
+         {std::pair{kt::sharing::per_group, 1u}, std::pair{kt::sharing::per_topic, 2u},
+          std::pair{kt::sharing::off, 3u}}) {
         kt::runtime rt{two_shards};
         kt::trigger_host host{rt, {.sharing = mode}};
         host.add_trigger({.name = "a", .topic = "t1", .consumer = config}, noop);
@@ -186,7 +197,8 @@ BOOST_AUTO_TEST_CASE(bad_config_is_refused_by_name_before_anything_starts_and_ne
         }
         BOOST_TEST(host.consumer_count() == 0u);
     };
-    expect_error({{"bootstrap.servers", "x:1"}, {"group.id", "g"}, {"no.such.property", "1"}}, "no.such.property");
+    expect_error({{"bootstrap.servers", "x:1"}, {"group.id", "g"}, {"no.such.property", "1"}},
+                 "no.such.property");
     expect_error({{"bootstrap.servers", "x:1"}, {"group.id", "g"}, {"session.timeout.ms", "soon"}},
                  "session.timeout.ms");
     expect_error({{"bootstrap.servers", "x:1"}}, "group.id");
@@ -197,9 +209,7 @@ BOOST_AUTO_TEST_CASE(bad_config_is_refused_by_name_before_anything_starts_and_ne
 
 BOOST_AUTO_TEST_CASE(a_throwing_handler_does_not_disturb_other_triggers) {
     auto& k = kafka::instance();
-    const auto topic = k.new_topic("throw", 2);
-    const auto group = k.unique("throw");
-    k.produce(topic, 90);
+    const auto [topic, group] = k.topic_with_data("throw", 2, 90);
 
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt};
@@ -210,10 +220,12 @@ BOOST_AUTO_TEST_CASE(a_throwing_handler_does_not_disturb_other_triggers) {
                          if (m.offset() % 3 == 0) throw std::runtime_error("boom");
                          co_return;
                      });
-    host.add_trigger({.name = "calm", .topic = topic, .consumer = k.consumer(group)}, recording(log, "calm"));
+    host.add_trigger({.name = "calm", .topic = topic, .consumer = k.consumer(group)},
+                     recording(log, "calm"));
     host.start();
-    BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("calm") == 90 && log.distinct("thrower") == 90; }));
-    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return log.distinct("calm") == 90 && log.distinct("thrower") == 90; }));
+    stop_host(rt, host);
     std::uint64_t failed = 0, calm_failed = 0, calm_handled = 0;
     for (const auto& s : host.stats()) {
         if (s.name == "thrower") failed = s.failed;
@@ -230,15 +242,14 @@ BOOST_AUTO_TEST_CASE(a_throwing_handler_does_not_disturb_other_triggers) {
 
 BOOST_AUTO_TEST_CASE(the_last_release_closes_the_consumer_and_leaves_no_thread_behind) {
     auto& k = kafka::instance();
-    const auto topic = k.new_topic("release", 2);
-    const auto group = k.unique("release");
-    k.produce(topic, 20);
+    const auto [topic, group] = k.topic_with_data("release", 2, 20);
 
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt};
     handled_log log;
     const unsigned threads_before = kt::process_thread_count();
-    host.add_trigger({.name = "only", .topic = topic, .consumer = k.consumer(group)}, recording(log, "only"));
+    host.add_trigger({.name = "only", .topic = topic, .consumer = k.consumer(group)},
+                     recording(log, "only"));
     host.start();
     BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("only") == 20; }));
     BOOST_TEST(kt::process_thread_count() > threads_before);
@@ -258,12 +269,14 @@ BOOST_AUTO_TEST_CASE(adding_triggers_at_runtime_loses_and_repeats_nothing_for_th
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt};
     handled_log log;
-    host.add_trigger({.name = "first", .topic = topic, .consumer = k.consumer(group)}, recording(log, "first"));
+    host.add_trigger({.name = "first", .topic = topic, .consumer = k.consumer(group)},
+                     recording(log, "first"));
     host.start();
     BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("first") == 150; }));
 
     // Same topic (joins the running consumer) and another topic (changes its subscription).
-    host.add_trigger({.name = "second", .topic = topic, .consumer = k.consumer(group)}, recording(log, "second"));
+    host.add_trigger({.name = "second", .topic = topic, .consumer = k.consumer(group)},
+                     recording(log, "second"));
     host.add_trigger({.name = "third", .topic = other_topic, .consumer = k.consumer(group)},
                      recording(log, "third"));
     BOOST_TEST(host.consumer_count() == 1u);
@@ -277,9 +290,10 @@ BOOST_AUTO_TEST_CASE(adding_triggers_at_runtime_loses_and_repeats_nothing_for_th
     produced += 150;
     k.produce(other_topic, 50);
     BOOST_TEST_REQUIRE(wait_until([&] {
-        return log.distinct("first") == static_cast<std::size_t>(produced) && log.distinct("third") == 50;
+        return log.distinct("first") == static_cast<std::size_t>(produced) &&
+               log.distinct("third") == 50;
     }));
-    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+    stop_host(rt, host);
     BOOST_TEST(log.duplicates() == 0u);
     BOOST_TEST(log.distinct("second") >= 150u);
     BOOST_TEST(sum(k.admin().committed(group, topic)) == produced);
@@ -295,19 +309,19 @@ BOOST_AUTO_TEST_CASE(a_missing_topic_waits_and_does_not_disturb_its_consumer) {
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt};
     handled_log log;
-    host.add_trigger({.name = "present", .topic = topic, .consumer = k.consumer(group)}, recording(log, "present"));
-    host.add_trigger({.name = "waiting", .topic = missing, .consumer = k.consumer(group)}, recording(log, "waiting"));
+    host.add_trigger({.name = "present", .topic = topic, .consumer = k.consumer(group)},
+                     recording(log, "present"));
+    host.add_trigger({.name = "waiting", .topic = missing, .consumer = k.consumer(group)},
+                     recording(log, "waiting"));
     host.start();
     BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("present") == 30; }));
     BOOST_TEST(log.distinct("waiting") == 0u);
-    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+    stop_host(rt, host);
 }
 
 BOOST_AUTO_TEST_CASE(a_subscription_delivers_in_order_and_commits_what_was_completed) {
     auto& k = kafka::instance();
-    const auto topic = k.new_topic("pull", 1);
-    const auto group = k.unique("pull");
-    k.produce(topic, 25);
+    const auto [topic, group] = k.topic_with_data("pull", 1, 25);
 
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt, {.drain_timeout = 500ms}};
@@ -324,10 +338,10 @@ BOOST_AUTO_TEST_CASE(a_subscription_delivers_in_order_and_commits_what_was_compl
         co_await sub.commit();
     });
     BOOST_TEST_REQUIRE(wait_until([&] {
-        run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.commit(); });
+        commit_host(rt, host);
         return k.admin().committed(group, topic)[0] == 20;
     }));
-    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+    stop_host(rt, host);
     // Five delivered, never completed: the commit stays at 20 and they come again next time.
     BOOST_TEST(k.admin().committed(group, topic)[0] == 20);
 }
@@ -353,18 +367,21 @@ BOOST_AUTO_TEST_CASE(secrets_never_reach_the_logs_even_with_librdkafka_debug_out
         host.add_trigger({.name = "s", .topic = k.unique("secret-topic"), .consumer = config},
                          [](const kt::message&) -> asio::awaitable<void> { co_return; });
         host.start();
-        wait_until([&] {
-            std::lock_guard lock(mutex);
-            return lines.size() > 50;
-        }, 5s);
-        run_coro(rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); });
+        wait_until(
+            [&] {
+                std::lock_guard lock(mutex);
+                return lines.size() > 50;
+            },
+            5s);
+        stop_host(rt, host);
     }
     kt::set_log_sink({});
     kt::set_log_level(kt::log_level::info);
     std::lock_guard lock(mutex);
     // librdkafka's config dump came through our sink, so the secret had a chance to leak.
-    BOOST_TEST(std::any_of(lines.begin(), lines.end(),
-                           [](const std::string& l) { return l.find("sasl.password") != std::string::npos; }));
+    BOOST_TEST(std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+        return l.find("sasl.password") != std::string::npos;
+    }));
     for (const auto& line : lines)
         BOOST_TEST_REQUIRE(line.find("hunter2-secret-value") == std::string::npos, line);
 }

@@ -1,9 +1,9 @@
 // One Kafka for a whole test binary: the embedded cluster, or real brokers from $KT_BOOTSTRAP.
 #pragma once
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
-#include <unistd.h>
 #include <cstdlib>
 #include <memory>
 #include <string>
@@ -17,7 +17,7 @@
 namespace kt_test {
 
 class kafka {
-public:
+  public:
     static kafka& instance() {
         static kafka shared;
         return shared;
@@ -34,6 +34,14 @@ public:
         else
             admin().create_topic(name, partitions);
         return name;
+    }
+
+    /// A fresh topic holding `count` records, and a fresh group name: (topic, group).
+    std::pair<std::string, std::string> topic_with_data(const std::string& prefix, int partitions,
+                                                        int count) {
+        auto topic = new_topic(prefix, partitions);
+        produce(topic, count);
+        return {topic, unique(prefix)};
     }
 
     /// A unique name for groups and topics, so test cases never see each other's data.
@@ -61,19 +69,24 @@ public:
     }
 
     kt::admin& admin() {
-        if (!admin_) admin_ = std::make_unique<kt::admin>(kt::consumer_config{{"bootstrap.servers", bootstrap_}});
+        if (!admin_)
+            admin_ =
+                std::make_unique<kt::admin>(kt::consumer_config{{"bootstrap.servers", bootstrap_}});
         return *admin_;
     }
 
     kt::embedded_cluster* embedded() noexcept { return cluster_.get(); }
 
-private:
+  private:
     kafka()
-        : run_id_(fmt::format("{}-{}", ::getpid(), std::chrono::system_clock::now().time_since_epoch().count() % 1000000)) {
+        : run_id_(
+              fmt::format("{}-{}", ::getpid(),
+                          std::chrono::system_clock::now().time_since_epoch().count() % 1000000)) {
         if (const char* env = std::getenv("KT_BOOTSTRAP"); env && *env) {
             bootstrap_ = env;
         } else {
-            cluster_ = std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
+            cluster_ =
+                std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
             bootstrap_ = cluster_->bootstrap();
         }
     }

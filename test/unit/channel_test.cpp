@@ -125,7 +125,8 @@ BOOST_AUTO_TEST_CASE(a_producer_thread_and_a_coroutine_consumer_lose_and_reorder
         producer.join();
         BOOST_TEST_REQUIRE(consumer.received.size() == static_cast<std::size_t>(total));
         bool in_order = true;
-        for (int i = 0; i < total; ++i) in_order &= consumer.received[static_cast<std::size_t>(i)] == i;
+        for (int i = 0; i < total; ++i)
+            in_order &= consumer.received[static_cast<std::size_t>(i)] == i;
         BOOST_TEST(in_order);
         BOOST_TEST(consumer.closed);
     }

@@ -14,13 +14,18 @@ using kt::sharing;
 using kt::sharing_key;
 
 namespace kt {
-std::ostream& operator<<(std::ostream& os, const sharing_key& key) { return os << key.canonical(); }
+std::ostream& operator<<(std::ostream& os, const sharing_key& key) {
+    return os << key.canonical();
+}
 }  // namespace kt
 
 namespace {
 consumer_config base() {
-    return {{"bootstrap.servers", "b1:9092,b2:9092"}, {"group.id", "orders"},
-            {"security.protocol", "sasl_ssl"}, {"sasl.username", "svc"}, {"sasl.password", "hunter2"}};
+    return {{"bootstrap.servers", "b1:9092,b2:9092"},
+            {"group.id", "orders"},
+            {"security.protocol", "sasl_ssl"},
+            {"sasl.username", "svc"},
+            {"sasl.password", "hunter2"}};
 }
 }  // namespace
 

@@ -14,7 +14,7 @@ namespace kt {
 /// Administrative look-ups against a cluster. Blocking calls, bounded by `timeout`; for setup,
 /// tests and reports, not for hot paths. Throws kt::kafka_error on failure.
 class admin {
-public:
+  public:
     /// `config` must contain bootstrap.servers; may contain security properties.
     explicit admin(const consumer_config& config);
     ~admin();
@@ -35,7 +35,7 @@ public:
         const std::string& group, const std::string& topic,
         std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
-private:
+  private:
     struct state;
     std::unique_ptr<state> state_;
 };

@@ -26,7 +26,7 @@ namespace kt {
 /// `T` must be trivially copyable (items are plain routing records).
 template <typename T>
 class spsc_channel {
-public:
+  public:
     using wait_signature = void(boost::system::error_code);
 
     spsc_channel(std::size_t capacity, boost::asio::any_io_executor consumer_executor)
@@ -44,7 +44,8 @@ public:
         // Pairs with the fence in start_wait(): either we see parked_, or the consumer sees our
         // pushes when it re-checks the ring after parking (no lost wake-up).
         std::atomic_thread_fence(std::memory_order_seq_cst);
-        if (parked_.load(std::memory_order_relaxed) && parked_.exchange(false, std::memory_order_acq_rel))
+        if (parked_.load(std::memory_order_relaxed) &&
+            parked_.exchange(false, std::memory_order_acq_rel))
             resume_waiter();
     }
 
@@ -87,7 +88,7 @@ public:
             token);
     }
 
-private:
+  private:
     bool ready() const noexcept { return queue_.read_available() > 0 || closed(); }
 
     void start_wait(boost::asio::any_completion_handler<wait_signature> waiter,
@@ -107,7 +108,8 @@ private:
         boost::system::error_code ec;
         if (queue_.read_available() == 0 && closed())
             ec = boost::asio::experimental::error::channel_closed;
-        boost::asio::post(ex, [waiter = std::move(waiter), ec]() mutable { std::move(waiter)(ec); });
+        boost::asio::post(ex,
+                          [waiter = std::move(waiter), ec]() mutable { std::move(waiter)(ec); });
     }
 
     boost::lockfree::spsc_queue<T> queue_;

@@ -13,7 +13,7 @@ namespace kt {
 /// A plain value type; validated when a trigger is added (unknown or invalid properties throw
 /// `kt::config_error` naming the property).
 class consumer_config {
-public:
+  public:
     consumer_config() = default;
     consumer_config(std::initializer_list<std::pair<const std::string, std::string>> props)
         : props_(props) {}
@@ -32,7 +32,7 @@ public:
 
     friend bool operator==(const consumer_config&, const consumer_config&) = default;
 
-private:
+  private:
     std::map<std::string, std::string> props_;
 };
 
@@ -52,7 +52,7 @@ bool is_secret_property(std::string_view name) noexcept;
 /// Identity of a shared consumer: the canonical effective config (sorted properties, normalised
 /// bootstrap list) with secret values replaced by their SHA-256. Holds no secret in clear.
 class sharing_key {
-public:
+  public:
     /// Builds the key of a trigger on `topic` named `trigger_name` under `mode`.
     static sharing_key of(const consumer_config& config, sharing mode, std::string_view topic,
                           std::string_view trigger_name);
@@ -62,7 +62,7 @@ public:
     friend bool operator==(const sharing_key&, const sharing_key&) = default;
     friend auto operator<=>(const sharing_key&, const sharing_key&) = default;
 
-private:
+  private:
     std::string canonical_;
 };
 

@@ -14,7 +14,7 @@ struct embedded_cluster_options {
 /// partition log, first group join takes ~3 s, no transaction markers (read_committed).
 /// Thread-safety: all members may be called from any thread.
 class embedded_cluster {
-public:
+  public:
     explicit embedded_cluster(embedded_cluster_options options = {});
     embedded_cluster(const embedded_cluster&) = delete;
     embedded_cluster& operator=(const embedded_cluster&) = delete;
@@ -29,7 +29,7 @@ public:
     /// Opaque access for fault-injection helpers inside lib/src.
     void* native_handle() const noexcept;
 
-private:
+  private:
     struct state;
     std::unique_ptr<state> state_;
 };

@@ -1,4 +1,5 @@
-// Error types of kafka-triggers: a std::error_category for Kafka errors and the exceptions we throw.
+// Error types of kafka-triggers: a std::error_category for Kafka errors and the exceptions we
+// throw.
 #pragma once
 
 #include <stdexcept>
@@ -28,19 +29,19 @@ bool is_retryable(std::error_code ec) noexcept;
 /// Invalid configuration: names the offending property and says what to do. Never carries a
 /// secret value.
 class config_error : public std::invalid_argument {
-public:
+  public:
     config_error(std::string property, const std::string& what)
         : std::invalid_argument(what), property_(std::move(property)) {}
     /// The property (or option) that was rejected.
     const std::string& property() const noexcept { return property_; }
 
-private:
+  private:
     std::string property_;
 };
 
 /// A Kafka operation failed; carries the Kafka error code.
 class kafka_error : public std::system_error {
-public:
+  public:
     using std::system_error::system_error;
 };
 

@@ -17,7 +17,7 @@ struct message_data;
 /// the accessors stay valid while any copy lives. Reading is thread-safe; a copy may move to
 /// another thread.
 class message {
-public:
+  public:
     message() noexcept = default;
     explicit message(detail::message_data* adopted) noexcept : data_(adopted) {}
     message(const message& other) noexcept;
@@ -46,7 +46,7 @@ public:
 
     detail::message_data* data() const noexcept { return data_; }
 
-private:
+  private:
     detail::message_data* data_ = nullptr;
 };
 

@@ -13,7 +13,7 @@ namespace kt {
 
 /// Enqueues records and reports delivery counts. Thread-safe (librdkafka's producer is).
 class producer {
-public:
+  public:
     /// Throws kt::config_error naming an invalid property.
     explicit producer(const producer_config& config);
     ~producer();
@@ -30,7 +30,7 @@ public:
     std::uint64_t delivered() const noexcept;
     std::uint64_t failed() const noexcept;
 
-private:
+  private:
     struct state;
     std::unique_ptr<state> state_;
 };

@@ -24,7 +24,7 @@ struct runtime_options {
 /// Thread-safety: shard()/shard_count() are safe from any thread; run_until_signal() is called
 /// from one thread; request_stop() from any thread (including signal-free shutdown paths).
 class runtime {
-public:
+  public:
     explicit runtime(runtime_options options = {});
     /// Uses `application_context` as the one shard; no thread is started.
     explicit runtime(boost::asio::io_context& application_context);
@@ -50,7 +50,7 @@ public:
     /// Asks run_until_signal() to begin the graceful stop. Thread-safe, idempotent.
     void request_stop();
 
-private:
+  private:
     struct state;
     std::unique_ptr<state> state_;
 };

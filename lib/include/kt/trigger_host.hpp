@@ -75,7 +75,7 @@ using committed_offsets = std::map<std::string, std::map<std::int32_t, std::int6
 /// trigger_host::remove_trigger). next() and complete() may be called from any executor; one
 /// next() at a time.
 class [[nodiscard]] subscription {
-public:
+  public:
     subscription() = default;
     /// Next message; throws boost::system::system_error (channel_closed) once the host stops or
     /// the subscription is removed.
@@ -87,7 +87,7 @@ public:
     [[nodiscard]] boost::asio::awaitable<void> commit();
     const std::string& name() const noexcept;
 
-private:
+  private:
     friend class trigger_host;
     std::shared_ptr<detail::subscription_inbox> inbox_;
 };
@@ -99,7 +99,7 @@ private:
 /// Thread-safety: add_trigger/subscribe/start and the accessors may be called from any thread;
 /// the awaitables complete on the awaiting coroutine's executor.
 class trigger_host {
-public:
+  public:
     explicit trigger_host(runtime& rt, host_options options = {});
     trigger_host(const trigger_host&) = delete;
     trigger_host& operator=(const trigger_host&) = delete;
@@ -130,7 +130,7 @@ public:
     /// Broker-acknowledged commits, per topic the minimum over the consumers reading it.
     committed_offsets committed() const;
 
-private:
+  private:
     std::shared_ptr<detail::host_core> core_;
 };
 
