@@ -54,7 +54,7 @@ kt::sharing parse_sharing(const std::string& text) {
     if (text == "per_group") return kt::sharing::per_group;
     if (text == "per_topic") return kt::sharing::per_topic;
     if (text == "off") return kt::sharing::off;
-    throw po::validation_error(po::validation_error::invalid_option_value, "--sharing", text);
+    throw po::error(fmt::format("invalid --sharing '{}': use per_group, per_topic or off", text));
 }
 
 kt::log_level parse_level(const std::string& text) {
@@ -62,7 +62,8 @@ kt::log_level parse_level(const std::string& text) {
          {std::pair{"debug", kt::log_level::debug}, std::pair{"info", kt::log_level::info},
           std::pair{"warning", kt::log_level::warning}, std::pair{"error", kt::log_level::error}})
         if (text == name) return level;
-    throw po::validation_error(po::validation_error::invalid_option_value, "--log-level", text);
+    throw po::error(
+        fmt::format("invalid --log-level '{}': use debug, info, warning or error", text));
 }
 
 topic_spec parse_topic(const std::string& text) {
@@ -75,7 +76,7 @@ topic_spec parse_topic(const std::string& text) {
             spec.partitions = 0;
         }
         if (spec.partitions <= 0)
-            throw po::validation_error(po::validation_error::invalid_option_value, "--topic", text);
+            throw po::error(fmt::format("invalid --topic '{}': use NAME or NAME:PARTITIONS", text));
     }
     return spec;
 }

@@ -170,6 +170,9 @@ void shared_consumer::run_commands() {
         has_commands_.store(false, std::memory_order_relaxed);
     }
     for (auto& c : batch) c.run();
+    // One subscribe per batch: triggers added together must not cause a join per trigger.
+    if (subscription_dirty_ && !stopping_) resubscribe();
+    subscription_dirty_ = false;
 }
 
 void shared_consumer::attach(std::shared_ptr<trigger_state> trigger) {
@@ -178,7 +181,7 @@ void shared_consumer::attach(std::shared_ptr<trigger_state> trigger) {
         routes_[topic].push_back({trigger});
         for (auto& [id, state] : partitions_)
             if (id.first == topic) state.trackers.emplace_back();
-        if (!stopping_) resubscribe();
+        subscription_dirty_ = true;
     });
 }
 
@@ -230,7 +233,7 @@ void shared_consumer::finish_detach(std::uint32_t trigger_id) {
             maybe_resume(id, state);
         }
     }
-    if (!stopping_) resubscribe();
+    if (!stopping_) resubscribe();  // called from completion processing, not a command batch
 }
 
 void shared_consumer::commit(done_callback done) {

@@ -160,6 +160,7 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     void finish_detach(std::uint32_t trigger_id);
     bool ever_assigned_ = false;
     bool rejoin_pending_ = false;
+    bool subscription_dirty_ = false;
     int paused_count_ = 0;
     bool cooperative_configured_ = false;
     std::vector<std::string> warned_missing_;

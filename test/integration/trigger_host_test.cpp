@@ -385,3 +385,34 @@ BOOST_AUTO_TEST_CASE(secrets_never_reach_the_logs_even_with_librdkafka_debug_out
     for (const auto& line : lines)
         BOOST_TEST_REQUIRE(line.find("hunter2-secret-value") == std::string::npos, line);
 }
+
+BOOST_AUTO_TEST_CASE(triggers_run_on_an_application_io_context_and_stop_gracefully_with_it) {
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("external", 2, 40);
+
+    asio::io_context application;  // an existing async server's context
+    kt::runtime rt{application};
+    BOOST_TEST(rt.shard_count() == 1u);
+    kt::trigger_host host{rt};
+    handled_log log;
+    std::atomic<bool> on_application_thread{true};
+    host.add_trigger({.name = "app", .topic = topic, .consumer = k.consumer(group)},
+                     [&](const kt::message& m) -> asio::awaitable<void> {
+                         on_application_thread =
+                             on_application_thread &&
+                             application.get_executor().running_in_this_thread();
+                         log.add("app", m);
+                         co_return;
+                     });
+    host.start();
+    std::thread stopper([&] {
+        wait_until([&] { return log.distinct("app") == 40; });
+        rt.request_stop();
+    });
+    rt.run_until_signal();  // runs `application` here; the stop hook drains and commits
+    stopper.join();
+    BOOST_TEST(log.distinct("app") == 40u);
+    BOOST_TEST(on_application_thread.load());
+    BOOST_TEST(host.consumer_count() == 0u);
+    BOOST_TEST(sum(k.admin().committed(group, topic)) == 40);
+}
