@@ -170,9 +170,6 @@ void shared_consumer::run_commands() {
         has_commands_.store(false, std::memory_order_relaxed);
     }
     for (auto& c : batch) c.run();
-    // One subscribe per batch: triggers added together must not cause a join per trigger.
-    if (subscription_dirty_ && !stopping_) resubscribe();
-    subscription_dirty_ = false;
 }
 
 void shared_consumer::attach(std::shared_ptr<trigger_state> trigger) {
@@ -233,7 +230,7 @@ void shared_consumer::finish_detach(std::uint32_t trigger_id) {
             maybe_resume(id, state);
         }
     }
-    if (!stopping_) resubscribe();  // called from completion processing, not a command batch
+    subscription_dirty_ = true;
 }
 
 void shared_consumer::commit(done_callback done) {
@@ -291,6 +288,8 @@ void shared_consumer::run() {
     next_commit_ = steady::now() + options_.commit_interval;
     while (!stopped_) {
         run_commands();
+        // One subscribe per command batch, so triggers added together cause one join.
+        if (subscription_dirty_ && !stopping_) resubscribe();
         drain_completions();
         flush_pending();
         if (stopping_) {
@@ -300,7 +299,8 @@ void shared_consumer::run() {
                 finish_stop();
                 break;
             }
-        } else if (steady::now() >= next_commit_ && !rejoin_pending_) {
+        } else if (steady::now() >= next_commit_ &&
+                   !(awaiting_rebalance_ && steady::now() < awaiting_rebalance_until_)) {
             commit_async(nullptr);
             next_commit_ = steady::now() + options_.commit_interval;
         }
@@ -357,10 +357,21 @@ void shared_consumer::resubscribe() {
                         [](const route_entry& e) { return !e.detaching; }))
             wanted.push_back(topics_[i]);
     std::sort(wanted.begin(), wanted.end());
-    if (wanted == subscribed_) return;
+    if (wanted == subscribed_) {
+        subscription_dirty_ = false;
+        return;
+    }
+    // Changing the subscription while our previous change is still joining leaves a stale member
+    // behind that holds partitions until its session times out: wait for that rebalance first.
+    if (awaiting_rebalance_ && steady::now() < awaiting_rebalance_until_) {
+        subscription_dirty_ = true;
+        return;
+    }
+    subscription_dirty_ = false;
     subscribed_ = wanted;
     if (wanted.empty()) {
         rd_kafka_unsubscribe(client_.get());
+        awaiting_rebalance_ = false;
         return;
     }
     partition_list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(wanted.size())));
@@ -371,9 +382,10 @@ void shared_consumer::resubscribe() {
         return;
     }
     log(log_level::info, "group '{}': subscribed to {} topic(s)", group_, wanted.size());
-    // A commit sent with the old generation while our own rejoin is pending is refused, and
-    // librdkafka then treats the whole assignment as lost: hold commits until the rebalance.
-    rejoin_pending_ = !partitions_.empty();
+    // Until the rebalance this causes, a commit carries the old generation: the broker refuses it
+    // and librdkafka then treats the whole assignment as lost, so commits wait as well.
+    awaiting_rebalance_ = true;
+    awaiting_rebalance_until_ = steady::now() + 10s;
 }
 
 void shared_consumer::route(rd_kafka_message_t* raw) {
@@ -605,7 +617,7 @@ void shared_consumer::rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t e
 void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t* partitions) {
     auto* rk = client_.get();
-    rejoin_pending_ = false;
+    awaiting_rebalance_ = false;
     const char* protocol = rd_kafka_rebalance_protocol(rk);
     const bool cooperative = protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {

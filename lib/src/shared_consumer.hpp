@@ -159,7 +159,8 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
         fences_;  // trigger id → (left, done)
     void finish_detach(std::uint32_t trigger_id);
     bool ever_assigned_ = false;
-    bool rejoin_pending_ = false;
+    bool awaiting_rebalance_ = false;  // our subscription change has not rebalanced yet
+    std::chrono::steady_clock::time_point awaiting_rebalance_until_;
     bool subscription_dirty_ = false;
     int paused_count_ = 0;
     bool cooperative_configured_ = false;

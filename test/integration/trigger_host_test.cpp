@@ -416,3 +416,23 @@ BOOST_AUTO_TEST_CASE(triggers_run_on_an_application_io_context_and_stop_graceful
     BOOST_TEST(host.consumer_count() == 0u);
     BOOST_TEST(sum(k.admin().committed(group, topic)) == 40);
 }
+
+BOOST_AUTO_TEST_CASE(a_trigger_added_during_the_first_group_join_still_gets_its_messages) {
+    auto& k = kafka::instance();
+    const auto [first_topic, group] = k.topic_with_data("join-first", 2, 30);
+    const auto second_topic = k.new_topic("join-second", 2);
+    k.produce(second_topic, 30);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    handled_log log;
+    host.add_trigger({.name = "first", .topic = first_topic, .consumer = k.consumer(group)},
+                     recording(log, "first"));
+    host.start();
+    std::this_thread::sleep_for(300ms);  // the join is under way, not yet assigned
+    host.add_trigger({.name = "second", .topic = second_topic, .consumer = k.consumer(group)},
+                     recording(log, "second"));
+    BOOST_TEST(wait_until([&] { return log.distinct("first") == 30 && log.distinct("second") == 30; }));
+    stop_host(rt, host);
+    BOOST_TEST(log.duplicates() == 0u);
+}
