@@ -8,8 +8,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 
 KT_HOST = sys.argv[1]
+BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")  # real brokers; otherwise kt-host embeds a cluster
+RUN = f"{os.getpid()}-{int(time.time())}"  # topics and groups are new on every run
 failures = []
 
 
@@ -22,12 +25,17 @@ def check(condition, what):
 def run_host(tmp, sharing, idle="1"):
     output = os.path.join(tmp, f"out-{sharing}.jsonl")
     summary = os.path.join(tmp, f"summary-{sharing}.json")
-    proc = subprocess.run([KT_HOST, "--topic", "orders:3", "--topic", "audit:2", "--produce", "300",
-                           "--triggers", "2", "--sharing", sharing, "--exit-when-idle", idle,
-                           "--output", output, "--summary-json", summary, "--log-level", "warning"],
-                          capture_output=True, text=True, timeout=120)
+    orders, audit = f"orders-{sharing}-{RUN}", f"audit-{sharing}-{RUN}"
+    args = [KT_HOST, "--topic", f"{orders}:3", "--topic", f"{audit}:2", "--produce", "300",
+            "--triggers", "2", "--sharing", sharing, "--group", f"kt-host-{sharing}-{RUN}",
+            "--exit-when-idle", idle, "--output", output, "--summary-json", summary,
+            "--log-level", "warning"]
+    if BOOTSTRAP:
+        args += ["--bootstrap", BOOTSTRAP]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     check(proc.returncode == 0, f"{sharing}: exit code 0 (stderr: {proc.stderr[-300:]})")
-    check(proc.stdout.startswith("bootstrap: 127.0.0.1:"), f"{sharing}: prints the embedded bootstrap")
+    if not BOOTSTRAP:
+        check(proc.stdout.startswith("bootstrap: 127.0.0.1:"), f"{sharing}: prints the embedded bootstrap")
     seen = collections.Counter()
     with open(output) as f:
         for line in f:
@@ -39,7 +47,7 @@ def run_host(tmp, sharing, idle="1"):
         s = json.load(f)
     check(all(t["handled"] == 300 and t["failed"] == 0 for t in s["triggers"]),
           f"{sharing}: summary counts 300 handled per trigger")
-    for topic in ("orders", "audit"):
+    for topic in (orders, audit):
         committed = sum(s["committed"].get(topic, {}).values())
         check(committed == 300, f"{sharing}: committed offsets of {topic} sum to 300 ({committed})")
     return s
