@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs a real single-node Apache Kafka (KRaft, broker+controller) on loopback for tests:
-#   scripts/kafka-local.sh start|stop|status
+#   scripts/kafka-local.sh start|stop|restart|status   (restart keeps the port and the data)
 # Kafka's jars are fetched once with Maven into a cache outside the repo ($KT_KAFKA_CACHE,
 # default ~/.cache/kafka-triggers); state and logs live under build/kafka-local. `start` prints
 # `bootstrap: 127.0.0.1:<port>`. Exit code 3 means "no Java or Maven here": callers skip.
@@ -84,14 +84,20 @@ start() {
         return
     fi
     fetch
-    local port controller_port started
+    local port controller_port
     port=$(free_port)
     controller_port=$(free_port)
     rm -rf "$state/data"
     configure "$port" "$controller_port"
-    started=$(date +%s.%N)
     java_run kafka.tools.StorageTool format --ignore-formatted -t "$(java_run kafka.tools.StorageTool random-uuid)" \
         -c "$state/server.properties" > "$state/format.log" 2>&1
+    launch "$port"
+}
+
+# Starts the formatted broker of $state on `port` and waits until it answers metadata requests.
+launch() {
+    local port="$1" started
+    started=$(date +%s.%N)
     nohup java -Xms256m -Xmx512m -Dlog4j.configuration="file:$state/log4j.properties" \
         -cp "$cache/libs/*" kafka.Kafka "$state/server.properties" > "$state/stdout.log" 2>&1 &
     echo $! > "$pidfile"
@@ -137,5 +143,10 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) status ;;
-    *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+    restart)
+        [ -f "$portfile" ] || { echo "kafka-local: never started" >&2; exit 1; }
+        stop
+        launch "$(cat "$portfile")"
+        ;;
+    *) echo "usage: $0 start|stop|restart|status" >&2; exit 2 ;;
 esac

@@ -19,6 +19,11 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
+namespace {
+/// How long after a cooperative rebalance callback periodic commits wait (see on_rebalance).
+constexpr auto rebalance_settle_time = std::chrono::seconds(5);
+}  // namespace
+
 namespace kt::detail {
 namespace {
 
@@ -299,7 +304,7 @@ void shared_consumer::run() {
                 finish_stop();
                 break;
             }
-        } else if (steady::now() >= next_commit_ &&
+        } else if (steady::now() >= next_commit_ && steady::now() >= commits_quiet_until_ &&
                    !(awaiting_rebalance_ && steady::now() < awaiting_rebalance_until_)) {
             commit_async(nullptr);
             next_commit_ = steady::now() + options_.commit_interval;
@@ -620,6 +625,11 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
     awaiting_rebalance_ = false;
     const char* protocol = rd_kafka_rebalance_protocol(rk);
     const bool cooperative = protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
+    // A cooperative rebalance takes several rounds (revocations, then other members' joins). A
+    // commit sent with a generation that a later JoinGroup bumped is refused, and librdkafka
+    // < 2.10 then declares the whole assignment lost (librdkafka #4059; 600 duplicates seen with
+    // two kt-hosts on Kafka 3.9): periodic commits wait until the group has been quiet a while.
+    if (cooperative) commits_quiet_until_ = steady::now() + rebalance_settle_time;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         ever_assigned_ = true;
         assign_partitions(partitions);  // takes the partition queues before fetching starts
@@ -656,7 +666,8 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
     }
 }
 
-void shared_consumer::assign_partitions(const rd_kafka_topic_partition_list_t* partitions) {
+void shared_consumer::assign_partitions(rd_kafka_topic_partition_list_t* partitions) {
+    resume_lost_positions(partitions);
     for (int i = 0; i < partitions->cnt; ++i) {
         const auto& p = partitions->elems[i];
         const auto topic = topic_id(p.topic);
@@ -670,6 +681,32 @@ void shared_consumer::assign_partitions(const rd_kafka_topic_partition_list_t* p
     }
 }
 
+void shared_consumer::resume_lost_positions(rd_kafka_topic_partition_list_t* partitions) {
+    std::erase_if(lost_positions_, [](const auto& e) { return e.second.second < steady::now(); });
+    if (lost_positions_.empty()) return;
+    partition_list_ptr returning(rd_kafka_topic_partition_list_new(partitions->cnt));
+    for (int i = 0; i < partitions->cnt; ++i) {
+        const auto& p = partitions->elems[i];
+        if (lost_positions_.count({topic_id(p.topic), p.partition}))
+            rd_kafka_topic_partition_list_add(returning.get(), p.topic, p.partition);
+    }
+    if (returning->cnt == 0) return;
+    // Another member may have committed further meanwhile: start at the later of the two.
+    if (rd_kafka_committed(client_.get(), returning.get(), 5000)) return;
+    for (int i = 0; i < partitions->cnt; ++i) {
+        auto& p = partitions->elems[i];
+        const partition_id id{topic_id(p.topic), p.partition};
+        auto remembered = lost_positions_.find(id);
+        if (remembered == lost_positions_.end()) continue;
+        const auto* broker =
+            rd_kafka_topic_partition_list_find(returning.get(), p.topic, p.partition);
+        p.offset = std::max(remembered->second.first, broker ? broker->offset : -1);
+        lost_positions_.erase(remembered);
+        log(log_level::info, "group '{}': {}[{}] came back after a loss; resuming at {}", group_,
+            p.topic, p.partition, p.offset);
+    }
+}
+
 void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* partitions,
                                         bool lost) {
     std::vector<partition_id> ids;
@@ -680,6 +717,14 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
         // redelivered to the next owner (at-least-once) and its late completions are fenced.
         wait_drained(&ids, steady::now() + (stopping_ ? 0ms : options_.drain_timeout));
         commit_sync(&ids);
+    } else {
+        // Nothing may be committed, but what we completed stays completed: if the partition comes
+        // straight back to us (librdkafka 2.0 declares an assignment lost on a commit refused for
+        // its generation), it restarts there instead of at the older commit.
+        for (const auto& id : ids)
+            if (auto it = partitions_.find(id); it != partitions_.end())
+                if (auto position = committable(it->second))
+                    lost_positions_[id] = {*position, steady::now() + 30s};
     }
     for (const auto& id : ids) {
         if (auto it = partitions_.find(id); it != partitions_.end() && it->second.paused)

@@ -103,7 +103,8 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     void commit_sync(const std::vector<partition_id>* only);
     void record_committed(const rd_kafka_topic_partition_list_t* offsets);
     void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
-    void assign_partitions(const rd_kafka_topic_partition_list_t* partitions);
+    void assign_partitions(rd_kafka_topic_partition_list_t* partitions);
+    void resume_lost_positions(rd_kafka_topic_partition_list_t* partitions);
     void revoke_partitions(const rd_kafka_topic_partition_list_t* partitions, bool lost);
     bool drained(const std::vector<partition_id>* only) const;
     void wait_drained(const std::vector<partition_id>* only,
@@ -162,6 +163,10 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     bool awaiting_rebalance_ = false;  // our subscription change has not rebalanced yet
     std::chrono::steady_clock::time_point awaiting_rebalance_until_;
     bool subscription_dirty_ = false;
+    std::chrono::steady_clock::time_point commits_quiet_until_;
+    /// Completed positions of partitions lost without a commit: (offset, valid until).
+    std::map<partition_id, std::pair<std::int64_t, std::chrono::steady_clock::time_point>>
+        lost_positions_;
     int paused_count_ = 0;
     bool cooperative_configured_ = false;
     std::vector<std::string> warned_missing_;
