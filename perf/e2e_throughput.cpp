@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
         kt::producer producer({{"bootstrap.servers", cluster.bootstrap()}, {"linger.ms", "5"}});
         const std::string value(100, 'v');
         for (long i = 0; i < total; ++i)
-            producer.send(topic, fmt::format("key-{}", i % 1000), value);
+            producer.produce(topic, fmt::format("key-{}", i % 1000), value);
         producer.flush(std::chrono::seconds(60));
     }
     // Alternate the order so neither side always runs on a warmer cache.

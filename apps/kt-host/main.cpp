@@ -48,23 +48,46 @@ struct options {
     double exit_when_idle = 0;
     std::string summary_json;
     kt::log_level log_level = kt::log_level::info;
+    kt::ordering ordering = kt::ordering::partition;
+    unsigned max_in_flight = 64;
+    long fail_every = 0;
+    unsigned retries = 0;
+    int retry_backoff_ms = 100;
+    std::string dlq;  // empty: <topic>.dlq
+    kt::delivery_guarantee delivery = kt::delivery_guarantee::at_least_once;
+    std::size_t batch = 0;
+    std::string output_topic;  // transform: copy each message there
+    std::string instance_id;
 };
 
-kt::sharing parse_sharing(const std::string& text) {
-    if (text == "per_group") return kt::sharing::per_group;
-    if (text == "per_topic") return kt::sharing::per_topic;
-    if (text == "off") return kt::sharing::off;
-    throw po::error(fmt::format("invalid --sharing '{}': use per_group, per_topic or off", text));
+template <typename Enum, std::size_t N>
+Enum parse_choice(const std::string& option, const std::string& text,
+                  const std::pair<const char*, Enum> (&choices)[N]) {
+    std::string names;
+    for (const auto& [name, value] : choices) {
+        if (text == name) return value;
+        names += names.empty() ? name : fmt::format(", {}", name);
+    }
+    throw po::error(fmt::format("invalid --{} '{}': use {}", option, text, names));
 }
 
-kt::log_level parse_level(const std::string& text) {
-    for (auto [name, level] :
-         {std::pair{"debug", kt::log_level::debug}, std::pair{"info", kt::log_level::info},
-          std::pair{"warning", kt::log_level::warning}, std::pair{"error", kt::log_level::error}})
-        if (text == name) return level;
-    throw po::error(
-        fmt::format("invalid --log-level '{}': use debug, info, warning or error", text));
-}
+constexpr std::pair<const char*, kt::sharing> sharing_choices[] = {
+    {"per_group", kt::sharing::per_group},
+    {"per_topic", kt::sharing::per_topic},
+    {"off", kt::sharing::off}};
+constexpr std::pair<const char*, kt::log_level> level_choices[] = {
+    {"debug", kt::log_level::debug},
+    {"info", kt::log_level::info},
+    {"warning", kt::log_level::warning},
+    {"error", kt::log_level::error}};
+constexpr std::pair<const char*, kt::ordering> ordering_choices[] = {
+    {"partition", kt::ordering::partition},
+    {"key", kt::ordering::key},
+    {"none", kt::ordering::none}};
+constexpr std::pair<const char*, kt::delivery_guarantee> delivery_choices[] = {
+    {"at_least_once", kt::delivery_guarantee::at_least_once},
+    {"at_most_once", kt::delivery_guarantee::at_most_once},
+    {"exactly_once", kt::delivery_guarantee::exactly_once}};
 
 topic_spec parse_topic(const std::string& text) {
     const auto colon = text.find(':');
@@ -84,7 +107,8 @@ topic_spec parse_topic(const std::string& text) {
 std::optional<options> parse_options(int argc, char** argv) {
     options o;
     std::vector<std::string> topics;
-    std::string sharing = "per_group", level = "info";
+    std::string sharing = "per_group", level = "info", ordering = "partition",
+                delivery = "at_least_once";
     po::options_description desc(
         "kt-host: runs kafka-triggers triggers (the demo host)\n"
         "Without --bootstrap or $KAFKA_BOOTSTRAP_SERVERS it starts an embedded 3-broker cluster.\n"
@@ -108,7 +132,27 @@ std::optional<options> parse_options(int argc, char** argv) {
         "stop gracefully after SEC seconds without messages (before the first message: SEC + 10 s; "
         "0: run until SIGINT/SIGTERM)")("summary-json", po::value(&o.summary_json),
                                         "write a JSON summary to FILE at exit")(
-        "log-level", po::value(&level)->default_value(level), "debug | info | warning | error");
+        "log-level", po::value(&level)->default_value(level), "debug | info | warning | error")(
+        "ordering", po::value(&ordering)->default_value(ordering),
+        "partition (one at a time per partition) | key (one at a time per key) | none")(
+        "max-in-flight", po::value(&o.max_in_flight)->default_value(o.max_in_flight),
+        "handlers of a trigger running at once, per shard")(
+        "fail-every", po::value(&o.fail_every)->default_value(0),
+        "the handler throws for messages whose offset is a multiple of N (0: never)")(
+        "retries", po::value(&o.retries)->default_value(0), "retries after a failed attempt")(
+        "retry-backoff-ms", po::value(&o.retry_backoff_ms)->default_value(o.retry_backoff_ms),
+        "first retry delay (doubles per attempt, jittered, capped at 10 s)")(
+        "dlq", po::value(&o.dlq),
+        "dead letter topic for failed messages, or 'off' (default <topic>.dlq)")(
+        "delivery", po::value(&delivery)->default_value(delivery),
+        "at_least_once | at_most_once | exactly_once (exactly_once copies each message to "
+        "--output-topic in a transaction with its offset)")(
+        "output-topic", po::value(&o.output_topic),
+        "copy each handled message to this topic (default with exactly_once: <topic>.out)")(
+        "instance-id", po::value(&o.instance_id),
+        "distinguishes this process's transactional ids (exactly_once; default: the hostname)")(
+        "batch", po::value(&o.batch)->default_value(0),
+        "batch trigger: up to N messages of a partition per handler call (0: single messages)");
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
     if (vm.count("help")) {
@@ -116,8 +160,14 @@ std::optional<options> parse_options(int argc, char** argv) {
         return std::nullopt;
     }
     po::notify(vm);
-    o.sharing = parse_sharing(sharing);
-    o.log_level = parse_level(level);
+    o.sharing = parse_choice("sharing", sharing, sharing_choices);
+    o.log_level = parse_choice("log-level", level, level_choices);
+    o.ordering = parse_choice("ordering", ordering, ordering_choices);
+    o.delivery = parse_choice("delivery", delivery, delivery_choices);
+    if (o.max_in_flight < 1)
+        throw po::validation_error(po::validation_error::invalid_option_value, "--max-in-flight");
+    if (o.fail_every < 0)
+        throw po::validation_error(po::validation_error::invalid_option_value, "--fail-every");
     if (o.triggers < 1)
         throw po::validation_error(po::validation_error::invalid_option_value, "--triggers");
     if (topics.empty()) topics.push_back("orders");
@@ -125,27 +175,6 @@ std::optional<options> parse_options(int argc, char** argv) {
     if (o.bootstrap.empty())
         if (const char* env = std::getenv("KAFKA_BOOTSTRAP_SERVERS")) o.bootstrap = env;
     return o;
-}
-
-void create_topics(const options& o, kt::embedded_cluster* cluster) {
-    if (cluster) {
-        for (const auto& t : o.topics) cluster->create_topic(t.name, t.partitions);
-        return;
-    }
-    kt::admin admin({{"bootstrap.servers", o.bootstrap}});
-    for (const auto& t : o.topics) admin.create_topic(t.name, t.partitions);
-}
-
-void produce(const options& o) {
-    kt::producer producer({{"bootstrap.servers", o.bootstrap}, {"linger.ms", "5"}});
-    const std::string value(100, 'x');
-    for (const auto& t : o.topics)
-        for (long i = 0; i < o.produce; ++i)
-            producer.send(t.name, fmt::format("key-{}", i % 1000), value);
-    if (!producer.flush(60s) || producer.failed() > 0)
-        throw std::runtime_error(fmt::format("producing failed: {} of {} records not delivered",
-                                             producer.failed(), o.produce * long(o.topics.size())));
-    std::cout << fmt::format("produced {} messages per topic\n", o.produce) << std::flush;
 }
 
 /// Appends handled-message records; shared by handlers on every shard.
@@ -177,6 +206,74 @@ class output_file {
     std::ofstream file_;
 };
 
+std::string dead_letter_topic(const options& o, const topic_spec& t) {
+    if (o.dlq == "off") return {};
+    return o.dlq.empty() ? t.name + ".dlq" : o.dlq;
+}
+
+std::string output_topic(const options& o, const topic_spec& t) {
+    if (!o.output_topic.empty()) return o.output_topic;
+    return o.delivery == kt::delivery_guarantee::exactly_once ? t.name + ".out" : std::string{};
+}
+
+/// The consumed topics, and the dead letter and output topics the triggers write to.
+void create_topics(const options& o, kt::embedded_cluster* cluster) {
+    std::optional<kt::admin> admin;
+    if (!cluster) admin.emplace(kt::consumer_config{{"bootstrap.servers", o.bootstrap}});
+    auto create = [&](const std::string& name, int partitions) {
+        if (name.empty()) return;
+        if (cluster)
+            cluster->create_topic(name, partitions);
+        else
+            admin->create_topic(name, partitions);
+    };
+    for (const auto& t : o.topics) {
+        create(t.name, t.partitions);
+        create(dead_letter_topic(o, t), t.partitions);
+        create(output_topic(o, t), t.partitions);
+    }
+}
+
+/// The demo handler's work: simulated I/O, the --fail-every failure, the --output record, and the
+/// copy to the output topic.
+struct demo_work {
+    const options& o;
+    output_file& output;
+    std::atomic<std::int64_t>& last_handled;
+
+    asio::awaitable<void> operator()(const std::string& trigger, const kt::message& m,
+                                     kt::producer* out, const std::string& out_topic) const {
+        if (o.handler_ms > 0) {
+            asio::steady_timer timer(co_await asio::this_coro::executor,
+                                     std::chrono::milliseconds(o.handler_ms));
+            co_await timer.async_wait(asio::use_awaitable);
+        }
+        last_handled = std::chrono::steady_clock::now().time_since_epoch().count();
+        if (o.fail_every > 0 && m.offset() % o.fail_every == 0)
+            throw std::runtime_error(
+                fmt::format("--fail-every {}: offset {} fails", o.fail_every, m.offset()));
+        if (out) {
+            kt::record copy{.topic = out_topic};
+            if (m.has_key()) copy.key = std::string(m.key());
+            if (m.has_value()) copy.value = std::string(m.value());
+            co_await out->send(std::move(copy));
+        }
+        output.record(trigger, m);
+    }
+};
+
+void produce(const options& o) {
+    kt::producer producer({{"bootstrap.servers", o.bootstrap}, {"linger.ms", "5"}});
+    const std::string value(100, 'x');
+    for (const auto& t : o.topics)
+        for (long i = 0; i < o.produce; ++i)
+            producer.produce(t.name, fmt::format("key-{}", i % 1000), value);
+    if (!producer.flush(60s) || producer.failed() > 0)
+        throw std::runtime_error(fmt::format("producing failed: {} of {} records not delivered",
+                                             producer.failed(), o.produce * long(o.topics.size())));
+    std::cout << fmt::format("produced {} messages per topic\n", o.produce) << std::flush;
+}
+
 /// Samples thread count and live consumers while the host runs.
 class sampler {
   public:
@@ -206,10 +303,16 @@ class sampler {
 void write_summary(const options& o, const kt::trigger_host& host, const sampler& s) {
     json::array triggers;
     for (const auto& t : host.stats()) {
-        triggers.push_back(json::object{
-            {"name", t.name}, {"topic", t.topic}, {"handled", t.handled}, {"failed", t.failed}});
-        std::cout << fmt::format("trigger {:<24} topic {:<16} handled {:>9} failed {:>6}\n", t.name,
-                                 t.topic, t.handled, t.failed);
+        triggers.push_back(json::object{{"name", t.name},
+                                        {"topic", t.topic},
+                                        {"handled", t.handled},
+                                        {"failed", t.failed},
+                                        {"retried", t.retried},
+                                        {"dead_lettered", t.dead_lettered}});
+        std::cout << fmt::format(
+            "trigger {:<24} topic {:<16} handled {:>9} failed {:>6} retried {:>6} dead-lettered "
+            "{:>6}\n",
+            t.name, t.topic, t.handled, t.failed, t.retried, t.dead_lettered);
     }
     json::object committed;
     for (const auto& [topic, partitions] : host.committed()) {
@@ -244,26 +347,47 @@ int run(const options& o) {
     kt::trigger_host host{rt, {.sharing = effective.sharing}};
     output_file output(effective.output);
     std::atomic<std::int64_t> last_handled{0};  // steady_clock ticks; 0 until the first message
+    const demo_work work{effective, output, last_handled};
     for (const auto& t : effective.topics) {
         for (int i = 0; i < effective.triggers; ++i) {
             const auto name = fmt::format("{}.t{}", t.name, i);
             const auto group = effective.sharing == kt::sharing::off
                                    ? fmt::format("{}.{}", effective.group, name)
                                    : effective.group;
-            host.add_trigger(
-                {.name = name,
-                 .topic = t.name,
-                 .consumer = {{"bootstrap.servers", effective.bootstrap}, {"group.id", group}}},
-                [&, name,
-                 ms = effective.handler_ms](const kt::message& m) -> asio::awaitable<void> {
-                    if (ms > 0) {
-                        asio::steady_timer timer(co_await asio::this_coro::executor,
-                                                 std::chrono::milliseconds(ms));
-                        co_await timer.async_wait(asio::use_awaitable);
-                    }
-                    output.record(name, m);
-                    last_handled = std::chrono::steady_clock::now().time_since_epoch().count();
-                });
+            kt::trigger_options trigger{
+                .name = name,
+                .topic = t.name,
+                .consumer = {{"bootstrap.servers", effective.bootstrap}, {"group.id", group}},
+                .ordering = effective.ordering,
+                .max_in_flight = effective.max_in_flight,
+                .retry = {.max_attempts = effective.retries + 1,
+                          .initial_backoff = std::chrono::milliseconds(effective.retry_backoff_ms)},
+                .dead_letter = {.enabled = effective.dlq != "off",
+                                .topic = dead_letter_topic(effective, t)},
+                .delivery = effective.delivery,
+                .transactional_id =
+                    effective.instance_id.empty()
+                        ? std::string{}
+                        : fmt::format("kt.{}.{}.{}", group, name, effective.instance_id)};
+            const auto out_topic = output_topic(effective, t);
+            if (effective.batch > 0) {
+                host.add_batch_trigger(
+                    std::move(trigger), {.max_messages = effective.batch},
+                    [work, name](std::span<const kt::message> batch) -> asio::awaitable<void> {
+                        for (const auto& m : batch) co_await work(name, m, nullptr, {});
+                    });
+            } else if (!out_topic.empty()) {
+                host.add_trigger(std::move(trigger),
+                                 [work, name, out_topic](const kt::message& m,
+                                                         kt::producer& out) -> asio::awaitable<void> {
+                                     co_await work(name, m, &out, out_topic);
+                                 });
+            } else {
+                host.add_trigger(std::move(trigger),
+                                 [work, name](const kt::message& m) -> asio::awaitable<void> {
+                                     co_await work(name, m, nullptr, {});
+                                 });
+            }
         }
     }
     sampler samples(host);

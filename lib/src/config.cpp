@@ -7,6 +7,8 @@
 
 #include <openssl/evp.h>
 
+#include <kt/producer.hpp>
+
 #include "log.hpp"
 #include "rdkafka_handles.hpp"
 
@@ -65,7 +67,7 @@ std::string normalise_bootstrap(std::string_view servers) {
 }
 
 sharing_key sharing_key::of(const consumer_config& config, sharing mode, std::string_view topic,
-                            std::string_view trigger_name) {
+                            std::string_view trigger_name, delivery_guarantee delivery) {
     sharing_key key;
     // std::map iterates sorted, so equal configs give equal text whatever the insertion order.
     for (const auto& [name, value] : config.properties()) {
@@ -85,6 +87,19 @@ sharing_key sharing_key::of(const consumer_config& config, sharing mode, std::st
             key.canonical_ += fmt::format("#trigger={}\n", trigger_name);
             break;
     }
+    // Commit timing differs per guarantee, and a transaction commits its trigger's offsets
+    // itself: such consumers are never shared across guarantees, exactly_once never at all.
+    switch (delivery) {
+        case delivery_guarantee::at_least_once:
+            break;
+        case delivery_guarantee::at_most_once:
+            key.canonical_ += "#delivery=at_most_once\n";
+            break;
+        case delivery_guarantee::exactly_once:
+            if (mode != sharing::off)
+                key.canonical_ += fmt::format("#delivery=exactly_once\n#trigger={}\n", trigger_name);
+            break;
+    }
     return key;
 }
 
@@ -93,6 +108,48 @@ std::string redacted(const consumer_config& config) {
     for (const auto& [name, value] : config.properties())
         text += fmt::format("{}={}\n", name, is_secret_property(name) ? "***" : value);
     return text;
+}
+
+producer_config producer_config_for(const consumer_config& consumer) {
+    // Consumer-only properties of librdkafka (CONFIGURATION.md, "C"); a producer warns on them.
+    static constexpr std::string_view consumer_only[] = {
+        "group.id",
+        "group.instance.id",
+        "group.protocol.type",
+        "partition.assignment.strategy",
+        "session.timeout.ms",
+        "heartbeat.interval.ms",
+        "coordinator.query.interval.ms",
+        "max.poll.interval.ms",
+        "enable.auto.commit",
+        "auto.commit.enable",
+        "auto.commit.interval.ms",
+        "enable.auto.offset.store",
+        "auto.offset.reset",
+        "queued.min.messages",
+        "queued.max.messages.kbytes",
+        "fetch.wait.max.ms",
+        "fetch.queue.backoff.ms",
+        "fetch.message.max.bytes",
+        "max.partition.fetch.bytes",
+        "fetch.max.bytes",
+        "fetch.min.bytes",
+        "fetch.error.backoff.ms",
+        "offset.store.method",
+        "offset.store.path",
+        "offset.store.sync.interval.ms",
+        "isolation.level",
+        "enable.partition.eof",
+        "check.crcs",
+        "consume.callback.max.messages",
+        "allow.auto.create.topics",
+    };
+    producer_config producer;
+    for (const auto& [name, value] : consumer.properties())
+        if (std::find(std::begin(consumer_only), std::end(consumer_only), name) ==
+            std::end(consumer_only))
+            producer.set(name, value);
+    return producer;
 }
 
 namespace detail {

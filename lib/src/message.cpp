@@ -61,4 +61,21 @@ std::optional<std::string_view> message::header(std::string_view name) const {
     return value ? std::string_view(static_cast<const char*>(value), size) : std::string_view{};
 }
 
+std::vector<std::pair<std::string_view, std::optional<std::string_view>>> message::headers() const {
+    std::vector<std::pair<std::string_view, std::optional<std::string_view>>> all;
+    rd_kafka_headers_t* headers = nullptr;
+    if (rd_kafka_message_headers(data_->raw, &headers) != RD_KAFKA_RESP_ERR_NO_ERROR) return all;
+    const char* name = nullptr;
+    const void* value = nullptr;
+    size_t size = 0;
+    for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
+                       RD_KAFKA_RESP_ERR_NO_ERROR;
+         ++i) {
+        std::optional<std::string_view> v;
+        if (value) v = std::string_view(static_cast<const char*>(value), size);
+        all.emplace_back(name, v);
+    }
+    return all;
+}
+
 }  // namespace kt

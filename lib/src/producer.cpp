@@ -1,45 +1,173 @@
-// kt::producer: enqueue with rd_kafka_producev, count delivery reports, flush with a deadline.
+// kt::producer: rd_kafka_producev with per-record completion handlers, a poll thread serving
+// delivery reports (and blocking jobs), flush with a deadline, purge at close.
 #include <kt/producer.hpp>
 
-#include <atomic>
-#include <thread>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "log.hpp"
-#include "rdkafka_handles.hpp"
+#include "producer_state.hpp"
+
+namespace asio = boost::asio;
 
 namespace kt {
+namespace {
 
-struct producer::state {
-    detail::client_ptr client;
-    std::atomic<std::uint64_t> delivered{0};
-    std::atomic<std::uint64_t> failed{0};
-
-    static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
-        auto* self = static_cast<state*>(opaque);
-        if (m->err) {
-            self->failed.fetch_add(1, std::memory_order_relaxed);
-            detail::log(log_level::warning, "delivery to '{}' failed: {}",
-                        rd_kafka_topic_name(m->rkt), rd_kafka_err2str(m->err));
-        } else {
-            self->delivered.fetch_add(1, std::memory_order_relaxed);
-        }
-    }
+/// A send() waiting for its delivery report; owned through the message's opaque pointer.
+struct pending_send {
+    virtual ~pending_send() = default;
+    /// Resumes the sender on its own executor.
+    virtual void complete(std::exception_ptr error, delivery result) = 0;
 };
 
-producer::producer(const producer_config& config) : state_(std::make_unique<state>()) {
-    auto conf = detail::make_conf(config);
-    rd_kafka_conf_set_dr_msg_cb(conf.get(), &state::on_delivery);
+template <typename Handler>
+struct pending_send_for final : pending_send {
+    explicit pending_send_for(Handler h)
+        : handler(std::move(h)), work(asio::make_work_guard(asio::get_associated_executor(handler))) {}
+    void complete(std::exception_ptr error, delivery result) override {
+        auto ex = work.get_executor();
+        asio::post(ex, [h = std::move(handler), error, result = std::move(result)]() mutable {
+            std::move(h)(error, std::move(result));
+        });
+        work.reset();
+    }
+    Handler handler;
+    asio::executor_work_guard<asio::associated_executor_t<Handler>> work;
+};
+
+std::exception_ptr delivery_error(rd_kafka_resp_err_t err, std::string_view topic,
+                                  std::int32_t partition) {
+    return std::make_exception_ptr(
+        kafka_error(make_kafka_error(err), fmt::format("delivery to '{}' [{}] failed: {}", topic,
+                                                       partition, rd_kafka_err2str(err))));
+}
+
+void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* self = static_cast<producer::state*>(opaque);
+    const char* topic = rd_kafka_topic_name(m->rkt);
+    (m->err ? self->failed : self->delivered).fetch_add(1, std::memory_order_relaxed);
+    if (m->err && !m->_private)
+        detail::log(log_level::warning, "delivery to '{}' failed: {}", topic,
+                    rd_kafka_err2str(m->err));
+    if (!m->_private) return;
+    std::unique_ptr<pending_send> op(static_cast<pending_send*>(m->_private));
+    op->complete(m->err ? delivery_error(m->err, topic, m->partition) : nullptr,
+             delivery{topic, m->partition, m->offset});
+}
+
+/// rd_kafka_producev for one record; `opaque` travels to the delivery report.
+rd_kafka_resp_err_t produce_record(rd_kafka_t* rk, const record& r, void* opaque) {
+    rd_kafka_headers_t* headers = nullptr;
+    if (!r.headers.empty()) {
+        headers = rd_kafka_headers_new(r.headers.size());
+        for (const auto& h : r.headers)
+            rd_kafka_header_add(headers, h.name.data(), static_cast<ssize_t>(h.name.size()),
+                                h.value ? h.value->data() : nullptr,
+                                h.value ? static_cast<ssize_t>(h.value->size()) : 0);
+    }
+    auto* key = r.key ? const_cast<char*>(r.key->data()) : nullptr;
+    auto* value = r.value ? const_cast<char*>(r.value->data()) : nullptr;
+    const std::size_t key_size = r.key ? r.key->size() : 0;
+    const std::size_t value_size = r.value ? r.value->size() : 0;
+    const auto err = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(r.topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_size),
+        RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_HEADERS(headers),
+        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    if (err && headers) rd_kafka_headers_destroy(headers);  // owned by the message on success
+    return err;
+}
+
+std::exception_ptr enqueue_error(rd_kafka_resp_err_t err, const record& r) {
+    return std::make_exception_ptr(kafka_error(
+        make_kafka_error(err), fmt::format("cannot produce to '{}' (key {} bytes, value {} bytes): {}",
+                                           r.topic, r.key ? r.key->size() : 0,
+                                           r.value ? r.value->size() : 0, rd_kafka_err2str(err))));
+}
+
+}  // namespace
+
+void producer::state::post_job(std::function<void()> job) {
+    {
+        std::lock_guard lock(jobs_mutex);
+        jobs.push_back(std::move(job));
+    }
+    rd_kafka_yield(client.get());  // cut the poll thread's current wait short
+}
+
+void producer::state::poll_loop() {
+    while (!stopping.load(std::memory_order_acquire)) {
+        std::deque<std::function<void()>> ready;
+        {
+            std::lock_guard lock(jobs_mutex);
+            ready.swap(jobs);
+        }
+        for (auto& job : ready) job();
+        if (ready.empty()) rd_kafka_poll(client.get(), 100);
+    }
+}
+
+producer::producer(const producer_config& config) : state_(std::make_shared<state>()) {
+    auto effective = config;
+    if (!effective.contains("enable.idempotence")) effective.set("enable.idempotence", "true");
+    auto conf = detail::make_conf(effective);
+    rd_kafka_conf_set_dr_msg_cb(conf.get(), &on_delivery);
     rd_kafka_conf_set_opaque(conf.get(), state_.get());
     state_->client = detail::make_client(RD_KAFKA_PRODUCER, std::move(conf));
+    state_->poller = std::thread([s = state_.get()] { s->poll_loop(); });
 }
 
 producer::~producer() {
-    if (!flush(std::chrono::seconds(10)))
-        detail::log(log_level::warning, "producer closed with undelivered records");
+    if (!flush(flush_timeout)) {
+        detail::log(log_level::warning,
+                    "producer closed with {} undelivered records after {} ms; failing them",
+                    queue_depth(), flush_timeout.count());
+        rd_kafka_purge(state_->client.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(state_->client.get(), 1000);  // serves the purged records' reports
+    }
+    state_->stopping.store(true, std::memory_order_release);
+    rd_kafka_yield(state_->client.get());
+    state_->poller.join();
+    for (auto& job : state_->jobs) job();  // jobs observe `stopping` and fail fast
 }
 
-void producer::send(const std::string& topic, std::string_view key, std::string_view value,
-                    std::int32_t partition) {
+asio::awaitable<delivery> producer::send(record r) {
+    auto st = state_;
+    auto initiation = [st, &r](auto handler) {
+        std::unique_ptr<pending_send> op =
+            std::make_unique<pending_send_for<decltype(handler)>>(std::move(handler));
+        const auto err = produce_record(st->client.get(), r, op.get());
+        if (!err) {
+            op.release();  // owned by the delivery report now
+            return;
+        }
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+            op->complete(enqueue_error(err, r), {});
+            return;
+        }
+        // Local queue full: retry from the poll thread, which serves reports while it waits.
+        auto* raw = op.release();
+        st->post_job([st, r = std::move(r), raw] {
+            rd_kafka_resp_err_t again;
+            while ((again = st->stopping.load() ? RD_KAFKA_RESP_ERR__DESTROY
+                                                : produce_record(st->client.get(), r, raw)) ==
+                   RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                rd_kafka_poll(st->client.get(), 10);
+            if (!again) return;  // the delivery report owns `raw` now
+            std::unique_ptr<pending_send> owned(raw);
+            owned->complete(enqueue_error(again, r), {});
+        });
+    };
+    co_return co_await asio::async_initiate<const asio::use_awaitable_t<>,
+                                            void(std::exception_ptr, delivery)>(
+        std::move(initiation), asio::use_awaitable);
+}
+
+void producer::produce(const std::string& topic, std::string_view key, std::string_view value,
+                       std::int32_t partition) {
     for (;;) {
         const auto err = rd_kafka_producev(
             state_->client.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
@@ -47,11 +175,10 @@ void producer::send(const std::string& topic, std::string_view key, std::string_
             RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
             RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END);
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
-            rd_kafka_poll(state_->client.get(), 10);  // serve delivery reports to make room
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the poll thread drains
             continue;
         }
         detail::throw_if_error(err, "produce to " + topic);
-        rd_kafka_poll(state_->client.get(), 0);
         return;
     }
 }
@@ -66,6 +193,9 @@ std::uint64_t producer::delivered() const noexcept {
 }
 std::uint64_t producer::failed() const noexcept {
     return state_->failed.load();
+}
+std::size_t producer::queue_depth() const noexcept {
+    return static_cast<std::size_t>(rd_kafka_outq_len(state_->client.get()));
 }
 
 }  // namespace kt

@@ -52,7 +52,32 @@ class host_core : public std::enable_shared_from_this<host_core> {
         if (opts.name.empty()) throw config_error("name", "a trigger needs a name");
         if (opts.topic.empty())
             throw config_error("topic", fmt::format("trigger '{}' needs a topic", opts.name));
-        auto key = sharing_key::of(opts.consumer, options_.sharing, opts.topic, opts.name);
+        if (opts.delivery == delivery_guarantee::exactly_once && !trigger->code.transform)
+            throw config_error("delivery",
+                               fmt::format("trigger '{}': exactly_once needs a transform handler "
+                                           "(its output joins the offsets' transaction)",
+                                           opts.name));
+        if (opts.delivery == delivery_guarantee::exactly_once)
+            throw config_error("delivery", "exactly_once is not available yet");  // EOS-TODO
+        if (opts.retry.max_backoff < opts.retry.initial_backoff)
+            throw config_error("retry.max_backoff",
+                               fmt::format("trigger '{}': max_backoff is below initial_backoff",
+                                           opts.name));
+        auto key = sharing_key::of(opts.consumer, options_.sharing, opts.topic, opts.name,
+                                   opts.delivery);
+        if (!trigger->inbox && opts.dead_letter.enabled) {
+            trigger->dead_letter_topic =
+                opts.dead_letter.topic.empty() ? opts.topic + ".dlq" : opts.dead_letter.topic;
+            if (trigger->dead_letter_topic == opts.topic)
+                throw config_error("dead_letter.topic",
+                                   fmt::format("trigger '{}': the dead letter topic cannot be the "
+                                               "trigger's own topic",
+                                               opts.name));
+            trigger->dead_letters = producer_for(opts.dead_letter.producer.properties().empty()
+                                                     ? producer_config_for(opts.consumer)
+                                                     : opts.dead_letter.producer);
+        }
+        if (trigger->code.transform) trigger->output = producer_for(producer_config_for(opts.consumer));
         std::shared_ptr<shared_consumer> consumer;
         bool start_now = false;
         {
@@ -136,6 +161,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
             co_await await_remote(stop);
         }
         for (auto& trigger : triggers) close_inbox(trigger);
+        release_producers();
     }
 
     /// For the destructor: the same stop, waited for on this thread with a bound.
@@ -152,6 +178,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
                     std::chrono::duration_cast<std::chrono::milliseconds>(bound).count());
         }
         for (auto& trigger : triggers) close_inbox(trigger);
+        release_producers();
     }
 
     asio::awaitable<void> commit() {
@@ -166,6 +193,22 @@ class host_core : public std::enable_shared_from_this<host_core> {
             };
             co_await await_remote(commit);
         }
+    }
+
+    std::shared_ptr<producer> producer_for(const producer_config& config) {
+        auto key = sharing_key::of(config, sharing::per_group, "", "");
+        std::lock_guard lock(mutex_);
+        if (stopped_) throw std::logic_error("trigger_host is stopped");
+        auto& slot = producers_[key];
+        if (!slot) {
+            try {
+                slot = std::make_shared<producer>(config);
+            } catch (...) {
+                producers_.erase(key);
+                throw;
+            }
+        }
+        return slot;
     }
 
     std::size_t consumer_count() const {
@@ -209,6 +252,16 @@ class host_core : public std::enable_shared_from_this<host_core> {
         std::shared_ptr<trigger_state> trigger;
         sharing_key key;
     };
+
+    /// Producers outlive the consumers (dead letters are written while draining): dropped last.
+    void release_producers() {
+        std::map<sharing_key, std::shared_ptr<producer>> producers;
+        {
+            std::lock_guard lock(mutex_);
+            producers.swap(producers_);
+        }
+        // Triggers keep references too: each producer flushes when its last owner lets go.
+    }
 
     std::pair<std::vector<std::shared_ptr<shared_consumer>>,
               std::vector<std::shared_ptr<trigger_state>>>
@@ -255,6 +308,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
     const host_options options_;
     mutable std::mutex mutex_;
     std::map<sharing_key, pool_entry> pool_;
+    std::map<sharing_key, std::shared_ptr<producer>> producers_;
     std::map<std::string, trigger_entry> triggers_;
     std::vector<std::shared_ptr<trigger_state>> retired_;
     std::vector<std::shared_ptr<shared_consumer>> closed_;
@@ -278,11 +332,49 @@ trigger_host::~trigger_host() {
     core_->stop_blocking();  // no-op when stop() was awaited; releases never-started consumers too
 }
 
-void trigger_host::add_trigger(trigger_options options, handler h) {
-    if (!h)
+namespace {
+void require_handler(bool present, const trigger_options& options) {
+    if (!present)
         throw config_error("handler", fmt::format("trigger '{}' needs a handler", options.name));
+}
+}  // namespace
+
+void trigger_host::add_trigger(trigger_options options, handler h) {
+    require_handler(static_cast<bool>(h), options);
+    detail::trigger_code code;
+    code.plain = std::move(h);
     core_->add(std::make_shared<detail::trigger_state>(core_->next_trigger_id(), std::move(options),
-                                                       std::move(h), nullptr));
+                                                       std::move(code), nullptr));
+}
+
+void trigger_host::add_trigger(trigger_options options, transform_handler h) {
+    require_handler(static_cast<bool>(h), options);
+    detail::trigger_code code;
+    code.transform = std::move(h);
+    core_->add(std::make_shared<detail::trigger_state>(core_->next_trigger_id(), std::move(options),
+                                                       std::move(code), nullptr));
+}
+
+void trigger_host::add_batch_trigger(trigger_options options, batch_options batching,
+                                     batch_handler h) {
+    require_handler(static_cast<bool>(h), options);
+    if (batching.max_messages == 0)
+        throw config_error("batch.max_messages",
+                           fmt::format("trigger '{}': a batch needs max_messages >= 1",
+                                       options.name));
+    if (options.delivery == delivery_guarantee::exactly_once)
+        throw config_error("delivery", fmt::format("trigger '{}': batch triggers support "
+                                                   "at_least_once and at_most_once",
+                                                   options.name));
+    detail::trigger_code code;
+    code.batch = std::move(h);
+    code.batching = batching;
+    core_->add(std::make_shared<detail::trigger_state>(core_->next_trigger_id(), std::move(options),
+                                                       std::move(code), nullptr));
+}
+
+std::shared_ptr<producer> trigger_host::shared_producer(const producer_config& config) {
+    return core_->producer_for(config);
 }
 
 subscription trigger_host::subscribe(trigger_options options, asio::any_io_executor executor) {
@@ -291,8 +383,8 @@ subscription trigger_host::subscribe(trigger_options options, asio::any_io_execu
         std::size_t{core_->rt().shard_count()} * std::max(1u, options.max_in_flight) + 16;
     auto inbox = std::make_shared<detail::subscription_inbox>(executor, capacity, core_->rt());
     inbox->name = options.name;
-    auto trigger = std::make_shared<detail::trigger_state>(core_->next_trigger_id(),
-                                                           std::move(options), handler{}, inbox);
+    auto trigger = std::make_shared<detail::trigger_state>(
+        core_->next_trigger_id(), std::move(options), detail::trigger_code{}, inbox);
     inbox->trigger = trigger;
     core_->add(trigger);
     subscription sub;
@@ -342,7 +434,7 @@ void subscription::complete(const message& m) {
     if (!trigger) return;
     const auto shard = detail::shard_of(m.topic(), m.partition(), inbox_->rt->shard_count());
     asio::post(inbox_->rt->shard(shard),
-               [trigger, shard, m] { trigger->runners[shard]->finish(m, true); });
+               [trigger, shard, m] { trigger->runners[shard]->complete_pulled(m); });
 }
 
 asio::awaitable<void> subscription::commit() {

@@ -1,14 +1,23 @@
-// Per-shard trigger runner: lanes, max_in_flight, handler coroutines, cancellation, fences.
+// Per-shard trigger runner: lanes, max_in_flight, handler coroutines with retries and dead
+// letters, batches, cancellation, fences.
 #include "trigger_runner.hpp"
 
+#include <cxxabi.h>
+
+#include <ctime>
+
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "log.hpp"
 #include "shared_consumer.hpp"
 
 namespace asio = boost::asio;
+using namespace std::chrono_literals;
 
 namespace kt::detail {
 namespace {
@@ -25,21 +34,161 @@ completion completion_of(const message& m, std::uint32_t trigger_id) {
             data->generation,       m.partition(), m.offset()};
 }
 
-asio::awaitable<void> run_handler(std::shared_ptr<trigger_state> trigger, trigger_runner* runner,
-                                  message m) {
-    bool ok = true;
+/// (type, message) of a handler's failure, for logs and dead letter headers.
+std::pair<std::string, std::string> describe(const std::exception_ptr& error) {
     try {
-        co_await trigger->handle(m);
+        std::rethrow_exception(error);
     } catch (const std::exception& e) {
-        ok = false;
-        log(log_level::error, "trigger '{}' failed on {}[{}]@{}: {}", trigger->options.name,
-            m.topic(), m.partition(), m.offset(), e.what());
+        int status = 0;
+        std::unique_ptr<char, void (*)(void*)> name(
+            abi::__cxa_demangle(typeid(e).name(), nullptr, nullptr, &status), std::free);
+        return {status == 0 && name ? name.get() : typeid(e).name(), e.what()};
     } catch (...) {
-        ok = false;
-        log(log_level::error, "trigger '{}' failed on {}[{}]@{}: unknown exception",
-            trigger->options.name, m.topic(), m.partition(), m.offset());
+        return {"unknown", "a non-standard exception"};
     }
-    runner->finish(m, ok);
+}
+
+bool retryable(const retry_policy& policy, const std::exception_ptr& error) {
+    if (policy.retryable) return policy.retryable(error);
+    try {
+        std::rethrow_exception(error);
+    } catch (const permanent_error&) {
+        return false;
+    } catch (...) {
+        return true;
+    }
+}
+
+std::string utc_now_iso8601() {
+    const auto now = std::chrono::system_clock::now();
+    const auto seconds = std::chrono::system_clock::to_time_t(now);
+    const auto millis =
+        std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+        1000;
+    std::tm tm{};
+    gmtime_r(&seconds, &tm);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900,
+                       tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+}
+
+record dead_letter_record(const trigger_state& trigger, const message& m,
+                          const std::pair<std::string, std::string>& failure, unsigned attempts) {
+    record r;
+    r.topic = trigger.dead_letter_topic;
+    if (m.has_key()) r.key = std::string(m.key());
+    if (m.has_value()) r.value = std::string(m.value());
+    for (const auto& [name, value] : m.headers())
+        r.headers.push_back({std::string(name), value ? std::optional<std::string>(*value)
+                                                      : std::nullopt});
+    auto add = [&](const char* name, std::string value) {
+        r.headers.push_back({name, std::move(value)});
+    };
+    add("kt-original-topic", std::string(m.topic()));
+    add("kt-original-partition", std::to_string(m.partition()));
+    add("kt-original-offset", std::to_string(m.offset()));
+    add("kt-trigger", trigger.options.name);
+    add("kt-error-type", failure.first);
+    add("kt-error-message", failure.second);
+    add("kt-attempts", std::to_string(attempts));
+    add("kt-failed-at", utc_now_iso8601());
+    return r;
+}
+
+asio::awaitable<bool> is_cancelled() {
+    auto state = co_await asio::this_coro::cancellation_state;
+    co_return state.cancelled() != asio::cancellation_type::none;
+}
+
+/// Waits `delay`; false when cancelled meanwhile.
+asio::awaitable<bool> sleep_for(std::chrono::milliseconds delay) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, delay);
+    auto [ec] = co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_return !ec;
+}
+
+/// Runs the trigger's code once over `work`.
+asio::awaitable<void> invoke(trigger_state& trigger, const work_items& work) {
+    const auto& code = trigger.code;
+    if (code.batch)
+        co_await code.batch(std::span<const message>(work.data(), work.size()));
+    else if (code.transform)
+        co_await code.transform(work.front(), *trigger.output);
+    else
+        co_await code.plain(work.front());
+}
+
+/// Writes every message of `work` to the dead letter topic, retrying until acknowledged; false
+/// when cancelled first (then nothing may be reported as done).
+asio::awaitable<bool> write_dead_letters(trigger_state& trigger, trigger_runner& runner,
+                                         const work_items& work,
+                                         const std::pair<std::string, std::string>& failure,
+                                         unsigned attempts) {
+    for (const auto& m : work) {
+        const auto letter = dead_letter_record(trigger, m, failure, attempts);
+        for (unsigned n = 1;; ++n) {
+            std::exception_ptr error;
+            try {
+                co_await trigger.dead_letters->send(letter);
+                break;
+            } catch (...) {
+                error = std::current_exception();
+            }
+            if (co_await is_cancelled()) co_return false;
+            log(log_level::error,
+                "trigger '{}': writing {}[{}]@{} to dead letter topic '{}' failed (attempt {}): "
+                "{}; retrying, the offset stays uncommitted meanwhile",
+                trigger.options.name, m.topic(), m.partition(), m.offset(),
+                trigger.dead_letter_topic, n, describe(error).second);
+            if (!co_await sleep_for(runner.backoff(trigger.options.retry, n))) co_return false;
+        }
+    }
+    co_return true;
+}
+
+asio::awaitable<void> run_work(std::shared_ptr<trigger_state> trigger, trigger_runner* runner,
+                               work_items work) {
+    using outcome = trigger_runner::outcome;
+    const auto& policy = trigger->options.retry;
+    const unsigned max_attempts = std::max(1u, policy.max_attempts);
+    std::exception_ptr error;
+    unsigned attempt = 0;
+    for (;;) {
+        ++attempt;
+        error = nullptr;
+        try {
+            co_await invoke(*trigger, work);
+        } catch (...) {
+            error = std::current_exception();
+        }
+        if (!error) {
+            runner->finish(work, outcome::handled);
+            co_return;
+        }
+        if (co_await is_cancelled()) {
+            runner->finish(work, outcome::cancelled);
+            co_return;
+        }
+        const bool again = attempt < max_attempts && retryable(policy, error);
+        const auto& first = work.front();
+        log(again ? log_level::warning : log_level::error,
+            "trigger '{}' failed on {}[{}]@{}{} (attempt {} of {}): {}{}", trigger->options.name,
+            first.topic(), first.partition(), first.offset(),
+            work.size() > 1 ? fmt::format(" (batch of {})", work.size()) : std::string{},
+            attempt, max_attempts, describe(error).second, again ? "; retrying" : "");
+        if (!again) break;
+        runner->retried.fetch_add(1, std::memory_order_relaxed);
+        if (!co_await sleep_for(runner->backoff(policy, attempt))) {
+            runner->finish(work, outcome::cancelled);
+            co_return;
+        }
+    }
+    if (!trigger->dead_letters) {
+        runner->finish(work, outcome::failed);
+        co_return;
+    }
+    const bool written =
+        co_await write_dead_letters(*trigger, *runner, work, describe(error), attempt);
+    runner->finish(work, written ? outcome::dead_lettered : outcome::cancelled);
 }
 
 }  // namespace
@@ -50,11 +199,15 @@ unsigned shard_of(std::string_view topic, std::int32_t partition, unsigned shard
                                  shard_count);
 }
 
+trigger_state::trigger_state(std::uint32_t trigger_id, trigger_options opts,
+                             trigger_code trigger_code, std::shared_ptr<subscription_inbox> pull)
+    : id(trigger_id), options(std::move(opts)), code(std::move(trigger_code)), inbox(std::move(pull)) {}
+
 void trigger_state::bind(runtime& rt, std::shared_ptr<shared_consumer> owner) {
     consumer = std::move(owner);
     for (unsigned shard = 0; shard < rt.shard_count(); ++shard)
-        runners.push_back(
-            std::make_unique<trigger_runner>(*this, rt.shard(shard), consumer->link(shard)));
+        runners.push_back(std::make_unique<trigger_runner>(*this, shard, rt.shard(shard),
+                                                           consumer->link(shard)));
 }
 
 trigger_stats trigger_state::stats() const {
@@ -62,16 +215,35 @@ trigger_stats trigger_state::stats() const {
     for (const auto& runner : runners) {
         s.handled += runner->handled.load(std::memory_order_relaxed);
         s.failed += runner->failed.load(std::memory_order_relaxed);
+        s.retried += runner->retried.load(std::memory_order_relaxed);
+        s.dead_lettered += runner->dead_lettered.load(std::memory_order_relaxed);
         s.in_flight += runner->in_flight.load(std::memory_order_relaxed);
     }
     return s;
 }
 
-trigger_runner::trigger_runner(trigger_state& owner, asio::any_io_executor shard, shard_link& link)
-    : owner_(owner), shard_(std::move(shard)), link_(link) {}
+trigger_runner::trigger_runner(trigger_state& owner, unsigned shard_index,
+                               asio::any_io_executor shard, shard_link& link)
+    : owner_(owner),
+      shard_index_(shard_index),
+      shard_(std::move(shard)),
+      link_(link),
+      jitter_random_(owner.id * 7919u + shard_index + 1) {}
+
+trigger_runner::~trigger_runner() = default;
+
+std::chrono::milliseconds trigger_runner::backoff(const retry_policy& policy, unsigned attempt) {
+    double delay = static_cast<double>(policy.initial_backoff.count());
+    for (unsigned i = 1; i < attempt; ++i) delay *= std::max(1.0, policy.multiplier);
+    delay = std::min(delay, static_cast<double>(policy.max_backoff.count()));
+    const double jitter = std::clamp(policy.jitter, 0.0, 1.0);
+    std::uniform_real_distribution<double> spread(1.0 - jitter, 1.0 + jitter);
+    return std::chrono::milliseconds(static_cast<std::int64_t>(delay * spread(jitter_random_)));
+}
 
 std::uint64_t trigger_runner::lane_of(const message& m) const {
     const auto partition = static_cast<std::uint64_t>(m.partition());
+    if (owner_.is_batch()) return partition;
     switch (owner_.options.ordering) {
         case ordering::partition:
             return partition;
@@ -87,15 +259,52 @@ void trigger_runner::deliver(message m) {
     if (closing_ || cancelled_) return;  // dropped: the trigger is leaving or the stop timed out
     const auto id = lane_of(m);
     auto& l = lanes_[id];
+    if (l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
     l.pending.push_back(std::move(m));
     enqueue_ready(id, l);
     pump();
 }
 
+bool trigger_runner::batch_due(std::uint64_t lane_id, lane& l) {
+    const auto& batching = owner_.code.batching;
+    const auto due_at = l.oldest_since + batching.max_wait;
+    if (l.pending.size() >= std::max<std::size_t>(1, batching.max_messages) ||
+        std::chrono::steady_clock::now() >= due_at)
+        return true;
+    if (!l.batch_timer_armed) {
+        if (!l.batch_timer) l.batch_timer = std::make_unique<asio::steady_timer>(shard_);
+        l.batch_timer_armed = true;
+        l.batch_timer->expires_at(due_at);
+        l.batch_timer->async_wait(
+            [keep = owner_.shared_from_this(), this, lane_id](boost::system::error_code ec) {
+                if (ec || cancelled_) return;
+                auto it = lanes_.find(lane_id);
+                if (it == lanes_.end()) return;
+                it->second.batch_timer_armed = false;
+                enqueue_ready(lane_id, it->second);
+                pump();
+            });
+    }
+    return false;
+}
+
 void trigger_runner::enqueue_ready(std::uint64_t lane_id, lane& l) {
     if (l.busy || l.ready || l.pending.empty()) return;
+    if (owner_.is_batch() && !batch_due(lane_id, l)) return;
     l.ready = true;
     ready_.push_back(lane_id);
+}
+
+work_items trigger_runner::take_work(lane& l) {
+    work_items work;
+    const std::size_t count =
+        owner_.is_batch() ? std::max<std::size_t>(1, owner_.code.batching.max_messages) : 1;
+    while (work.size() < count && !l.pending.empty()) {
+        work.push_back(std::move(l.pending.front()));
+        l.pending.pop_front();
+    }
+    if (!l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
+    return work;
 }
 
 void trigger_runner::pump() {
@@ -108,28 +317,28 @@ void trigger_runner::pump() {
         auto& l = it->second;
         l.ready = false;
         if (l.busy || l.pending.empty()) continue;
-        message next = std::move(l.pending.front());
-        l.pending.pop_front();
-        start(id, std::move(next));
+        start(id, take_work(l));
     }
 }
 
-void trigger_runner::start(std::uint64_t lane_id, message m) {
+void trigger_runner::start(std::uint64_t lane_id, work_items work) {
     lanes_[lane_id].busy = true;
     ++running_;
     in_flight.store(running_, std::memory_order_relaxed);
     if (owner_.inbox) {
-        // Pull-style: the subscriber calls complete(), which comes back here as finish().
-        asio::post(owner_.inbox->executor, [inbox = owner_.inbox, m = std::move(m)]() mutable {
-            if (!inbox->channel.try_send(boost::system::error_code{}, std::move(m)))
-                log(log_level::error, "subscription inbox full or closed; message dropped");
-        });
+        // Pull-style: the subscriber calls complete(), which comes back as complete_pulled().
+        asio::post(owner_.inbox->executor,
+                   [inbox = owner_.inbox, m = std::move(work.front())]() mutable {
+                       if (!inbox->channel.try_send(boost::system::error_code{}, std::move(m)))
+                           log(log_level::error,
+                               "subscription inbox full or closed; message dropped");
+                   });
         return;
     }
     const auto run_id = next_run_id_++;
     auto& signal =
         *signals_.emplace(run_id, std::make_unique<asio::cancellation_signal>()).first->second;
-    asio::co_spawn(shard_, run_handler(owner_.shared_from_this(), this, std::move(m)),
+    asio::co_spawn(shard_, run_work(owner_.shared_from_this(), this, std::move(work)),
                    asio::bind_cancellation_slot(signal.slot(), [keep = owner_.shared_from_this(),
                                                                 this, run_id](std::exception_ptr) {
                        // Erase later: the slot is still in use while this handler runs.
@@ -137,18 +346,37 @@ void trigger_runner::start(std::uint64_t lane_id, message m) {
                    }));
 }
 
-void trigger_runner::finish(const message& m, bool ok) {
+void trigger_runner::complete_pulled(const message& m) {
+    finish(work_items{m}, outcome::handled);
+}
+
+void trigger_runner::finish(const work_items& work, outcome result) {
     --running_;
     in_flight.store(running_, std::memory_order_relaxed);
-    if (cancelled_) return;  // never report a cancelled handler as done
-    (ok ? handled : failed).fetch_add(1, std::memory_order_relaxed);
-    link_.push_completion(completion_of(m, owner_.id));
-    const auto id = lane_of(m);
+    // Never report cancelled work as done: it is redelivered after the restart.
+    if (cancelled_ || result == outcome::cancelled) return;
+    const auto n = static_cast<std::uint64_t>(work.size());
+    switch (result) {
+        case outcome::handled:
+            handled.fetch_add(n, std::memory_order_relaxed);
+            break;
+        case outcome::dead_lettered:
+            dead_lettered.fetch_add(n, std::memory_order_relaxed);
+            [[fallthrough]];
+        case outcome::failed:
+            failed.fetch_add(n, std::memory_order_relaxed);
+            break;
+        case outcome::cancelled:
+            break;
+    }
+    for (const auto& m : work) link_.push_completion(completion_of(m, owner_.id));
+    const auto id = lane_of(work.front());
     if (auto it = lanes_.find(id); it != lanes_.end()) {
         it->second.busy = false;
         // Partition lanes are few and reused; key and message lanes go when empty.
-        if (it->second.pending.empty() && !it->second.ready &&
-            owner_.options.ordering != ordering::partition)
+        const bool partition_lane =
+            owner_.is_batch() || owner_.options.ordering == ordering::partition;
+        if (it->second.pending.empty() && !it->second.ready && !partition_lane)
             lanes_.erase(it);
         else
             enqueue_ready(id, it->second);

@@ -1,16 +1,22 @@
-// A trigger's per-shard runner: lanes that keep the ordering mode, max_in_flight, cancellation.
+// A trigger's per-shard runner: lanes that keep the ordering mode, max_in_flight, retries, dead
+// letters, batches and cancellation.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
+#include <random>
 #include <unordered_map>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/experimental/channel.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <kt/trigger_host.hpp>
 
@@ -20,6 +26,7 @@ namespace kt::detail {
 
 class shared_consumer;
 class trigger_runner;
+class transaction_cycle;
 
 /// Pull-style delivery point of a subscription; used only on its executor.
 class subscription_inbox {
@@ -37,63 +44,96 @@ class subscription_inbox {
     std::weak_ptr<class trigger_state> trigger;
 };
 
+/// What a trigger runs: exactly one of the callables is set (none for a pull subscription).
+struct trigger_code {
+    handler plain;
+    transform_handler transform;
+    batch_handler batch;
+    batch_options batching;
+};
+
+/// Messages run together: one, or a batch of one partition.
+using work_items = boost::container::small_vector<message, 1>;
+
 /// Everything about one trigger. Immutable after construction except through its runners (each
 /// touched only on its shard) and atomics.
 class trigger_state : public std::enable_shared_from_this<trigger_state> {
   public:
-    trigger_state(std::uint32_t trigger_id, trigger_options opts, handler fn,
-                  std::shared_ptr<subscription_inbox> pull_inbox)
-        : id(trigger_id),
-          options(std::move(opts)),
-          handle(std::move(fn)),
-          inbox(std::move(pull_inbox)) {}
+    trigger_state(std::uint32_t trigger_id, trigger_options opts, trigger_code trigger_code,
+                  std::shared_ptr<subscription_inbox> pull_inbox);
 
     /// Creates one runner per shard, bound to the consumer's links.
     void bind(runtime& rt, std::shared_ptr<shared_consumer> owner);
     trigger_stats stats() const;
+    bool is_batch() const noexcept { return static_cast<bool>(code.batch); }
 
     const std::uint32_t id;
     const trigger_options options;
-    const handler handle;                             // empty for subscriptions
+    const trigger_code code;
     const std::shared_ptr<subscription_inbox> inbox;  // null for handler triggers
+    std::string dead_letter_topic;                    // empty: dead letters off
+    std::shared_ptr<kt::producer> dead_letters;       // set when dead_letter_topic is
+    std::shared_ptr<kt::producer> output;             // transform triggers (not exactly_once)
     std::shared_ptr<shared_consumer> consumer;
     std::vector<std::unique_ptr<trigger_runner>> runners;  // runners[i] lives on shard i
 };
 
-/// Runs one trigger's messages on one shard. A "lane" is the unit that runs one message at a
-/// time: the partition, the (partition, key), or the message itself, by ordering mode.
-/// Shard-local: every member function runs on the shard's thread.
+/// Runs one trigger's messages on one shard. A "lane" is the unit that runs one piece of work at a
+/// time: the partition, the (partition, key), or the message itself, by ordering mode (batch
+/// triggers use partition lanes). Shard-local: every member function runs on the shard's thread.
 class trigger_runner {
   public:
-    trigger_runner(trigger_state& owner, boost::asio::any_io_executor shard, shard_link& link);
+    trigger_runner(trigger_state& owner, unsigned shard_index, boost::asio::any_io_executor shard,
+                   shard_link& link);
+    ~trigger_runner();
 
     void deliver(message m);
-    /// The handler (or the subscriber) finished `m`.
-    void finish(const message& m, bool ok);
+    /// A subscriber finished `m` (pull subscriptions).
+    void complete_pulled(const message& m);
     /// Fence for removal: drop queued messages; report fence_done once nothing runs.
     void close();
     /// Stop deadline passed: cancel running handlers, drop queued ones, report nothing more.
     void cancel();
 
+    // ---- used by the work coroutines (same shard) ----
+    enum class outcome { handled, failed, dead_lettered, cancelled };
+    /// The work finished with `result`; reports completions (unless cancelled) and starts more.
+    void finish(const work_items& work, outcome result);
+    /// Backoff before retry `attempt` (1-based) of the policy, jittered.
+    std::chrono::milliseconds backoff(const retry_policy& policy, unsigned attempt);
+    trigger_state& owner() noexcept { return owner_; }
+    unsigned shard_index() const noexcept { return shard_index_; }
+    boost::asio::any_io_executor executor() const { return shard_; }
+
     // Written only on this shard, read anywhere (relaxed).
     std::atomic<std::uint64_t> handled{0};
     std::atomic<std::uint64_t> failed{0};
+    std::atomic<std::uint64_t> retried{0};
+    std::atomic<std::uint64_t> dead_lettered{0};
     std::atomic<std::uint64_t> in_flight{0};
 
   private:
+    friend class transaction_cycle;
     struct lane {
         std::deque<message> pending;
         bool busy = false;
         bool ready = false;  // queued in ready_
+        // Batch triggers: when the oldest pending message arrived, and the wait for more.
+        std::chrono::steady_clock::time_point oldest_since{};
+        std::unique_ptr<boost::asio::steady_timer> batch_timer;
+        bool batch_timer_armed = false;
     };
 
     std::uint64_t lane_of(const message& m) const;
     void enqueue_ready(std::uint64_t lane_id, lane& l);
+    bool batch_due(std::uint64_t lane_id, lane& l);
     void pump();
-    void start(std::uint64_t lane_id, message m);
+    work_items take_work(lane& l);
+    void start(std::uint64_t lane_id, work_items work);
     void report_fence_if_drained();
 
     trigger_state& owner_;
+    const unsigned shard_index_;
     boost::asio::any_io_executor shard_;
     shard_link& link_;
     std::unordered_map<std::uint64_t, lane> lanes_;
@@ -104,6 +144,7 @@ class trigger_runner {
     bool fence_reported_ = false;
     std::uint64_t next_run_id_ = 0;
     std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::cancellation_signal>> signals_;
+    std::minstd_rand jitter_random_;
 };
 
 /// Shard that owns (topic, partition): fixed, so a partition's order is kept on one thread.

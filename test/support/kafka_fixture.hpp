@@ -63,7 +63,7 @@ class kafka {
     void produce(const std::string& topic, int count, int keys = 100, int first = 0) {
         kt::producer producer({{"bootstrap.servers", bootstrap_}, {"linger.ms", "1"}});
         for (int i = first; i < first + count; ++i)
-            producer.send(topic, fmt::format("key-{}", i % keys), fmt::format("value-{}", i));
+            producer.produce(topic, fmt::format("key-{}", i % keys), fmt::format("value-{}", i));
         if (!producer.flush(std::chrono::seconds(30)) || producer.failed() > 0)
             throw std::runtime_error("test produce failed");
     }

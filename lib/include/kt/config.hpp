@@ -45,6 +45,13 @@ enum class sharing {
     off,        ///< every trigger gets its own consumer (the baseline)
 };
 
+/// When a message counts as consumed (DESIGN §4).
+enum class delivery_guarantee {
+    at_least_once,  ///< offset committed after the handler finished (default)
+    at_most_once,   ///< offset committed (acknowledged) before the handler starts
+    exactly_once,   ///< output and offset committed in one Kafka transaction
+};
+
 /// True for properties whose values are secrets (passwords, private keys, OAuth secrets). Their
 /// values are hashed in sharing keys and never logged.
 bool is_secret_property(std::string_view name) noexcept;
@@ -55,7 +62,8 @@ class sharing_key {
   public:
     /// Builds the key of a trigger on `topic` named `trigger_name` under `mode`.
     static sharing_key of(const consumer_config& config, sharing mode, std::string_view topic,
-                          std::string_view trigger_name);
+                          std::string_view trigger_name,
+                          delivery_guarantee delivery = delivery_guarantee::at_least_once);
 
     /// The canonical text (secrets appear only as `sha256:<hex>`); safe to log.
     const std::string& canonical() const noexcept { return canonical_; }

@@ -5,6 +5,7 @@
 #include <optional>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace kt {
 
@@ -43,6 +44,8 @@ class message {
     std::optional<std::int64_t> timestamp_ms() const noexcept;
     /// Value of the last header named `name`, if any (a null header value gives an empty view).
     std::optional<std::string_view> header(std::string_view name) const;
+    /// Every header in record order: (name, value; nullopt for a null value).
+    std::vector<std::pair<std::string_view, std::optional<std::string_view>>> headers() const;
 
     detail::message_data* data() const noexcept { return data_; }
 

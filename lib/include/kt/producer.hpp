@@ -1,38 +1,85 @@
-// kt::producer: a thin producer for demos, tests and benchmarks (fire, then flush).
+// kt::producer: an awaitable Kafka producer (plus fire-and-forget for bulk loads).
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
 
 #include <kt/config.hpp>
 
 namespace kt {
 
-/// Enqueues records and reports delivery counts. Thread-safe (librdkafka's producer is).
+namespace detail {
+struct producer_access;
+}
+
+struct header {
+    std::string name;
+    std::optional<std::string> value;  ///< nullopt: a null header value
+};
+
+/// One record to produce. A null key or value (nullopt) is sent as null, not as empty bytes.
+struct record {
+    std::string topic;
+    std::optional<std::string> key;
+    std::optional<std::string> value;
+    std::vector<header> headers;
+    std::int32_t partition = -1;  ///< -1: chosen by the partitioner from the key
+};
+
+/// Where the broker stored a record.
+struct delivery {
+    std::string topic;
+    std::int32_t partition = -1;
+    std::int64_t offset = -1;
+};
+
+/// A librdkafka producer with its own poll thread serving delivery reports. Idempotence is on
+/// unless the config sets `enable.idempotence`. Thread-safe; send() completes on the awaiting
+/// coroutine's executor.
 class producer {
   public:
-    /// Throws kt::config_error naming an invalid property.
+    /// Throws kt::config_error naming an invalid or unknown property.
     explicit producer(const producer_config& config);
+    /// Flushes for up to flush_timeout, then fails whatever is still queued (_PURGE_QUEUE).
     ~producer();
     producer(const producer&) = delete;
     producer& operator=(const producer&) = delete;
 
-    /// Enqueues one record (copies key and value); waits while the local queue is full.
-    /// Throws kt::kafka_error for a record that can never be sent (e.g. larger than
-    /// message.max.bytes) or an unknown topic.
-    void send(const std::string& topic, std::string_view key, std::string_view value,
-              std::int32_t partition = -1);
-    /// Waits until every enqueued record is delivered or failed; false on timeout.
+    /// Produces `r` and resumes once the broker acknowledged it (after librdkafka's own retries).
+    /// Throws kt::kafka_error: at once for a record that can never be sent (larger than
+    /// message.max.bytes, unknown partition), or on a failed delivery.
+    [[nodiscard]] boost::asio::awaitable<delivery> send(record r);
+    /// Fire and forget (for bulk loads): counted in delivered()/failed(); waits while librdkafka's
+    /// local queue is full. Throws kt::kafka_error for a record that can never be sent.
+    void produce(const std::string& topic, std::string_view key, std::string_view value,
+                 std::int32_t partition = -1);
+    /// Waits until every queued record is delivered or failed; false on timeout.
     bool flush(std::chrono::milliseconds timeout);
+
     std::uint64_t delivered() const noexcept;
     std::uint64_t failed() const noexcept;
+    /// Records queued or in flight to the brokers.
+    std::size_t queue_depth() const noexcept;
+    /// How long the destructor flushes before failing what is left.
+    std::chrono::milliseconds flush_timeout{10000};
+
+    struct state;  ///< implementation (lib/src/producer_state.hpp)
 
   private:
-    struct state;
-    std::unique_ptr<state> state_;
+    friend struct detail::producer_access;
+    std::shared_ptr<state> state_;
 };
+
+/// The producer-side subset of a consumer's config: connection and security properties are kept,
+/// consumer-only properties (group.id, fetch.*, auto.offset.reset, ...) dropped. Used for dead
+/// letter topics and transforming triggers that write to the consumer's cluster.
+producer_config producer_config_for(const consumer_config& consumer);
 
 }  // namespace kt

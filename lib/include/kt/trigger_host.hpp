@@ -3,9 +3,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -15,6 +17,7 @@
 
 #include <kt/config.hpp>
 #include <kt/message.hpp>
+#include <kt/producer.hpp>
 #include <kt/runtime.hpp>
 
 namespace kt {
@@ -34,6 +37,45 @@ enum class ordering {
 
 /// A trigger handler: a coroutine run on the shard that owns the message's partition.
 using handler = std::function<boost::asio::awaitable<void>(const message&)>;
+/// A consume-transform-produce handler: what it sends through `out` belongs to the message
+/// (under exactly_once, to the same transaction as the message's offset).
+using transform_handler =
+    std::function<boost::asio::awaitable<void>(const message&, kt::producer& out)>;
+/// A batch handler: up to batch_options::max_messages messages of one partition, in order.
+using batch_handler = std::function<boost::asio::awaitable<void>(std::span<const message>)>;
+
+/// A handler throws this (or a subclass) for failures that retrying cannot fix: no retries, the
+/// message goes straight to the dead letter topic.
+class permanent_error : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+/// How often and how patiently a failed handler is retried. Attempt n (n >= 1) waits
+/// min(max_backoff, initial_backoff * multiplier^(n-1)), randomised by ±jitter.
+struct retry_policy {
+    unsigned max_attempts = 1;  ///< including the first; 1 = no retries
+    std::chrono::milliseconds initial_backoff{100};
+    std::chrono::milliseconds max_backoff{10000};
+    double multiplier = 2.0;
+    double jitter = 0.2;  ///< fraction of the delay, 0..1
+    /// Which failures are worth retrying; default: everything except kt::permanent_error.
+    std::function<bool(const std::exception_ptr&)> retryable;
+};
+
+/// Where messages go whose handler failed for good.
+struct dead_letter_policy {
+    bool enabled = true;
+    std::string topic;            ///< default: "<trigger topic>.dlq"
+    producer_config producer;     ///< default: producer_config_for(trigger consumer config)
+};
+
+/// Groups a partition's messages for a batch trigger: a batch starts when max_messages are
+/// waiting or the oldest waited max_wait.
+struct batch_options {
+    std::size_t max_messages = 100;
+    std::chrono::milliseconds max_wait{100};
+};
 
 struct trigger_options {
     std::string name;          ///< unique within the host
@@ -46,6 +88,18 @@ struct trigger_options {
     /// (its queue is not drained; librdkafka's prefetch limits then stop its fetching); it
     /// resumes below half of it.
     std::size_t max_backlog = 10000;
+    retry_policy retry;
+    dead_letter_policy dead_letter;
+    /// at_most_once and exactly_once triggers never share a consumer with triggers of another
+    /// guarantee; exactly_once triggers get a consumer of their own (see README, "Delivery").
+    delivery_guarantee delivery = delivery_guarantee::at_least_once;
+    /// exactly_once: prefix of the transactional.id of the trigger's producers (one per shard,
+    /// "<prefix>.<shard>"). Must differ between processes of one group; default
+    /// "kt.<group>.<trigger>.<hostname>".
+    std::string transactional_id;
+    /// exactly_once: a transaction ends after this many messages or this long, whichever first.
+    std::size_t transaction_max_messages = 500;
+    std::chrono::milliseconds transaction_interval{100};
 };
 
 struct host_options {
@@ -62,8 +116,10 @@ struct host_options {
 struct trigger_stats {
     std::string name;
     std::string topic;
-    std::uint64_t handled = 0;  ///< handlers that returned normally
-    std::uint64_t failed = 0;   ///< handlers that threw (logged, offset still completed)
+    std::uint64_t handled = 0;        ///< messages whose handler returned normally
+    std::uint64_t failed = 0;         ///< messages whose handler failed for good (after retries)
+    std::uint64_t retried = 0;        ///< retry attempts
+    std::uint64_t dead_lettered = 0;  ///< failed messages written to the dead letter topic
     std::uint64_t in_flight = 0;
 };
 
@@ -110,6 +166,11 @@ class trigger_host {
     /// consumer property, a missing bootstrap.servers/group.id, or a duplicate name. Before
     /// start() nothing connects; after start() the trigger starts at once.
     void add_trigger(trigger_options options, handler h);
+    /// Adds a consume-transform-produce trigger; `out` writes to the trigger consumer's cluster
+    /// (producer_config_for its config), transactionally under exactly_once.
+    void add_trigger(trigger_options options, transform_handler h);
+    /// Adds a batch trigger (per partition; retries and dead letters apply to the whole batch).
+    void add_batch_trigger(trigger_options options, batch_options batching, batch_handler h);
     /// Adds a pull-style trigger delivered on `executor` (default: shard 0).
     subscription subscribe(trigger_options options, boost::asio::any_io_executor executor = {});
     /// Removes a trigger: it stops receiving messages, its in-flight handlers finish (queued ones
@@ -123,6 +184,10 @@ class trigger_host {
     [[nodiscard]] boost::asio::awaitable<void> stop();
     /// Commits every finished offset of every consumer; resumes when the broker acknowledged.
     [[nodiscard]] boost::asio::awaitable<void> commit();
+
+    /// The host's producer for `config`: one per distinct config (secrets compared by hash),
+    /// shared with dead letter writers; flushed and closed after the consumers at stop.
+    std::shared_ptr<kt::producer> shared_producer(const producer_config& config);
 
     /// Number of librdkafka consumers currently open or pending.
     std::size_t consumer_count() const;
