@@ -195,7 +195,8 @@ class output_file {
         line["key"] = m.has_key() ? json::value(m.key()) : json::value(nullptr);
         const auto text = json::serialize(line);
         std::lock_guard lock(mutex_);
-        file_ << text << '\n';
+        // Flushed per line: a record must survive kill -9 once its offset may be committed.
+        file_ << text << '\n' << std::flush;
     }
     ~output_file() {
         if (file_.is_open()) file_.flush();

@@ -71,8 +71,8 @@ void check_managed(const consumer_config& config) {
 }  // namespace
 
 shared_consumer::shared_consumer(sharing_key key, const consumer_config& config, runtime& rt,
-                                 const host_options& options)
-    : key_(std::move(key)), rt_(rt), options_(options) {
+                                 const host_options& options, delivery_guarantee delivery)
+    : key_(std::move(key)), delivery_(delivery), rt_(rt), options_(options) {
     if (!config.contains("bootstrap.servers") && !config.contains("metadata.broker.list"))
         throw config_error("bootstrap.servers", "consumer config needs 'bootstrap.servers'");
     if (config.get("group.id").empty())
@@ -297,8 +297,11 @@ void shared_consumer::run() {
         if (subscription_dirty_ && !stopping_) resubscribe();
         drain_completions();
         flush_pending();
+        if (gate_dirty_ && !gate_in_flight_ && !stopping_ && steady::now() >= gate_retry_at_ &&
+            !(awaiting_rebalance_ && steady::now() < awaiting_rebalance_until_))
+            send_gate_commit();
         if (stopping_) {
-            const bool done = drained(nullptr);
+            const bool done = drained(nullptr) && !gate_in_flight_;
             if (done || steady::now() >= stop_deadline_) {
                 if (!done) cancel_runners();
                 finish_stop();
@@ -413,12 +416,29 @@ void shared_consumer::route(rd_kafka_message_t* raw) {
         return;
     }
     auto& state = part->second;
+    if (delivery_ == delivery_guarantee::at_most_once) {
+        // Handed out only once a commit past it is acknowledged: a crash can lose it, never
+        // repeat it.
+        state.gated.emplace_back(raw);
+        state.gate_position = raw->offset + 1;
+        gate_dirty_ = true;
+        if (!state.paused && state.gated.size() > route.front().trigger->options.max_backlog)
+            set_paused(part->first, true);
+        return;
+    }
+    dispatch(raw, topic, part->first, state);
+}
+
+void shared_consumer::dispatch(rd_kafka_message_t* raw, std::uint32_t topic, const partition_id& id,
+                               partition_state& state) {
+    auto& route = routes_[topic];
     const auto receivers = std::count_if(route.begin(), route.end(),
                                          [](const route_entry& e) { return !e.detaching; });
     if (receivers == 0) {
         rd_kafka_message_destroy(raw);
         return;
     }
+    state.released_position = raw->offset + 1;
     auto* data = new message_data(raw, static_cast<std::uint32_t>(receivers), topic,
                                   state.generation, &live_messages_);
     auto& link = *links_[state.shard];
@@ -429,9 +449,54 @@ void shared_consumer::route(rd_kafka_message_t* raw) {
         if (!link.pending_to_shard.empty() || !link.to_shard.try_push(item))
             link.pending_to_shard.push_back(item);
         if (!state.paused && state.trackers[i].backlog() > route[i].trigger->options.max_backlog)
-            set_paused(part->first, true);
+            set_paused(id, true);
     }
     shard_dirty_[state.shard] = true;
+}
+
+void shared_consumer::send_gate_commit() {
+    partition_list_ptr list(rd_kafka_topic_partition_list_new(8));
+    for (const auto& [id, state] : partitions_)
+        if (!state.gated.empty())
+            rd_kafka_topic_partition_list_add(list.get(), topics_[id.first].c_str(), id.second)
+                ->offset = state.gate_position;
+    gate_dirty_ = false;
+    if (list->cnt == 0) return;
+    if (auto err = rd_kafka_commit_queue(client_.get(), list.get(), commit_queue_.get(),
+                                         &shared_consumer::commit_trampoline, &gate_marker_)) {
+        log(log_level::warning, "group '{}': at-most-once commit failed: {}", group_,
+            rd_kafka_err2str(err));
+        gate_dirty_ = true;
+        gate_retry_at_ = steady::now() + 100ms;
+        return;
+    }
+    gate_in_flight_ = true;
+}
+
+void shared_consumer::on_gate_committed(rd_kafka_resp_err_t err,
+                                        const rd_kafka_topic_partition_list_t* offsets) {
+    gate_in_flight_ = false;
+    if (err || !offsets) {
+        log(is_rebalance_commit_error(err) ? log_level::debug : log_level::warning,
+            "group '{}': at-most-once commit failed: {}; retrying", group_, rd_kafka_err2str(err));
+        gate_dirty_ = true;
+        gate_retry_at_ = steady::now() + 100ms;
+        return;
+    }
+    for (int i = 0; i < offsets->cnt; ++i) {
+        const auto& p = offsets->elems[i];
+        auto topic = topic_ids_.find(p.topic);
+        if (p.err || topic == topic_ids_.end()) continue;
+        const partition_id id{topic->second, p.partition};
+        auto part = partitions_.find(id);
+        if (part == partitions_.end()) continue;  // revoked meanwhile: its messages are gone
+        auto& gated = part->second.gated;
+        while (!gated.empty() && gated.front()->offset < p.offset) {
+            dispatch(gated.front().release(), id.first, id, part->second);
+            gated.pop_front();
+        }
+    }
+    for (const auto& [id, state] : partitions_) gate_dirty_ |= !state.gated.empty();
 }
 
 void shared_consumer::handle_consume_error(const rd_kafka_message_t* raw) {
@@ -523,6 +588,11 @@ void shared_consumer::notify_shards() {
 }
 
 std::optional<std::int64_t> shared_consumer::committable(const partition_state& state) const {
+    if (delivery_ == delivery_guarantee::at_most_once) {
+        // Everything handed out is committed already; never commit past what was handed out.
+        if (state.released_position < 0) return std::nullopt;
+        return state.released_position;
+    }
     std::optional<std::int64_t> lowest;
     for (const auto& tracker : state.trackers)
         if (auto offset = tracker.committable(); offset && (!lowest || *offset < *lowest))
@@ -580,8 +650,12 @@ void shared_consumer::mark_sent(const rd_kafka_topic_partition_list_t* list) {
 void shared_consumer::commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                         rd_kafka_topic_partition_list_t* offsets, void* opaque) {
     auto* self = static_cast<shared_consumer*>(rd_kafka_opaque(rk));
-    std::unique_ptr<done_callback> waiter(static_cast<done_callback*>(opaque));
     if (offsets) self->record_committed(offsets);
+    if (opaque == &self->gate_marker_) {
+        self->on_gate_committed(err, offsets);
+        return;
+    }
+    std::unique_ptr<done_callback> waiter(static_cast<done_callback*>(opaque));
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err) {
         // A commit lost to a rebalance is retried on the next interval; never a handler failure.

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <map>
@@ -33,7 +34,7 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
 
     /// Validates the config (throws kt::config_error); connects nothing until start().
     shared_consumer(sharing_key key, const consumer_config& config, runtime& rt,
-                    const host_options& options);
+                    const host_options& options, delivery_guarantee delivery);
     ~shared_consumer();
     shared_consumer(const shared_consumer&) = delete;
     shared_consumer& operator=(const shared_consumer&) = delete;
@@ -77,6 +78,10 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
         std::unique_ptr<partition_queue> queue;
         std::vector<offset_tracker> trackers;  // aligned with routes_[topic]
         std::int64_t commit_sent = -1;
+        // at_most_once: fetched messages wait here until a commit past them is acknowledged.
+        std::deque<message_ptr> gated;
+        std::int64_t gate_position = -1;      // offset after the last gated message
+        std::int64_t released_position = -1;  // offset after the last message handed out
     };
     using partition_id = std::pair<std::uint32_t, std::int32_t>;  // (topic id, partition)
 
@@ -89,6 +94,10 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     void run();
     void run_commands();
     void route(rd_kafka_message_t* raw);
+    void dispatch(rd_kafka_message_t* raw, std::uint32_t topic, const partition_id& id,
+                  partition_state& state);
+    void send_gate_commit();
+    void on_gate_committed(rd_kafka_resp_err_t err, const rd_kafka_topic_partition_list_t* offsets);
     void handle_consume_error(const rd_kafka_message_t* raw);
     void drain_completions();
     void on_completion(const completion& c);
@@ -125,6 +134,7 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
                                   rd_kafka_topic_partition_list_t* offsets, void* opaque);
 
     const sharing_key key_;
+    const delivery_guarantee delivery_;
     runtime& rt_;
     const host_options options_;
     std::string group_;
@@ -176,6 +186,10 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     std::chrono::steady_clock::time_point stop_deadline_;
     std::vector<done_callback> stop_waiters_;
     std::chrono::steady_clock::time_point next_commit_;
+    bool gate_dirty_ = false;      // gated messages wait for a gate commit
+    bool gate_in_flight_ = false;  // a gate commit awaits its acknowledgement
+    std::chrono::steady_clock::time_point gate_retry_at_;
+    char gate_marker_ = 0;  // its address tags gate commits in commit_trampoline
 
     mutable std::mutex committed_mutex_;
     committed_offsets committed_;

@@ -89,7 +89,8 @@ class host_core : public std::enable_shared_from_this<host_core> {
             if (!entry.consumer) {
                 try {
                     entry.consumer =
-                        std::make_shared<shared_consumer>(key, opts.consumer, rt_, options_);
+                        std::make_shared<shared_consumer>(key, opts.consumer, rt_, options_,
+                                                        opts.delivery);
                 } catch (...) {
                     pool_.erase(key);
                     throw;

@@ -1,0 +1,56 @@
+// kt-cluster: runs kt::embedded_cluster in its own process (so several kt-host processes, or a
+// kt-host that is killed and restarted, can share it) until SIGINT/SIGTERM.
+#include <csignal>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <boost/program_options.hpp>
+
+#include <kt/kt.hpp>
+
+namespace po = boost::program_options;
+
+int main(int argc, char** argv) {
+    int brokers = 3;
+    std::vector<std::string> topics;
+    po::options_description desc(
+        "kt-cluster: an embedded Kafka cluster (librdkafka mock brokers) until SIGINT/SIGTERM\n"
+        "Options");
+    desc.add_options()("help,h", "show this help")(
+        "brokers", po::value(&brokers)->default_value(brokers), "number of brokers")(
+        "topic", po::value(&topics), "NAME[:PARTITIONS] to create (default 6 partitions), repeatable");
+    try {
+        po::variables_map vm;
+        po::store(po::parse_command_line(argc, argv, desc), vm);
+        if (vm.count("help")) {
+            std::cout << desc << '\n';
+            return 0;
+        }
+        po::notify(vm);
+        if (brokers < 1) throw po::error("--brokers must be at least 1");
+        // Block the stop signals before the cluster starts its threads, then wait for one.
+        sigset_t stop_signals;
+        sigemptyset(&stop_signals);
+        sigaddset(&stop_signals, SIGINT);
+        sigaddset(&stop_signals, SIGTERM);
+        pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+        kt::embedded_cluster cluster({.brokers = brokers});
+        for (const auto& spec : topics) {
+            const auto colon = spec.find(':');
+            const int partitions = colon == std::string::npos ? 6 : std::stoi(spec.substr(colon + 1));
+            cluster.create_topic(spec.substr(0, colon), partitions);
+        }
+        std::cout << "bootstrap: " << cluster.bootstrap() << std::endl;
+        int received = 0;
+        sigwait(&stop_signals, &received);
+        return 0;
+    } catch (const po::error& e) {
+        std::cerr << "kt-cluster: " << e.what() << " (see --help)\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "kt-cluster: error: " << e.what() << '\n';
+        return 1;
+    }
+}
