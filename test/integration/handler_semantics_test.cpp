@@ -1,0 +1,324 @@
+// Handler semantics on a Kafka (embedded cluster, or $KT_BOOTSTRAP): key ordering, retries, dead
+// letters, batches, the awaitable producer and at-most-once.
+#define BOOST_TEST_MODULE handler_semantics
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <kt/kt.hpp>
+
+#include "coro_test.hpp"
+#include "host_helpers.hpp"
+#include "kafka_fixture.hpp"
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using kt_test::kafka;
+using kt_test::run_coro;
+using kt_test::stop_host;
+using kt_test::two_shards;
+using kt_test::wait_until;
+
+namespace {
+
+kt::trigger_stats stats_of(const kt::trigger_host& host, const std::string& name) {
+    for (const auto& s : host.stats())
+        if (s.name == name) return s;
+    throw std::logic_error("no trigger " + name);
+}
+
+int value_index(const kt::message& m) {
+    return std::stoi(std::string(m.value().substr(std::string_view("value-").size())));
+}
+
+asio::awaitable<void> sleep_ms(int ms) {
+    asio::steady_timer timer(co_await asio::this_coro::executor, std::chrono::milliseconds(ms));
+    co_await timer.async_wait(asio::use_awaitable);
+}
+
+/// Reads `count` records of `topic` from the beginning through a pull subscription.
+std::vector<kt::message> read_back(const std::string& topic, std::size_t count) {
+    auto& k = kafka::instance();
+    kt::runtime rt{{.shards = 1}};
+    kt::trigger_host host{rt};
+    auto sub = host.subscribe(
+        {.name = "reader", .topic = topic, .consumer = k.consumer(k.unique("reader"))});
+    host.start();
+    std::vector<kt::message> got;
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> {
+        while (got.size() < count) {
+            got.push_back(co_await sub.next());
+            sub.complete(got.back());
+        }
+    });
+    stop_host(rt, host);
+    return got;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(key_ordering_keeps_each_keys_order_with_1000_keys_and_random_delays) {
+    auto& k = kafka::instance();
+    auto topic = k.new_topic("keys", 2);
+    k.produce(topic, 6000, 1000);
+    const auto group = k.unique("keys");
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    std::mutex mutex;
+    std::map<std::string, std::vector<int>> order;  // key → value indices in handling order
+    std::atomic<int> running{0}, most_running{0};
+    host.add_trigger({.name = "by-key",
+                      .topic = topic,
+                      .consumer = k.consumer(group),
+                      .ordering = kt::ordering::key,
+                      .max_in_flight = 256},
+                     [&](const kt::message& m) -> asio::awaitable<void> {
+                         const int now = ++running;
+                         int seen = most_running.load();
+                         while (now > seen && !most_running.compare_exchange_weak(seen, now)) {
+                         }
+                         thread_local std::minstd_rand random(std::random_device{}());
+                         co_await sleep_ms(static_cast<int>(random() % 4));
+                         --running;
+                         std::lock_guard lock(mutex);
+                         order[std::string(m.key())].push_back(value_index(m));
+                     });
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return stats_of(host, "by-key").handled == 6000; }, 60s));
+    stop_host(rt, host);
+
+    BOOST_TEST(order.size() == 1000u);
+    std::size_t out_of_order = 0;
+    for (const auto& [key, indices] : order)
+        out_of_order += !std::is_sorted(indices.begin(), indices.end()) || indices.size() != 6;
+    BOOST_TEST(out_of_order == 0u);
+    // Different keys really ran concurrently (otherwise this test proves nothing).
+    BOOST_TEST(most_running.load() > 8);
+}
+
+BOOST_AUTO_TEST_CASE(the_awaitable_producer_resumes_on_the_callers_executor_with_the_offset) {
+    auto& k = kafka::instance();
+    auto topic = k.new_topic("produce", 3);
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    const kt::producer_config config{{"bootstrap.servers", k.bootstrap()}};
+    auto out = host.shared_producer(config);
+    BOOST_TEST(out == host.shared_producer(config));
+    BOOST_TEST(out != host.shared_producer({{"bootstrap.servers", k.bootstrap()},
+                                            {"linger.ms", "1"}}));
+
+    run_coro(rt.shard(1), [&]() -> asio::awaitable<void> {
+        const auto thread = std::this_thread::get_id();
+        kt::record record{.topic = topic,
+                          .key = std::string("k"),
+                          .value = std::string("v"),
+                          .headers = {{"h1", std::string("x")}, {"h2", std::nullopt}},
+                          .partition = 2};
+        auto first = co_await out->send(record);
+        BOOST_TEST((std::this_thread::get_id() == thread));
+        BOOST_TEST(first.topic == topic);
+        BOOST_TEST(first.partition == 2);
+        BOOST_TEST(first.offset == 0);
+        kt::record nulls{.topic = topic, .partition = 2};  // null key and value
+        auto second = co_await out->send(nulls);
+        BOOST_TEST(second.offset == 1);
+
+        bool refused = false;
+        try {
+            kt::record huge{.topic = topic, .value = std::string(2'000'000, 'x')};
+            co_await out->send(huge);
+        } catch (const kt::kafka_error& e) {
+            refused = std::string(e.what()).find("value 2000000 bytes") != std::string::npos;
+        }
+        BOOST_TEST(refused);
+    });
+
+    auto records = read_back(topic, 2);
+    BOOST_TEST_REQUIRE(records.size() == 2u);
+    BOOST_TEST(records[0].key() == "k");
+    BOOST_TEST(records[0].value() == "v");
+    BOOST_TEST(records[0].header("h1").value_or("?") == "x");
+    const auto headers = records[0].headers();
+    BOOST_TEST_REQUIRE(headers.size() == 2u);
+    BOOST_TEST(!headers[1].second.has_value());  // a null header value stays null
+    BOOST_TEST(!records[1].has_key());
+    BOOST_TEST(!records[1].has_value());
+    stop_host(rt, host);
+}
+
+BOOST_AUTO_TEST_CASE(a_failing_handler_is_retried_with_growing_backoff_until_it_succeeds) {
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("retry", 1, 10);
+    k.new_topic(topic + ".dlq", 1);
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    std::mutex mutex;
+    std::vector<std::chrono::steady_clock::time_point> attempts;  // of offset 5
+    host.add_trigger({.name = "flaky",
+                      .topic = topic,
+                      .consumer = k.consumer(group),
+                      .retry = {.max_attempts = 4, .initial_backoff = 40ms, .jitter = 0.25}},
+                     [&](const kt::message& m) -> asio::awaitable<void> {
+                         if (m.offset() != 5) co_return;
+                         std::lock_guard lock(mutex);
+                         attempts.push_back(std::chrono::steady_clock::now());
+                         if (attempts.size() < 3) throw std::runtime_error("temporarily down");
+                     });
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return stats_of(host, "flaky").handled == 10; }));
+    stop_host(rt, host);
+    const auto s = stats_of(host, "flaky");
+    BOOST_TEST(s.retried == 2u);
+    BOOST_TEST(s.failed == 0u);
+    BOOST_TEST(s.dead_lettered == 0u);
+    BOOST_TEST_REQUIRE(attempts.size() == 3u);
+    // 40 ms then 80 ms, each at least 75 % of it (jitter 0.25); timers never fire early.
+    BOOST_TEST((attempts[1] - attempts[0] >= 30ms));
+    BOOST_TEST((attempts[2] - attempts[1] >= 60ms));
+    BOOST_TEST(k.admin().committed(group, topic)[0] == 10);
+}
+
+BOOST_AUTO_TEST_CASE(a_permanent_error_skips_retries_and_its_dead_letter_carries_the_failure) {
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("poison", 1, 10);
+    const auto dlq = k.new_topic("poison-dead", 1);
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    host.add_trigger({.name = "strict",
+                      .topic = topic,
+                      .consumer = k.consumer(group),
+                      .retry = {.max_attempts = 5, .initial_backoff = 10ms},
+                      .dead_letter = {.topic = dlq}},
+                     [&](const kt::message& m) -> asio::awaitable<void> {
+                         if (m.offset() == 3) throw kt::permanent_error("bad payload");
+                         co_return;
+                     });
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] {
+        const auto s = stats_of(host, "strict");
+        return s.handled + s.dead_lettered == 10;
+    }));
+    stop_host(rt, host);
+    const auto s = stats_of(host, "strict");
+    BOOST_TEST(s.retried == 0u);
+    BOOST_TEST(s.dead_lettered == 1u);
+    BOOST_TEST(s.failed == 1u);
+    BOOST_TEST(k.admin().committed(group, topic)[0] == 10);  // the dead letter completes it
+
+    auto letters = read_back(dlq, 1);
+    BOOST_TEST_REQUIRE(letters.size() == 1u);
+    const auto& letter = letters[0];
+    BOOST_TEST(letter.key() == "key-3");
+    BOOST_TEST(letter.value() == "value-3");
+    BOOST_TEST(letter.header("kt-original-topic").value_or("") == topic);
+    BOOST_TEST(letter.header("kt-original-partition").value_or("") == "0");
+    BOOST_TEST(letter.header("kt-original-offset").value_or("") == "3");
+    BOOST_TEST(letter.header("kt-trigger").value_or("") == "strict");
+    BOOST_TEST(letter.header("kt-error-type").value_or("") == "kt::permanent_error");
+    BOOST_TEST(letter.header("kt-error-message").value_or("") == "bad payload");
+    BOOST_TEST(letter.header("kt-attempts").value_or("") == "1");
+    BOOST_TEST(letter.header("kt-failed-at").value_or("").size() == 24u);  // ...T..:..:..sssZ
+}
+
+BOOST_AUTO_TEST_CASE(a_batch_trigger_gets_one_partitions_messages_in_order_up_to_the_limit) {
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("batch", 2, 250);
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    std::mutex mutex;
+    std::map<std::pair<std::int32_t, std::int64_t>, int> seen;
+    std::size_t largest = 0, bad_batches = 0, batches = 0;
+    host.add_batch_trigger(
+        {.name = "batched", .topic = topic, .consumer = k.consumer(group)},
+        {.max_messages = 40, .max_wait = 50ms},
+        [&](std::span<const kt::message> batch) -> asio::awaitable<void> {
+            std::lock_guard lock(mutex);
+            ++batches;
+            largest = std::max(largest, batch.size());
+            for (std::size_t i = 0; i < batch.size(); ++i) {
+                ++seen[{batch[i].partition(), batch[i].offset()}];
+                if (i > 0 && (batch[i].partition() != batch[0].partition() ||
+                              batch[i].offset() != batch[i - 1].offset() + 1))
+                    ++bad_batches;
+            }
+            co_return;
+        });
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return stats_of(host, "batched").handled == 250; }));
+    // A partial batch goes after max_wait.
+    k.produce(topic, 3, 100, 250);
+    BOOST_TEST_REQUIRE(wait_until([&] { return stats_of(host, "batched").handled == 253; }));
+    stop_host(rt, host);
+    BOOST_TEST(seen.size() == 253u);
+    BOOST_TEST(std::all_of(seen.begin(), seen.end(), [](const auto& e) { return e.second == 1; }));
+    BOOST_TEST(bad_batches == 0u);
+    BOOST_TEST(largest <= 40u);
+    BOOST_TEST(largest > 1u);
+    BOOST_TEST(batches < 253u);
+}
+
+BOOST_AUTO_TEST_CASE(at_most_once_commits_each_offset_before_its_handler_runs) {
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("amo", 1, 20);
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    std::atomic<int> handled{0}, committed_first{0};
+    host.add_trigger({.name = "once",
+                      .topic = topic,
+                      .consumer = k.consumer(group),
+                      .delivery = kt::delivery_guarantee::at_most_once},
+                     [&](const kt::message& m) -> asio::awaitable<void> {
+                         // Blocking look-up: fine in a test, never in a real handler.
+                         kt::admin admin({{"bootstrap.servers", k.bootstrap()}});
+                         const auto committed = admin.committed(group, topic);
+                         if (committed.count(0) && committed.at(0) > m.offset()) ++committed_first;
+                         ++handled;
+                         co_return;
+                     });
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return handled == 20; }));
+    stop_host(rt, host);
+    BOOST_TEST(committed_first.load() == 20);
+    BOOST_TEST(k.admin().committed(group, topic)[0] == 20);
+}
+
+BOOST_AUTO_TEST_CASE(handler_policies_are_validated_by_name) {
+    auto& k = kafka::instance();
+    kt::runtime rt{{.shards = 1}};
+    kt::trigger_host host{rt};
+    auto noop = [](const kt::message&) -> asio::awaitable<void> { co_return; };
+    auto refused = [&](kt::trigger_options o, const std::string& property) {
+        try {
+            host.add_trigger(std::move(o), noop);
+        } catch (const kt::config_error& e) {
+            return e.property() == property;
+        }
+        return false;
+    };
+    BOOST_TEST(refused({.name = "a",
+                        .topic = "t",
+                        .consumer = k.consumer("g"),
+                        .dead_letter = {.topic = "t"}},
+                       "dead_letter.topic"));
+    BOOST_TEST(refused({.name = "b",
+                        .topic = "t",
+                        .consumer = k.consumer("g"),
+                        .retry = {.initial_backoff = 100ms, .max_backoff = 10ms}},
+                       "retry.max_backoff"));
+    BOOST_TEST(refused({.name = "c",
+                        .topic = "t",
+                        .consumer = k.consumer("g"),
+                        .delivery = kt::delivery_guarantee::exactly_once},
+                       "delivery"));
+    BOOST_TEST(host.consumer_count() == 0u);
+}
