@@ -58,6 +58,7 @@ struct options {
     std::size_t batch = 0;
     std::string output_topic;  // transform: copy each message there
     std::string instance_id;
+    std::vector<std::pair<std::string, std::string>> properties;  // extra consumer properties
 };
 
 template <typename Enum, std::size_t N>
@@ -106,7 +107,7 @@ topic_spec parse_topic(const std::string& text) {
 
 std::optional<options> parse_options(int argc, char** argv) {
     options o;
-    std::vector<std::string> topics;
+    std::vector<std::string> topics, properties;
     std::string sharing = "per_group", level = "info", ordering = "partition",
                 delivery = "at_least_once";
     po::options_description desc(
@@ -151,6 +152,9 @@ std::optional<options> parse_options(int argc, char** argv) {
         "copy each handled message to this topic (default with exactly_once: <topic>.out)")(
         "instance-id", po::value(&o.instance_id),
         "distinguishes this process's transactional ids (exactly_once; default: the hostname)")(
+        "property", po::value(&properties),
+        "NAME=VALUE librdkafka consumer property for every trigger, repeatable (e.g. "
+        "session.timeout.ms=6000)")(
         "batch", po::value(&o.batch)->default_value(0),
         "batch trigger: up to N messages of a partition per handler call (0: single messages)");
     po::variables_map vm;
@@ -170,6 +174,12 @@ std::optional<options> parse_options(int argc, char** argv) {
         throw po::validation_error(po::validation_error::invalid_option_value, "--fail-every");
     if (o.triggers < 1)
         throw po::validation_error(po::validation_error::invalid_option_value, "--triggers");
+    for (const auto& p : properties) {
+        const auto equals = p.find('=');
+        if (equals == std::string::npos || equals == 0)
+            throw po::error(fmt::format("invalid --property '{}': use NAME=VALUE", p));
+        o.properties.emplace_back(p.substr(0, equals), p.substr(equals + 1));
+    }
     if (topics.empty()) topics.push_back("orders");
     for (const auto& t : topics) o.topics.push_back(parse_topic(t));
     if (o.bootstrap.empty())
@@ -254,7 +264,9 @@ struct demo_work {
             throw std::runtime_error(
                 fmt::format("--fail-every {}: offset {} fails", o.fail_every, m.offset()));
         if (out) {
-            kt::record copy{.topic = out_topic};
+            kt::record copy{.topic = out_topic,
+                            .headers = {{"kt-source-partition", std::to_string(m.partition())},
+                                        {"kt-source-offset", std::to_string(m.offset())}}};
             if (m.has_key()) copy.key = std::string(m.key());
             if (m.has_value()) copy.value = std::string(m.value());
             co_await out->send(std::move(copy));
@@ -370,6 +382,8 @@ int run(const options& o) {
                     effective.instance_id.empty()
                         ? std::string{}
                         : fmt::format("kt.{}.{}.{}", group, name, effective.instance_id)};
+            for (const auto& [property, value] : effective.properties)
+                trigger.consumer.set(property, value);
             const auto out_topic = output_topic(effective, t);
             if (effective.batch > 0) {
                 host.add_batch_trigger(

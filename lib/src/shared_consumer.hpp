@@ -54,6 +54,11 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     shard_link& link(unsigned shard) { return *links_[shard]; }
     const sharing_key& key() const noexcept { return key_; }
     const std::string& group() const noexcept { return group_; }
+    /// For transactions (send_offsets_to_transaction); the caller destroys it. Any thread, once
+    /// messages flow.
+    rd_kafka_consumer_group_metadata_t* group_metadata() const {
+        return rd_kafka_consumer_group_metadata(client_.get());
+    }
     /// Broker-acknowledged commits (thread-safe copy).
     committed_offsets committed() const;
 

@@ -57,8 +57,6 @@ class host_core : public std::enable_shared_from_this<host_core> {
                                fmt::format("trigger '{}': exactly_once needs a transform handler "
                                            "(its output joins the offsets' transaction)",
                                            opts.name));
-        if (opts.delivery == delivery_guarantee::exactly_once)
-            throw config_error("delivery", "exactly_once is not available yet");  // EOS-TODO
         if (opts.retry.max_backoff < opts.retry.initial_backoff)
             throw config_error("retry.max_backoff",
                                fmt::format("trigger '{}': max_backoff is below initial_backoff",

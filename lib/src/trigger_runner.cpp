@@ -15,6 +15,7 @@
 
 #include "log.hpp"
 #include "shared_consumer.hpp"
+#include "transaction_cycle.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -34,8 +35,9 @@ completion completion_of(const message& m, std::uint32_t trigger_id) {
             data->generation,       m.partition(), m.offset()};
 }
 
-/// (type, message) of a handler's failure, for logs and dead letter headers.
-std::pair<std::string, std::string> describe(const std::exception_ptr& error) {
+}  // namespace
+
+std::pair<std::string, std::string> describe_failure(const std::exception_ptr& error) {
     try {
         std::rethrow_exception(error);
     } catch (const std::exception& e) {
@@ -58,6 +60,8 @@ bool retryable(const retry_policy& policy, const std::exception_ptr& error) {
         return true;
     }
 }
+
+namespace {
 
 std::string utc_now_iso8601() {
     const auto now = std::chrono::system_clock::now();
@@ -106,15 +110,44 @@ asio::awaitable<bool> sleep_for(std::chrono::milliseconds delay) {
     co_return !ec;
 }
 
-/// Runs the trigger's code once over `work`.
-asio::awaitable<void> invoke(trigger_state& trigger, const work_items& work) {
+/// Runs the trigger's code once over `work`; a transform writes through `out`.
+asio::awaitable<void> invoke(trigger_state& trigger, const work_items& work, kt::producer* out) {
     const auto& code = trigger.code;
     if (code.batch)
         co_await code.batch(std::span<const message>(work.data(), work.size()));
     else if (code.transform)
-        co_await code.transform(work.front(), *trigger.output);
+        co_await code.transform(work.front(), *out);
     else
         co_await code.plain(work.front());
+}
+
+/// exactly_once: one attempt inside the open transaction (or the dead letter write, once the
+/// message is out of attempts); retries happen by aborting and running the transaction again.
+asio::awaitable<void> run_in_transaction(std::shared_ptr<trigger_state> trigger,
+                                         trigger_runner* runner, work_items work) {
+    using outcome = trigger_runner::outcome;
+    auto& txn = *runner->transaction();
+    std::exception_ptr error;
+    auto result = outcome::handled;
+    try {
+        if (const auto* reason = txn.to_dead_letter(work.front())) {
+            result = reason->write ? outcome::dead_lettered : outcome::failed;
+            if (reason->write) {
+                const auto letter =
+                    dead_letter_record(*trigger, work.front(), reason->failure, reason->attempts);
+                co_await txn.producer().send(letter);
+            }
+        } else {
+            co_await invoke(*trigger, work, &txn.producer());
+        }
+    } catch (...) {
+        error = std::current_exception();
+    }
+    if (error && co_await is_cancelled()) {
+        runner->finish(work, trigger_runner::outcome::cancelled);
+        co_return;
+    }
+    runner->finish_in_transaction(work, error, error ? outcome::failed : result);
 }
 
 /// Writes every message of `work` to the dead letter topic, retrying until acknowledged; false
@@ -138,7 +171,7 @@ asio::awaitable<bool> write_dead_letters(trigger_state& trigger, trigger_runner&
                 "trigger '{}': writing {}[{}]@{} to dead letter topic '{}' failed (attempt {}): "
                 "{}; retrying, the offset stays uncommitted meanwhile",
                 trigger.options.name, m.topic(), m.partition(), m.offset(),
-                trigger.dead_letter_topic, n, describe(error).second);
+                trigger.dead_letter_topic, n, describe_failure(error).second);
             if (!co_await sleep_for(runner.backoff(trigger.options.retry, n))) co_return false;
         }
     }
@@ -156,7 +189,7 @@ asio::awaitable<void> run_work(std::shared_ptr<trigger_state> trigger, trigger_r
         ++attempt;
         error = nullptr;
         try {
-            co_await invoke(*trigger, work);
+            co_await invoke(*trigger, work, trigger->output.get());
         } catch (...) {
             error = std::current_exception();
         }
@@ -174,7 +207,7 @@ asio::awaitable<void> run_work(std::shared_ptr<trigger_state> trigger, trigger_r
             "trigger '{}' failed on {}[{}]@{}{} (attempt {} of {}): {}{}", trigger->options.name,
             first.topic(), first.partition(), first.offset(),
             work.size() > 1 ? fmt::format(" (batch of {})", work.size()) : std::string{},
-            attempt, max_attempts, describe(error).second, again ? "; retrying" : "");
+            attempt, max_attempts, describe_failure(error).second, again ? "; retrying" : "");
         if (!again) break;
         runner->retried.fetch_add(1, std::memory_order_relaxed);
         if (!co_await sleep_for(runner->backoff(policy, attempt))) {
@@ -187,7 +220,7 @@ asio::awaitable<void> run_work(std::shared_ptr<trigger_state> trigger, trigger_r
         co_return;
     }
     const bool written =
-        co_await write_dead_letters(*trigger, *runner, work, describe(error), attempt);
+        co_await write_dead_letters(*trigger, *runner, work, describe_failure(error), attempt);
     runner->finish(work, written ? outcome::dead_lettered : outcome::cancelled);
 }
 
@@ -228,7 +261,10 @@ trigger_runner::trigger_runner(trigger_state& owner, unsigned shard_index,
       shard_index_(shard_index),
       shard_(std::move(shard)),
       link_(link),
-      jitter_random_(owner.id * 7919u + shard_index + 1) {}
+      jitter_random_(owner.id * 7919u + shard_index + 1) {
+    if (owner.options.delivery == delivery_guarantee::exactly_once)
+        txn_ = std::make_unique<transaction_cycle>(*this);
+}
 
 trigger_runner::~trigger_runner() = default;
 
@@ -308,8 +344,12 @@ work_items trigger_runner::take_work(lane& l) {
 }
 
 void trigger_runner::pump() {
+    if (txn_ && !txn_->admits()) {
+        if (!ready_.empty()) txn_->want();
+        return;
+    }
     const unsigned limit = std::max(1u, owner_.options.max_in_flight);
-    while (running_ < limit && !ready_.empty()) {
+    while (running_ < limit && !ready_.empty() && (!txn_ || txn_->admits())) {
         const auto id = ready_.front();
         ready_.pop_front();
         auto it = lanes_.find(id);
@@ -318,6 +358,7 @@ void trigger_runner::pump() {
         l.ready = false;
         if (l.busy || l.pending.empty()) continue;
         start(id, take_work(l));
+        if (txn_) txn_->started();
     }
 }
 
@@ -338,7 +379,9 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
     const auto run_id = next_run_id_++;
     auto& signal =
         *signals_.emplace(run_id, std::make_unique<asio::cancellation_signal>()).first->second;
-    asio::co_spawn(shard_, run_work(owner_.shared_from_this(), this, std::move(work)),
+    auto work_coroutine = txn_ ? run_in_transaction(owner_.shared_from_this(), this, std::move(work))
+                               : run_work(owner_.shared_from_this(), this, std::move(work));
+    asio::co_spawn(shard_, std::move(work_coroutine),
                    asio::bind_cancellation_slot(signal.slot(), [keep = owner_.shared_from_this(),
                                                                 this, run_id](std::exception_ptr) {
                        // Erase later: the slot is still in use while this handler runs.
@@ -370,7 +413,13 @@ void trigger_runner::finish(const work_items& work, outcome result) {
             break;
     }
     for (const auto& m : work) link_.push_completion(completion_of(m, owner_.id));
-    const auto id = lane_of(work.front());
+    release_lane(work.front());
+    pump();
+    report_fence_if_drained();
+}
+
+void trigger_runner::release_lane(const message& first) {
+    const auto id = lane_of(first);
     if (auto it = lanes_.find(id); it != lanes_.end()) {
         it->second.busy = false;
         // Partition lanes are few and reused; key and message lanes go when empty.
@@ -381,8 +430,42 @@ void trigger_runner::finish(const work_items& work, outcome result) {
         else
             enqueue_ready(id, it->second);
     }
+}
+
+void trigger_runner::finish_in_transaction(const work_items& work, std::exception_ptr error,
+                                           outcome result) {
+    --running_;
+    in_flight.store(running_, std::memory_order_relaxed);
+    if (cancelled_) return;
+    txn_->finished(work, error, result);
+    release_lane(work.front());
     pump();
+    txn_->maybe_end();
+}
+
+void trigger_runner::report_committed(const std::vector<message>& done, std::size_t dead,
+                                      std::size_t gave_up) {
+    if (cancelled_) return;
+    handled.fetch_add(done.size() - dead - gave_up, std::memory_order_relaxed);
+    dead_lettered.fetch_add(dead, std::memory_order_relaxed);
+    failed.fetch_add(dead + gave_up, std::memory_order_relaxed);
+    for (const auto& m : done) link_.push_completion(completion_of(m, owner_.id));
     report_fence_if_drained();
+}
+
+void trigger_runner::requeue(std::vector<message> again) {
+    if (closing_ || cancelled_) return;
+    // Back to the front of their lanes, in offset order.
+    std::sort(again.begin(), again.end(), [](const message& a, const message& b) {
+        return std::pair(a.partition(), a.offset()) > std::pair(b.partition(), b.offset());
+    });
+    for (auto& m : again) {
+        const auto id = lane_of(m);
+        auto& l = lanes_[id];
+        if (l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
+        l.pending.push_front(std::move(m));
+    }
+    for (auto& [id, l] : lanes_) enqueue_ready(id, l);
 }
 
 void trigger_runner::close() {
@@ -397,13 +480,14 @@ void trigger_runner::close() {
 
 void trigger_runner::cancel() {
     cancelled_ = true;
+    if (txn_) txn_->cancel();
     lanes_.clear();
     ready_.clear();
     for (auto& [id, signal] : signals_) signal->emit(asio::cancellation_type::all);
 }
 
 void trigger_runner::report_fence_if_drained() {
-    if (!closing_ || fence_reported_ || running_ > 0) return;
+    if (!closing_ || fence_reported_ || running_ > 0 || (txn_ && !txn_->idle())) return;
     fence_reported_ = true;
     link_.push_completion({completion::kind::fence_done, owner_.id, 0, 0, 0, 0});
 }

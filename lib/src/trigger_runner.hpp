@@ -95,8 +95,18 @@ class trigger_runner {
     /// Stop deadline passed: cancel running handlers, drop queued ones, report nothing more.
     void cancel();
 
-    // ---- used by the work coroutines (same shard) ----
+    // ---- used by the work coroutines and the transaction cycle (same shard) ----
     enum class outcome { handled, failed, dead_lettered, cancelled };
+    void pump();
+    /// exactly_once: work finished inside the open transaction (reported when it commits).
+    void finish_in_transaction(const work_items& work, std::exception_ptr error, outcome result);
+    /// exactly_once: the transaction holding `done` committed (`dead_lettered` and `failed` of
+    /// them did not succeed).
+    void report_committed(const std::vector<message>& done, std::size_t dead_lettered,
+                          std::size_t failed);
+    /// exactly_once: the transaction holding `again` aborted; they run again, in order.
+    void requeue(std::vector<message> again);
+    transaction_cycle* transaction() noexcept { return txn_.get(); }
     /// The work finished with `result`; reports completions (unless cancelled) and starts more.
     void finish(const work_items& work, outcome result);
     /// Backoff before retry `attempt` (1-based) of the policy, jittered.
@@ -127,8 +137,8 @@ class trigger_runner {
     std::uint64_t lane_of(const message& m) const;
     void enqueue_ready(std::uint64_t lane_id, lane& l);
     bool batch_due(std::uint64_t lane_id, lane& l);
-    void pump();
     work_items take_work(lane& l);
+    void release_lane(const message& first);
     void start(std::uint64_t lane_id, work_items work);
     void report_fence_if_drained();
 
@@ -145,7 +155,13 @@ class trigger_runner {
     std::uint64_t next_run_id_ = 0;
     std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::cancellation_signal>> signals_;
     std::minstd_rand jitter_random_;
+    std::unique_ptr<transaction_cycle> txn_;  // exactly_once triggers only
 };
+
+/// (type, message) of a handler's failure, for logs and dead letter headers.
+std::pair<std::string, std::string> describe_failure(const std::exception_ptr& error);
+/// Whether `policy` retries `error` (default: everything except kt::permanent_error).
+bool retryable(const retry_policy& policy, const std::exception_ptr& error);
 
 /// Shard that owns (topic, partition): fixed, so a partition's order is kept on one thread.
 unsigned shard_of(std::string_view topic, std::int32_t partition, unsigned shard_count) noexcept;

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Real-broker-only checks (need $KT_BOOTSTRAP from scripts/kafka-local.sh, which this test
-restarts): committed offsets survive a broker restart, and two kt-host processes in one group
-share the partitions through a cooperative rebalance without handling completed work twice.
+restarts): committed offsets survive a broker restart, two kt-host processes in one group
+share the partitions through a cooperative rebalance without handling completed work twice, and
+exactly-once consume-transform-produce leaves no duplicate and no aborted record visible to a
+read_committed reader, even across kill -9.
 Checked with an independent client (confluent-kafka). Usage: real_broker_test.py <kt-host>"""
 import collections
 import json
@@ -107,7 +109,77 @@ def two_processes_share_a_group_without_duplicating_work(tmp):
     check(sum(committed(group, topic, 6).values()) == 3000, "committed offsets reach 3000")
 
 
+def read_output(topic, isolation, expected, origin="kt-source", timeout=30):
+    """(partition, offset) of the source of every record of `topic` visible under `isolation`,
+    from the headers <origin>-partition / <origin>-offset."""
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"reader-{topic}-{isolation}",
+                         "auto.offset.reset": "earliest", "isolation.level": isolation,
+                         "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    seen, deadline, quiet_since = [], time.time() + timeout, time.time()
+    while time.time() < deadline and (len(seen) < expected or time.time() - quiet_since < 2):
+        m = consumer.poll(0.2)
+        if m is None or m.error():
+            continue
+        quiet_since = time.time()
+        headers = {k: v.decode() for k, v in (m.headers() or [])}
+        seen.append((int(headers[f"{origin}-partition"]), int(headers[f"{origin}-offset"])))
+    consumer.close()
+    return seen
+
+
+def high_watermarks(topic, partitions):
+    consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"hw-{RUN}"})
+    marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+             for p in range(partitions)}
+    consumer.close()
+    return marks
+
+
+def exactly_once_survives_failures_and_kill_9(tmp):
+    source, out, group = f"eos-in-{RUN}", f"eos-out-{RUN}", f"eos-{RUN}"
+    for topic in (source, out, source + ".dlq"):
+        create_topic(topic, 3)
+    produce(source, 3000)
+    # Offsets divisible by 97 fail on every attempt: each failure aborts its transaction, which
+    # runs again; after 2 attempts the message is dead-lettered inside a transaction. The
+    # process is also killed twice mid-stream, with transactions open.
+    args = ("--delivery", "exactly_once", "--output-topic", out, "--instance-id", "a",
+            "--fail-every", "97", "--retries", "1", "--retry-backoff-ms", "10",
+            "--handler-ms", "1", "--property", "session.timeout.ms=6000")
+    for attempt, lifetime in enumerate((8, 4)):
+        victim = kt_host(source, group, os.path.join(tmp, f"eos-{attempt}.jsonl"), *args)
+        time.sleep(lifetime)
+        victim.kill()
+        victim.wait()
+    started = time.time()
+    last = kt_host(source, group, os.path.join(tmp, "eos-last.jsonl"), *args,
+                   "--exit-when-idle", "3")
+    check(last.wait(300) == 0, f"exactly_once run exits cleanly ({last.stderr.read()[-300:]})")
+    print(f"     last run took {time.time() - started:.1f} s")
+    marks = high_watermarks(source, 3)
+    every = {(p, o) for p, hw in marks.items() for o in range(hw)}
+    failing = {(p, o) for (p, o) in every if o % 97 == 0}
+    visible = read_output(out, "read_committed", len(every - failing))
+    counts = collections.Counter(visible)
+    duplicates = sum(c - 1 for c in counts.values())
+    check(duplicates == 0, f"read_committed sees no duplicate ({duplicates} in {len(visible)})")
+    check(set(counts) == every - failing,
+          f"the output holds every non-failing message ({len(counts)} of {len(every - failing)})")
+    dead = collections.Counter(read_output(source + ".dlq", "read_committed", len(failing),
+                                           origin="kt-original"))
+    check(set(dead) == failing and all(c == 1 for c in dead.values()),
+          f"each failing message is dead-lettered once ({len(dead)} of {len(failing)})")
+    total = sum(committed(group, source, 3).values())
+    check(total == 3000, f"input offsets committed through the transactions reach 3000 ({total})")
+    everything = read_output(out, "read_uncommitted", len(visible) + 1, timeout=15)
+    print(f"     read_uncommitted sees {len(everything)} records, read_committed {len(visible)}")
+    check(len(everything) > len(visible),
+          "aborted transactions left records only read_uncommitted readers see (aborts happened)")
+
+
 with tempfile.TemporaryDirectory() as tmp:
+    exactly_once_survives_failures_and_kill_9(tmp)
     committed_offsets_survive_a_broker_restart(tmp)
     two_processes_share_a_group_without_duplicating_work(tmp)
 print(f"real_broker_test: {len(failures)} failure(s)")

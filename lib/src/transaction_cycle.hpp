@@ -1,0 +1,78 @@
+// exactly_once for one trigger on one shard: handlers run inside a Kafka transaction of the
+// shard's transactional producer; the consumed offsets join the transaction; completions are
+// reported only after the commit. A failure aborts the transaction and runs its messages again.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <kt/producer.hpp>
+
+#include "rdkafka_handles.hpp"
+#include "trigger_runner.hpp"
+
+namespace kt::detail {
+
+class transaction_cycle {
+  public:
+    /// Creates the transactional producer ("<transactional_id prefix>.<shard>").
+    explicit transaction_cycle(trigger_runner& runner);
+    ~transaction_cycle();
+
+    kt::producer& producer() noexcept { return *producer_; }
+    /// Whether the runner may start work now (a transaction is open and not full).
+    bool admits() const noexcept;
+    /// The runner has ready work: open a transaction unless one is open or coming.
+    void want();
+    void started() { ++started_in_txn_; }
+    /// Work of the open transaction finished (`error` set when it failed).
+    void finished(const work_items& work, std::exception_ptr error,
+                  trigger_runner::outcome result);
+    /// The failure of a message that exhausted its attempts, with the attempt count: it is
+    /// dead-lettered inside the next transaction instead of being handled again.
+    struct dead_letter_reason {
+        std::pair<std::string, std::string> failure;  // (type, message)
+        unsigned attempts;
+        bool write;  // false: no dead letter topic; the message is skipped (counted failed)
+    };
+    const dead_letter_reason* to_dead_letter(const message& m) const;
+    /// Ends the transaction when it is full, old, failed, or nothing else is ready.
+    void maybe_end();
+    /// Nothing is open or being committed (a fence may be reported).
+    bool idle() const noexcept { return phase_ == phase::idle || phase_ == phase::backing_off; }
+    /// The stop deadline passed: abort what is open; report nothing.
+    void cancel();
+
+  private:
+    enum class phase { idle, beginning, open, ending, backing_off };
+    void begin();
+    void commit();
+    void abort_and_retry();
+    void on_ended(bool committed, std::exception_ptr error);
+    partition_list_ptr offsets() const;
+
+    trigger_runner& runner_;
+    std::shared_ptr<kt::producer> producer_;
+    bool initialised_ = false;
+    phase phase_ = phase::idle;
+    std::size_t started_in_txn_ = 0;
+    std::chrono::steady_clock::time_point opened_at_;
+    std::vector<message> done_;  // finished in the open transaction
+    std::size_t dead_lettered_in_txn_ = 0;
+    std::size_t failed_in_txn_ = 0;
+    bool failed_ = false;
+    std::exception_ptr failure_;
+    std::map<std::pair<std::int32_t, std::int64_t>, unsigned> attempts_;
+    std::map<std::pair<std::int32_t, std::int64_t>, dead_letter_reason> dead_letter_;
+    boost::asio::steady_timer timer_;
+    bool cancelled_ = false;
+};
+
+}  // namespace kt::detail
