@@ -148,7 +148,7 @@ void transaction_cycle::finished(const work_items& work, std::exception_ptr erro
     if (again) runner_.retried.fetch_add(1, std::memory_order_relaxed);
     if (!again)
         dead_letter_[key] = {describe_failure(error), attempt,
-                             static_cast<bool>(runner_.owner().dead_letters)};
+                             !runner_.owner().dead_letter_topic.empty()};
     if (!failed_) failure_ = error;
     failed_ = true;
 }

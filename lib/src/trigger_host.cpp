@@ -71,9 +71,15 @@ class host_core : public std::enable_shared_from_this<host_core> {
                                    fmt::format("trigger '{}': the dead letter topic cannot be the "
                                                "trigger's own topic",
                                                opts.name));
-            trigger->dead_letters = producer_for(opts.dead_letter.producer.properties().empty()
-                                                     ? producer_config_for(opts.consumer)
-                                                     : opts.dead_letter.producer);
+            auto config = opts.dead_letter.producer.properties().empty()
+                              ? producer_config_for(opts.consumer)
+                              : opts.dead_letter.producer;
+            (void)make_conf(config);  // invalid properties are named now, not at the first failure
+            trigger->open_dead_letters = [weak = weak_from_this(), config] {
+                auto self = weak.lock();
+                if (!self) throw std::logic_error("trigger_host is gone");
+                return self->producer_for(config, /*even_if_stopped=*/true);
+            };
         }
         if (trigger->code.transform) trigger->output = producer_for(producer_config_for(opts.consumer));
         std::shared_ptr<shared_consumer> consumer;
@@ -123,6 +129,8 @@ class host_core : public std::enable_shared_from_this<host_core> {
         };
         co_await await_remote(detach);
         close_inbox(trigger);
+        trigger->release_producers();
+        release_unused_producers();
         bool last = false;
         {
             std::lock_guard lock(mutex_);
@@ -194,10 +202,12 @@ class host_core : public std::enable_shared_from_this<host_core> {
         }
     }
 
-    std::shared_ptr<producer> producer_for(const producer_config& config) {
+    /// Dead letters may still be written while a stop drains: `even_if_stopped`.
+    std::shared_ptr<producer> producer_for(const producer_config& config,
+                                           bool even_if_stopped = false) {
         auto key = sharing_key::of(config, sharing::per_group, "", "");
         std::lock_guard lock(mutex_);
-        if (stopped_) throw std::logic_error("trigger_host is stopped");
+        if (stopped_ && !even_if_stopped) throw std::logic_error("trigger_host is stopped");
         auto& slot = producers_[key];
         if (!slot) {
             try {
@@ -251,6 +261,22 @@ class host_core : public std::enable_shared_from_this<host_core> {
         std::shared_ptr<trigger_state> trigger;
         sharing_key key;
     };
+
+    /// Producers only the pool still holds (their triggers left) are flushed and closed.
+    void release_unused_producers() {
+        std::vector<std::shared_ptr<producer>> unused;
+        {
+            std::lock_guard lock(mutex_);
+            for (auto it = producers_.begin(); it != producers_.end();) {
+                if (it->second.use_count() == 1) {
+                    unused.push_back(std::move(it->second));
+                    it = producers_.erase(it);
+                } else {
+                    ++it;
+                }
+            }
+        }
+    }
 
     /// Producers outlive the consumers (dead letters are written while draining): dropped last.
     void release_producers() {

@@ -161,7 +161,7 @@ asio::awaitable<bool> write_dead_letters(trigger_state& trigger, trigger_runner&
         for (unsigned n = 1;; ++n) {
             std::exception_ptr error;
             try {
-                co_await trigger.dead_letters->send(letter);
+                co_await trigger.dead_letters()->send(letter);
                 break;
             } catch (...) {
                 error = std::current_exception();
@@ -215,7 +215,7 @@ asio::awaitable<void> run_work(std::shared_ptr<trigger_state> trigger, trigger_r
             co_return;
         }
     }
-    if (!trigger->dead_letters) {
+    if (trigger->dead_letter_topic.empty()) {
         runner->finish(work, outcome::failed);
         co_return;
     }
@@ -241,6 +241,12 @@ void trigger_state::bind(runtime& rt, std::shared_ptr<shared_consumer> owner) {
     for (unsigned shard = 0; shard < rt.shard_count(); ++shard)
         runners.push_back(std::make_unique<trigger_runner>(*this, shard, rt.shard(shard),
                                                            consumer->link(shard)));
+}
+
+std::shared_ptr<kt::producer> trigger_state::dead_letters() {
+    std::lock_guard lock(dead_letters_mutex_);
+    if (!dead_letters_) dead_letters_ = open_dead_letters();
+    return dead_letters_;
 }
 
 trigger_stats trigger_state::stats() const {

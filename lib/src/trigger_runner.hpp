@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
 #include <unordered_map>
@@ -72,10 +74,23 @@ class trigger_state : public std::enable_shared_from_this<trigger_state> {
     const trigger_code code;
     const std::shared_ptr<subscription_inbox> inbox;  // null for handler triggers
     std::string dead_letter_topic;                    // empty: dead letters off
-    std::shared_ptr<kt::producer> dead_letters;       // set when dead_letter_topic is
+    /// The dead letter writer, opened on first use (most triggers never need one, and a producer
+    /// costs threads). Any shard; the first call may block briefly.
+    std::shared_ptr<kt::producer> dead_letters();
+    std::function<std::shared_ptr<kt::producer>()> open_dead_letters;  // set with the topic
+    /// After removal: lets go of the producers so the pool can close them.
+    void release_producers() {
+        std::lock_guard lock(dead_letters_mutex_);
+        dead_letters_.reset();
+        output.reset();
+    }
     std::shared_ptr<kt::producer> output;             // transform triggers (not exactly_once)
     std::shared_ptr<shared_consumer> consumer;
     std::vector<std::unique_ptr<trigger_runner>> runners;  // runners[i] lives on shard i
+
+  private:
+    std::mutex dead_letters_mutex_;
+    std::shared_ptr<kt::producer> dead_letters_;
 };
 
 /// Runs one trigger's messages on one shard. A "lane" is the unit that runs one piece of work at a
