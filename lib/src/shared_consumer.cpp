@@ -99,6 +99,7 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
 }
 
 shared_consumer::~shared_consumer() {
+    delete live_messages_;
     if (thread_.joinable()) {
         if (thread_.get_id() == std::this_thread::get_id())
             thread_.detach();  // last reference dropped by the poll thread's own callback
@@ -440,7 +441,7 @@ void shared_consumer::dispatch(rd_kafka_message_t* raw, std::uint32_t topic, con
     }
     state.released_position = raw->offset + 1;
     auto* data = new message_data(raw, static_cast<std::uint32_t>(receivers), topic,
-                                  state.generation, &live_messages_);
+                                  state.generation, live_messages_);
     auto& link = *links_[state.shard];
     for (std::size_t i = 0; i < route.size(); ++i) {
         if (route[i].detaching) continue;
@@ -882,7 +883,7 @@ void shared_consumer::finish_stop() {
         link->pending_to_shard.clear();
     }
     const auto deadline = steady::now() + 5s;
-    while (live_messages_.load(std::memory_order_acquire) > 0 && steady::now() < deadline)
+    while (live_messages_->load(std::memory_order_acquire) > 0 && steady::now() < deadline)
         std::this_thread::sleep_for(1ms);
     std::vector<command> late;
     {
@@ -901,12 +902,13 @@ void shared_consumer::finish_stop() {
             "(librdkafka < 2.3.0 aborts on it, librdkafka #4312)",
             group_);
         (void)client_.release();
-    } else if (live_messages_.load() > 0) {
+    } else if (live_messages_->load() > 0) {
         log(log_level::error,
-            "group '{}': {} message(s) still referenced after close; leaking the client rather "
-            "than blocking",
-            group_, live_messages_.load());
+            "group '{}': {} message(s) still referenced after close (kt::message must not "
+            "outlive its trigger_host); leaking the client rather than blocking",
+            group_, live_messages_->load());
         (void)client_.release();
+        live_messages_ = nullptr;  // leaked with the client: the messages still count on it
     } else {
         client_.reset();
     }

@@ -145,7 +145,9 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     std::string group_;
     conf_ptr conf_;  // consumed by start()
     std::vector<std::shared_ptr<shard_link>> links_;
-    std::atomic<std::int64_t> live_messages_{0};
+    /// Messages handed out and not yet destroyed. On the heap: if some outlive the consumer, the
+    /// counter (and the client) are leaked, never freed under them.
+    std::atomic<std::int64_t>* live_messages_ = new std::atomic<std::int64_t>{0};
 
     // Command queue: any thread → poll thread (control plane, not the message path).
     std::mutex commands_mutex_;
