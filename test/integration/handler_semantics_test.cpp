@@ -339,3 +339,60 @@ BOOST_AUTO_TEST_CASE(handler_policies_are_validated_by_name) {
                        "delivery"));
     BOOST_TEST(host.consumer_count() == 0u);
 }
+
+namespace {
+struct order {
+    std::string id;
+    int quantity = 0;
+};
+order tag_invoke(boost::json::value_to_tag<order>, const boost::json::value& v) {
+    const auto& o = v.as_object();
+    return {boost::json::value_to<std::string>(o.at("id")),
+            boost::json::value_to<int>(o.at("quantity"))};
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(typed_handlers_get_decoded_values_and_undecodable_messages_dead_letter) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("typed", 1);
+    const auto dlq = k.new_topic("typed-dead", 1);
+    {
+        kt::producer p({{"bootstrap.servers", k.bootstrap()}});
+        p.produce(topic, "a", R"({"id":"a","quantity":2})");
+        p.produce(topic, "b", R"({"id":"b","quantity":)");  // truncated: not JSON
+        p.produce(topic, "c", R"({"id":"c","quantity":"many"})");  // JSON, wrong type
+        p.produce(topic, "d", R"({"id":"d","quantity":5})");
+        BOOST_TEST_REQUIRE(p.flush(30s));
+    }
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    std::mutex mutex;
+    std::vector<std::pair<std::string, int>> orders;
+    host.add_trigger(
+        {.name = "orders",
+         .topic = topic,
+         .consumer = k.consumer(k.unique("typed")),
+         .retry = {.max_attempts = 3, .initial_backoff = 10ms},
+         .dead_letter = {.topic = dlq}},
+        kt::typed<order>(kt::decode::json_as<order>,
+                         [&](const order& o, const kt::message&) -> asio::awaitable<void> {
+                             std::lock_guard lock(mutex);
+                             orders.emplace_back(o.id, o.quantity);
+                             co_return;
+                         }));
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] {
+        const auto s = stats_of(host, "orders");
+        return s.handled + s.dead_lettered == 4;
+    }));
+    stop_host(rt, host);
+    BOOST_TEST((orders == std::vector<std::pair<std::string, int>>{{"a", 2}, {"d", 5}}));
+    BOOST_TEST(stats_of(host, "orders").retried == 0u);  // decode errors are never retried
+    auto letters = read_back(dlq, 2);
+    BOOST_TEST_REQUIRE(letters.size() == 2u);
+    BOOST_TEST(letters[0].key.value_or("") == "b");
+    BOOST_TEST(letters[0].header("kt-error-type") == "kt::decode_error");
+    BOOST_TEST(letters[0].header("kt-error-message").find("not valid JSON") != std::string::npos);
+    BOOST_TEST(letters[1].key.value_or("") == "c");
+    BOOST_TEST(letters[1].header("kt-error-message").find("expected type") != std::string::npos);
+}

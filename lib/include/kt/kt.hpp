@@ -11,3 +11,4 @@
 #include <kt/producer.hpp>
 #include <kt/runtime.hpp>
 #include <kt/trigger_host.hpp>
+#include <kt/typed.hpp>
