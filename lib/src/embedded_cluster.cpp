@@ -45,6 +45,32 @@ void embedded_cluster::set_broker_down(int broker_id, bool down) {
                            "set broker state");
 }
 
+void embedded_cluster::push_request_errors(kafka_api api, const std::vector<int>& error_codes) {
+    std::vector<rd_kafka_resp_err_t> errors;
+    for (int code : error_codes) errors.push_back(static_cast<rd_kafka_resp_err_t>(code));
+    rd_kafka_mock_push_request_errors_array(state_->cluster, static_cast<std::int16_t>(api),
+                                            errors.size(), errors.data());
+}
+
+void embedded_cluster::set_group_coordinator(const std::string& group, int broker_id) {
+    detail::throw_if_error(
+        rd_kafka_mock_coordinator_set(state_->cluster, "group", group.c_str(), broker_id),
+        "set coordinator of " + group);
+}
+
+void embedded_cluster::set_partition_leader(const std::string& topic, int partition,
+                                            int broker_id) {
+    detail::throw_if_error(
+        rd_kafka_mock_partition_set_leader(state_->cluster, topic.c_str(), partition, broker_id),
+        "set leader of " + topic);
+}
+
+void embedded_cluster::set_broker_rtt(int broker_id, std::chrono::milliseconds rtt) {
+    detail::throw_if_error(
+        rd_kafka_mock_broker_set_rtt(state_->cluster, broker_id, static_cast<int>(rtt.count())),
+        "set broker rtt");
+}
+
 void* embedded_cluster::native_handle() const noexcept {
     return state_->cluster;
 }

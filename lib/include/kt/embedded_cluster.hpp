@@ -1,10 +1,28 @@
 // kt::embedded_cluster: an in-process Kafka cluster (librdkafka's mock brokers on loopback TCP).
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace kt {
+
+/// Kafka protocol requests whose responses the embedded cluster can fail on purpose.
+enum class kafka_api : std::int16_t {
+    produce = 0,
+    fetch = 1,
+    list_offsets = 2,
+    metadata = 3,
+    offset_commit = 8,
+    offset_fetch = 9,
+    find_coordinator = 10,
+    join_group = 11,
+    heartbeat = 12,
+    leave_group = 13,
+    sync_group = 14,
+};
 
 struct embedded_cluster_options {
     int brokers = 3;
@@ -24,8 +42,18 @@ class embedded_cluster {
     std::string bootstrap() const;
     /// Creates `topic` with `partitions` partitions (replication factor 1). Throws kt::kafka_error.
     void create_topic(const std::string& topic, int partitions = 6);
-    /// Takes broker `broker_id` (1-based) down or brings it back (fault injection).
+    // ---- fault injection ----
+    /// Takes broker `broker_id` (1-based) down or brings it back.
     void set_broker_down(int broker_id, bool down);
+    /// The next requests of `api` (any broker) fail with these Kafka error codes, in order
+    /// (librdkafka's rd_kafka_resp_err_t values; -195 = a disconnect).
+    void push_request_errors(kafka_api api, const std::vector<int>& error_codes);
+    /// Moves the coordinator of consumer group `group` to `broker_id`.
+    void set_group_coordinator(const std::string& group, int broker_id);
+    /// Moves the leader of `topic` [`partition`] to `broker_id`.
+    void set_partition_leader(const std::string& topic, int partition, int broker_id);
+    /// Delays every response of `broker_id` by `rtt`.
+    void set_broker_rtt(int broker_id, std::chrono::milliseconds rtt);
     /// Opaque access for fault-injection helpers inside lib/src.
     void* native_handle() const noexcept;
 
