@@ -17,17 +17,22 @@ namespace kt::detail {
 
 class trigger_state;
 
-/// Poll thread → shard: deliver a message to one trigger, or fence a trigger being removed.
+/// Poll thread → shard: deliver a message to one trigger, fence a trigger being removed, revoke
+/// a partition (drop its queued messages, report when its handlers are done), or cancel the
+/// handlers still running on a revoked partition.
 struct shard_item {
-    enum class kind : std::uint8_t { deliver, fence };
+    enum class kind : std::uint8_t { deliver, fence, revoke, cancel_partition };
     kind what;
     trigger_state* trigger;
-    message_data* message;  // one adopted reference (deliver only)
+    message_data* message = nullptr;  // one adopted reference (deliver only)
+    std::int32_t partition = 0;       // revoke, cancel_partition
+    std::uint32_t generation = 0;     // revoke: messages of this generation or older are dropped
 };
 
-/// Shard → poll thread: a handler finished, or a trigger's runner drained after its fence.
+/// Shard → poll thread: a handler finished, a trigger's runner drained after its fence, or no
+/// handler of a revoked partition runs any more on this shard.
 struct completion {
-    enum class kind : std::uint8_t { done, fence_done };
+    enum class kind : std::uint8_t { done, fence_done, revoke_done };
     kind what;
     std::uint32_t trigger_id;
     std::uint32_t topic_id;

@@ -31,10 +31,20 @@ namespace {
 asio::awaitable<void> read_shard(std::shared_ptr<shard_link> link, unsigned shard) {
     auto dispatch = [shard](const shard_item& item) {
         auto& runner = *item.trigger->runners[shard];
-        if (item.what == shard_item::kind::deliver)
-            runner.deliver(message(item.message));
-        else
-            runner.close();
+        switch (item.what) {
+            case shard_item::kind::deliver:
+                runner.deliver(message(item.message));
+                break;
+            case shard_item::kind::fence:
+                runner.close();
+                break;
+            case shard_item::kind::revoke:
+                runner.revoke(item.partition, item.generation);
+                break;
+            case shard_item::kind::cancel_partition:
+                runner.cancel_partition(item.partition);
+                break;
+        }
     };
     for (;;) {
         link->to_shard.consume_all(dispatch);
@@ -99,7 +109,6 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
 }
 
 shared_consumer::~shared_consumer() {
-    delete live_messages_;
     if (thread_.joinable()) {
         if (thread_.get_id() == std::this_thread::get_id())
             thread_.detach();  // last reference dropped by the poll thread's own callback
@@ -441,18 +450,14 @@ void shared_consumer::dispatch(rd_kafka_message_t* raw, std::uint32_t topic, con
     }
     state.released_position = raw->offset + 1;
     auto* data = new message_data(raw, static_cast<std::uint32_t>(receivers), topic,
-                                  state.generation, live_messages_);
-    auto& link = *links_[state.shard];
+                                  state.generation, live_messages_.get());
     for (std::size_t i = 0; i < route.size(); ++i) {
         if (route[i].detaching) continue;
         state.trackers[i].delivered(raw->offset);
-        const shard_item item{shard_item::kind::deliver, route[i].trigger.get(), data};
-        if (!link.pending_to_shard.empty() || !link.to_shard.try_push(item))
-            link.pending_to_shard.push_back(item);
+        push_to_shard(state.shard, {shard_item::kind::deliver, route[i].trigger.get(), data});
         if (!state.paused && state.trackers[i].backlog() > route[i].trigger->options.max_backlog)
             set_paused(id, true);
     }
-    shard_dirty_[state.shard] = true;
 }
 
 void shared_consumer::send_gate_commit() {
@@ -531,6 +536,12 @@ void shared_consumer::drain_completions() {
 }
 
 void shared_consumer::on_completion(const completion& c) {
+    if (c.what == completion::kind::revoke_done) {
+        if (auto it = revokes_pending_.find({c.topic_id, c.partition});
+            it != revokes_pending_.end() && it->second > 0)
+            --it->second;
+        return;
+    }
     if (c.what == completion::kind::fence_done) {
         auto fence = fences_.find(c.trigger_id);
         if (fence == fences_.end() || --fence->second.first > 0) return;
@@ -731,8 +742,11 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
         } else {
             rd_kafka_assign(rk, nullptr);
         }
-        log(log_level::info, "group '{}': {} {} partition(s)", group_, lost ? "lost" : "revoked",
-            partitions->cnt);
+        if (lost)
+            log(log_level::info, "group '{}': lost {} partition(s)", group_, partitions->cnt);
+        else
+            log(log_level::info, "group '{}': revoked {} partition(s); drained and committed in {} ms",
+                group_, partitions->cnt, last_revoke_ms_);
     } else {
         log(log_level::error, "group '{}': rebalance error: {}", group_, rd_kafka_err2str(err));
         rd_kafka_assign(rk, nullptr);
@@ -787,12 +801,45 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
     std::vector<partition_id> ids;
     for (int i = 0; i < partitions->cnt; ++i)
         ids.emplace_back(topic_id(partitions->elems[i].topic), partitions->elems[i].partition);
+    // Stop routing: the runners drop what they queued for these partitions and report once no
+    // handler of them runs any more.
+    revokes_pending_.clear();
+    for (const auto& id : ids) {
+        auto part = partitions_.find(id);
+        if (part == partitions_.end()) continue;
+        for (const auto& entry : routes_[id.first]) {
+            push_to_shard(part->second.shard, {shard_item::kind::revoke, entry.trigger.get(),
+                                               nullptr, id.second, part->second.generation});
+            ++revokes_pending_[id];
+        }
+    }
+    flush_pending();
+    notify_shards();
     if (!lost) {
-        // Drain-then-commit: what finished before the deadline is committed; the rest is
-        // redelivered to the next owner (at-least-once) and its late completions are fenced.
-        wait_drained(&ids, steady::now() + (stopping_ ? 0ms : options_.drain_timeout));
+        // Drain-then-commit: in-flight handlers get up to revoke_drain_timeout, then they are
+        // cancelled (never committed); what finished is committed, the rest goes to the next
+        // owner (at-least-once) and late completions are fenced by the generation.
+        const auto started = steady::now();
+        const auto deadline = started + (stopping_ ? 0ms : options_.revoke_drain_timeout);
+        while (!revokes_drained() && steady::now() < deadline) {
+            drain_completions();
+            flush_pending();
+            notify_shards();
+            if (!revokes_drained()) std::this_thread::sleep_for(1ms);
+        }
+        if (!revokes_drained()) {
+            log(log_level::warning,
+                "group '{}': cancelling handlers of revoked partitions still running after {} ms",
+                group_, options_.revoke_drain_timeout.count());
+            cancel_partition_handlers();
+        }
         commit_sync(&ids);
+        last_revoke_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                              steady::now() - started)
+                              .count();
     } else {
+        // Lost: their results could not be committed any more, so running handlers stop now.
+        cancel_partition_handlers();
         // Nothing may be committed, but what we completed stays completed: if the partition comes
         // straight back to us (librdkafka 2.0 declares an assignment lost on a commit refused for
         // its generation), it restarts there instead of at the older commit.
@@ -801,11 +848,37 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
                 if (auto position = committable(it->second))
                     lost_positions_[id] = {*position, steady::now() + 30s};
     }
+    revokes_pending_.clear();
     for (const auto& id : ids) {
         if (auto it = partitions_.find(id); it != partitions_.end() && it->second.paused)
             --paused_count_;
         partitions_.erase(id);
     }
+}
+
+void shared_consumer::cancel_partition_handlers() {
+    for (const auto& [id, left] : revokes_pending_) {
+        if (left == 0) continue;
+        auto part = partitions_.find(id);
+        if (part == partitions_.end()) continue;
+        for (const auto& entry : routes_[id.first])
+            push_to_shard(part->second.shard, {shard_item::kind::cancel_partition,
+                                               entry.trigger.get(), nullptr, id.second, 0});
+    }
+    flush_pending();
+    notify_shards();
+}
+
+bool shared_consumer::revokes_drained() const {
+    return std::all_of(revokes_pending_.begin(), revokes_pending_.end(),
+                       [](const auto& entry) { return entry.second == 0; });
+}
+
+void shared_consumer::push_to_shard(unsigned shard, const shard_item& item) {
+    auto& link = *links_[shard];
+    if (!link.pending_to_shard.empty() || !link.to_shard.try_push(item))
+        link.pending_to_shard.push_back(item);
+    shard_dirty_[shard] = true;
 }
 
 bool shared_consumer::drained(const std::vector<partition_id>* only) const {
@@ -821,22 +894,6 @@ bool shared_consumer::drained(const std::vector<partition_id>* only) const {
     }
     return std::all_of(partitions_.begin(), partitions_.end(),
                        [&](const auto& entry) { return idle(entry.second); });
-}
-
-void shared_consumer::wait_drained(const std::vector<partition_id>* only,
-                                   steady::time_point deadline) {
-    for (;;) {
-        drain_completions();
-        flush_pending();
-        notify_shards();
-        if (drained(only)) return;
-        if (steady::now() >= deadline) {
-            log(log_level::warning, "group '{}': drain deadline passed with handlers in flight",
-                group_);
-            return;
-        }
-        std::this_thread::sleep_for(1ms);
-    }
 }
 
 void shared_consumer::cancel_runners() {
@@ -908,7 +965,7 @@ void shared_consumer::finish_stop() {
             "outlive its trigger_host); leaking the client rather than blocking",
             group_, live_messages_->load());
         (void)client_.release();
-        live_messages_ = nullptr;  // leaked with the client: the messages still count on it
+        (void)live_messages_.release();  // leaked with the client: the messages still count on it
     } else {
         client_.reset();
     }

@@ -120,9 +120,10 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     void assign_partitions(rd_kafka_topic_partition_list_t* partitions);
     void resume_lost_positions(rd_kafka_topic_partition_list_t* partitions);
     void revoke_partitions(const rd_kafka_topic_partition_list_t* partitions, bool lost);
+    bool revokes_drained() const;
+    void cancel_partition_handlers();
+    void push_to_shard(unsigned shard, const shard_item& item);
     bool drained(const std::vector<partition_id>* only) const;
-    void wait_drained(const std::vector<partition_id>* only,
-                      std::chrono::steady_clock::time_point deadline);
     void cancel_runners();
     void finish_stop();
     void set_paused(const partition_id& id, bool paused);
@@ -147,7 +148,8 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     std::vector<std::shared_ptr<shard_link>> links_;
     /// Messages handed out and not yet destroyed. On the heap: if some outlive the consumer, the
     /// counter (and the client) are leaked, never freed under them.
-    std::atomic<std::int64_t>* live_messages_ = new std::atomic<std::int64_t>{0};
+    std::unique_ptr<std::atomic<std::int64_t>> live_messages_ =
+        std::make_unique<std::atomic<std::int64_t>>(0);
 
     // Command queue: any thread → poll thread (control plane, not the message path).
     std::mutex commands_mutex_;
@@ -193,6 +195,8 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     std::chrono::steady_clock::time_point stop_deadline_;
     std::vector<done_callback> stop_waiters_;
     std::chrono::steady_clock::time_point next_commit_;
+    std::map<partition_id, unsigned> revokes_pending_;  // revoke_done reports still expected
+    std::int64_t last_revoke_ms_ = -1;                   // revoke callback → acknowledge
     bool gate_dirty_ = false;      // gated messages wait for a gate commit
     bool gate_in_flight_ = false;  // a gate commit awaits its acknowledgement
     std::chrono::steady_clock::time_point gate_retry_at_;

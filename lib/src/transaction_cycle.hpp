@@ -43,6 +43,8 @@ class transaction_cycle {
         bool write;  // false: no dead letter topic; the message is skipped (counted failed)
     };
     const dead_letter_reason* to_dead_letter(const message& m) const;
+    /// Work of the open transaction was cancelled: it must abort, not commit.
+    void poison() { failed_ = true; }
     /// Ends the transaction when it is full, old, failed, or nothing else is ready.
     void maybe_end();
     /// Nothing is open or being committed (a fence may be reported).

@@ -371,6 +371,7 @@ void trigger_runner::pump() {
 void trigger_runner::start(std::uint64_t lane_id, work_items work) {
     lanes_[lane_id].busy = true;
     ++running_;
+    ++running_by_partition_[work.front().partition()];
     in_flight.store(running_, std::memory_order_relaxed);
     if (owner_.inbox) {
         // Pull-style: the subscriber calls complete(), which comes back as complete_pulled().
@@ -384,7 +385,10 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
     }
     const auto run_id = next_run_id_++;
     auto& signal =
-        *signals_.emplace(run_id, std::make_unique<asio::cancellation_signal>()).first->second;
+        *signals_
+             .emplace(run_id, running_work{work.front().partition(),
+                                           std::make_unique<asio::cancellation_signal>()})
+             .first->second.signal;
     auto work_coroutine = txn_ ? run_in_transaction(owner_.shared_from_this(), this, std::move(work))
                                : run_work(owner_.shared_from_this(), this, std::move(work));
     asio::co_spawn(shard_, std::move(work_coroutine),
@@ -402,8 +406,19 @@ void trigger_runner::complete_pulled(const message& m) {
 void trigger_runner::finish(const work_items& work, outcome result) {
     --running_;
     in_flight.store(running_, std::memory_order_relaxed);
-    // Never report cancelled work as done: it is redelivered after the restart.
-    if (cancelled_ || result == outcome::cancelled) return;
+    const auto partition = work.front().partition();
+    --running_by_partition_[partition];
+    if (cancelled_) return;
+    if (result == outcome::cancelled) {
+        // Cancelled with its revoked partition: never reported done, redelivered to the next
+        // owner; its lane is free again. An open transaction must not commit past it.
+        if (txn_) txn_->poison();
+        release_lane(work.front());
+        report_revoke_if_done(partition);
+        pump();
+        report_fence_if_drained();
+        return;
+    }
     const auto n = static_cast<std::uint64_t>(work.size());
     switch (result) {
         case outcome::handled:
@@ -420,8 +435,46 @@ void trigger_runner::finish(const work_items& work, outcome result) {
     }
     for (const auto& m : work) link_.push_completion(completion_of(m, owner_.id));
     release_lane(work.front());
+    report_revoke_if_done(partition);
     pump();
     report_fence_if_drained();
+}
+
+void trigger_runner::revoke(std::int32_t partition, std::uint32_t generation) {
+    for (auto it = lanes_.begin(); it != lanes_.end();) {
+        auto& pending = it->second.pending;
+        std::erase_if(pending, [&](const message& m) {
+            return m.partition() == partition && m.data()->generation <= generation;
+        });
+        const bool partition_lane =
+            owner_.is_batch() || owner_.options.ordering == ordering::partition;
+        it = pending.empty() && !it->second.busy && !partition_lane ? lanes_.erase(it)
+                                                                      : std::next(it);
+    }
+    std::erase_if(ready_, [&](std::uint64_t id) {
+        auto found = lanes_.find(id);
+        return found == lanes_.end() || found->second.pending.empty();
+    });
+    for (auto& [id, l] : lanes_)
+        if (l.ready && l.pending.empty()) l.ready = false;
+    revoking_[partition] = generation;
+    auto& revoked = revoked_up_to_[partition];
+    revoked = std::max(revoked, generation);
+    report_revoke_if_done(partition);
+}
+
+void trigger_runner::report_revoke_if_done(std::int32_t partition) {
+    auto it = revoking_.find(partition);
+    if (it == revoking_.end()) return;
+    if (running_by_partition_[partition] > 0 || (txn_ && !txn_->idle())) return;
+    link_.push_completion(
+        {completion::kind::revoke_done, owner_.id, 0, it->second, partition, 0});
+    revoking_.erase(it);
+}
+
+void trigger_runner::cancel_partition(std::int32_t partition) {
+    for (auto& [id, work] : signals_)
+        if (work.partition == partition) work.signal->emit(asio::cancellation_type::all);
 }
 
 void trigger_runner::release_lane(const message& first) {
@@ -442,6 +495,7 @@ void trigger_runner::finish_in_transaction(const work_items& work, std::exceptio
                                            outcome result) {
     --running_;
     in_flight.store(running_, std::memory_order_relaxed);
+    --running_by_partition_[work.front().partition()];
     if (cancelled_) return;
     txn_->finished(work, error, result);
     release_lane(work.front());
@@ -456,6 +510,9 @@ void trigger_runner::report_committed(const std::vector<message>& done, std::siz
     dead_lettered.fetch_add(dead, std::memory_order_relaxed);
     failed.fetch_add(dead + gave_up, std::memory_order_relaxed);
     for (const auto& m : done) link_.push_completion(completion_of(m, owner_.id));
+    std::vector<std::int32_t> revoking;
+    for (const auto& [partition, generation] : revoking_) revoking.push_back(partition);
+    for (auto partition : revoking) report_revoke_if_done(partition);
     report_fence_if_drained();
 }
 
@@ -464,6 +521,10 @@ void trigger_runner::requeue(std::vector<message> again) {
     // Back to the front of their lanes, in offset order.
     std::sort(again.begin(), again.end(), [](const message& a, const message& b) {
         return std::pair(a.partition(), a.offset()) > std::pair(b.partition(), b.offset());
+    });
+    std::erase_if(again, [&](const message& m) {
+        auto revoked = revoked_up_to_.find(m.partition());
+        return revoked != revoked_up_to_.end() && m.data()->generation <= revoked->second;
     });
     for (auto& m : again) {
         const auto id = lane_of(m);
@@ -489,7 +550,7 @@ void trigger_runner::cancel() {
     if (txn_) txn_->cancel();
     lanes_.clear();
     ready_.clear();
-    for (auto& [id, signal] : signals_) signal->emit(asio::cancellation_type::all);
+    for (auto& [id, work] : signals_) work.signal->emit(asio::cancellation_type::all);
 }
 
 void trigger_runner::report_fence_if_drained() {

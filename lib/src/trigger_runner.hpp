@@ -109,6 +109,11 @@ class trigger_runner {
     void close();
     /// Stop deadline passed: cancel running handlers, drop queued ones, report nothing more.
     void cancel();
+    /// `partition` was revoked: drop its queued messages of `generation` or older; report
+    /// revoke_done once none of its handlers runs (or sits in an open transaction).
+    void revoke(std::int32_t partition, std::uint32_t generation);
+    /// The revoke deadline passed: cancel the partition's running handlers (never reported).
+    void cancel_partition(std::int32_t partition);
 
     // ---- used by the work coroutines and the transaction cycle (same shard) ----
     enum class outcome { handled, failed, dead_lettered, cancelled };
@@ -168,7 +173,15 @@ class trigger_runner {
     bool cancelled_ = false;
     bool fence_reported_ = false;
     std::uint64_t next_run_id_ = 0;
-    std::unordered_map<std::uint64_t, std::unique_ptr<boost::asio::cancellation_signal>> signals_;
+    void report_revoke_if_done(std::int32_t partition);
+    struct running_work {
+        std::int32_t partition;
+        std::unique_ptr<boost::asio::cancellation_signal> signal;
+    };
+    std::unordered_map<std::uint64_t, running_work> signals_;
+    std::unordered_map<std::int32_t, unsigned> running_by_partition_;
+    std::unordered_map<std::int32_t, std::uint32_t> revoking_;  // partition → revoked generation
+    std::unordered_map<std::int32_t, std::uint32_t> revoked_up_to_;  // never run these again
     std::minstd_rand jitter_random_;
     std::unique_ptr<transaction_cycle> txn_;  // exactly_once triggers only
 };

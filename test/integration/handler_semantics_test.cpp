@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -395,4 +396,65 @@ BOOST_AUTO_TEST_CASE(typed_handlers_get_decoded_values_and_undecodable_messages_
     BOOST_TEST(letters[0].header("kt-error-message").find("not valid JSON") != std::string::npos);
     BOOST_TEST(letters[1].key.value_or("") == "c");
     BOOST_TEST(letters[1].header("kt-error-message").find("expected type") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_revoke_drops_queued_messages_and_cancels_handlers_after_its_deadline) {
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("revoke", 2, 40);
+    std::mutex mutex;
+    std::map<std::pair<std::int32_t, std::int64_t>, int> handled_by_b;
+    std::set<std::int32_t> started_by_a_after_b;  // partitions A started work on after B began
+    std::atomic<int> cancelled{0};
+    std::atomic<bool> b_running{false};
+
+    // Host A: partition order, every handler hangs until cancelled, so each partition has one
+    // message in flight and the rest queued.
+    kt::runtime rt_a{two_shards};
+    kt::trigger_host a{rt_a, {.drain_timeout = 300ms, .revoke_drain_timeout = 300ms}};
+    a.add_trigger({.name = "stuck", .topic = topic, .consumer = k.consumer(group)},
+                  [&](const kt::message& m) -> asio::awaitable<void> {
+                      if (b_running) {
+                          std::lock_guard lock(mutex);
+                          started_by_a_after_b.insert(m.partition());
+                      }
+                      try {
+                          co_await sleep_ms(60'000);
+                      } catch (const boost::system::system_error&) {
+                          ++cancelled;
+                          throw;
+                      }
+                  });
+    a.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return stats_of(a, "stuck").in_flight == 2; }));
+
+    // Host B joins the group: the rebalance moves one partition from A to B (the embedded
+    // cluster reports it as lost, Kafka as revoked: both cancel A's handler of it).
+    kt::runtime rt_b{two_shards};
+    kt::trigger_host b{rt_b};
+    b.add_trigger({.name = "fresh", .topic = topic, .consumer = k.consumer(group)},
+                  [&](const kt::message& m) -> asio::awaitable<void> {
+                      b_running = true;
+                      std::lock_guard lock(mutex);
+                      ++handled_by_b[{m.partition(), m.offset()}];
+                      co_return;
+                  });
+    b.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return cancelled.load() >= 1; }, 60s));
+    const auto high = k.admin().high_watermarks(topic);
+    std::int32_t moved = -1;
+    BOOST_TEST_REQUIRE(wait_until([&] {
+        std::lock_guard lock(mutex);
+        if (handled_by_b.empty()) return false;
+        moved = handled_by_b.begin()->first.first;
+        return static_cast<std::int64_t>(handled_by_b.size()) == high.at(moved);
+    }));
+    {
+        std::lock_guard lock(mutex);
+        // B starts at offset 0: A never committed the message it was cancelled on.
+        BOOST_TEST(handled_by_b.begin()->first.second == 0);
+        // A's queued messages of the moved partition never ran after the move.
+        BOOST_TEST(started_by_a_after_b.count(moved) == 0u);
+    }
+    stop_host(rt_b, b);
+    stop_host(rt_a, a);
 }

@@ -106,8 +106,11 @@ struct host_options {
     kt::sharing sharing = kt::sharing::per_group;
     /// How often completed offsets are committed (also committed on revoke and stop).
     std::chrono::milliseconds commit_interval{1000};
-    /// How long stop() and revocations wait for in-flight handlers before cancelling them.
+    /// How long stop() waits for in-flight handlers before cancelling them.
     std::chrono::milliseconds drain_timeout{10000};
+    /// How long a revocation waits for the revoked partitions' running handlers before
+    /// cancelling them (their queued messages are dropped at once and go to the next owner).
+    std::chrono::milliseconds revoke_drain_timeout{10000};
     /// Capacity of each poll-thread→shard ring (messages) and shard→poll-thread ring.
     std::size_t channel_capacity = 8192;
 };
