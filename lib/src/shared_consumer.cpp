@@ -768,6 +768,54 @@ void shared_consumer::assign_partitions(rd_kafka_topic_partition_list_t* partiti
             state.queue = std::make_unique<partition_queue>(queue, this);
         partitions_[{topic, p.partition}] = std::move(state);
     }
+    std::vector<partition_id> ids;
+    for (int i = 0; i < partitions->cnt; ++i)
+        ids.emplace_back(topic_id(partitions->elems[i].topic), partitions->elems[i].partition);
+    notify_listeners(rebalance_event::assigned, ids);
+}
+
+void shared_consumer::notify_listeners(rebalance_event event,
+                                       const std::vector<partition_id>& ids) {
+    struct waiter {
+        std::atomic<int> left{0};
+    };
+    auto done = std::make_shared<waiter>();
+    for (std::uint32_t topic = 0; topic < routes_.size(); ++topic) {
+        std::vector<std::int32_t> partitions;
+        for (const auto& id : ids)
+            if (id.first == topic) partitions.push_back(id.second);
+        if (partitions.empty()) continue;
+        for (const auto& entry : routes_[topic]) {
+            const auto& listeners = entry.trigger->options.listeners;
+            const auto& listener = event == rebalance_event::assigned ? listeners.on_assigned
+                                   : event == rebalance_event::revoked ? listeners.on_revoked
+                                                                      : listeners.on_lost;
+            if (!listener) continue;
+            done->left.fetch_add(1, std::memory_order_relaxed);
+            auto run = [listener, partitions, trigger = entry.trigger]() -> asio::awaitable<void> {
+                try {
+                    co_await listener(partitions);
+                } catch (const std::exception& e) {
+                    log(log_level::error, "trigger '{}': rebalance listener failed: {}",
+                        trigger->options.name, e.what());
+                }
+            };
+            asio::co_spawn(rt_.shard(0), std::move(run),
+                           [done, weak = weak_from_this()](std::exception_ptr) {
+                               done->left.fetch_sub(1, std::memory_order_release);
+                               if (auto self = weak.lock()) self->wake();
+                           });
+        }
+    }
+    const auto deadline = steady::now() + options_.revoke_drain_timeout;
+    while (done->left.load(std::memory_order_acquire) > 0) {
+        if (steady::now() >= deadline) {
+            log(log_level::warning, "group '{}': rebalance listeners still running after {} ms",
+                group_, options_.revoke_drain_timeout.count());
+            return;
+        }
+        wait_for_work(1ms);
+    }
 }
 
 void shared_consumer::resume_lost_positions(rd_kafka_topic_partition_list_t* partitions) {
@@ -833,6 +881,7 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
                 group_, options_.revoke_drain_timeout.count());
             cancel_partition_handlers();
         }
+        notify_listeners(rebalance_event::revoked, ids);
         commit_sync(&ids);
         last_revoke_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
                               steady::now() - started)
@@ -840,6 +889,7 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
     } else {
         // Lost: their results could not be committed any more, so running handlers stop now.
         cancel_partition_handlers();
+        notify_listeners(rebalance_event::lost, ids);
         // Nothing may be committed, but what we completed stays completed: if the partition comes
         // straight back to us (librdkafka 2.0 declares an assignment lost on a commit refused for
         // its generation), it restarts there instead of at the older commit.

@@ -121,6 +121,9 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     void resume_lost_positions(rd_kafka_topic_partition_list_t* partitions);
     void revoke_partitions(const rd_kafka_topic_partition_list_t* partitions, bool lost);
     bool revokes_drained() const;
+    enum class rebalance_event { assigned, revoked, lost };
+    /// Runs the triggers' listeners for `event` on `ids` and waits for them (bounded).
+    void notify_listeners(rebalance_event event, const std::vector<partition_id>& ids);
     void cancel_partition_handlers();
     void push_to_shard(unsigned shard, const shard_item& item);
     bool drained(const std::vector<partition_id>* only) const;

@@ -458,3 +458,38 @@ BOOST_AUTO_TEST_CASE(a_revoke_drops_queued_messages_and_cancels_handlers_after_i
     stop_host(rt_b, b);
     stop_host(rt_a, a);
 }
+
+BOOST_AUTO_TEST_CASE(rebalance_listeners_hear_of_assignment_and_revocation_in_order) {
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("listen", 3, 30);
+    std::mutex mutex;
+    std::vector<std::string> events;  // "+p" assigned, "-p" revoked, "!p" lost, "h" first handled
+    bool handled_once = false;
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    auto record = [&](char what) {
+        return [&, what](std::vector<std::int32_t> partitions) -> asio::awaitable<void> {
+            std::sort(partitions.begin(), partitions.end());
+            std::lock_guard lock(mutex);
+            for (auto p : partitions) events.push_back(std::string(1, what) + std::to_string(p));
+            co_return;
+        };
+    };
+    host.add_trigger({.name = "listening",
+                      .topic = topic,
+                      .consumer = k.consumer(group),
+                      .listeners = {.on_assigned = record('+'),
+                                    .on_revoked = record('-'),
+                                    .on_lost = record('!')}},
+                     [&](const kt::message&) -> asio::awaitable<void> {
+                         std::lock_guard lock(mutex);
+                         if (!handled_once) events.push_back("h");
+                         handled_once = true;
+                         co_return;
+                     });
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return stats_of(host, "listening").handled == 30; }));
+    stop_host(rt, host);
+    const std::vector<std::string> expected{"+0", "+1", "+2", "h", "-0", "-1", "-2"};
+    BOOST_TEST(events == expected, boost::test_tools::per_element());
+}

@@ -44,6 +44,21 @@ using transform_handler =
 /// A batch handler: up to batch_options::max_messages messages of one partition, in order.
 using batch_handler = std::function<boost::asio::awaitable<void>(std::span<const message>)>;
 
+/// A rebalance listener: the trigger's partitions that were assigned, revoked or lost.
+using rebalance_listener =
+    std::function<boost::asio::awaitable<void>(std::vector<std::int32_t> partitions)>;
+
+/// Optional coroutines told about a trigger's partition changes. They run on shard 0 and the
+/// consumer waits for them (up to revoke_drain_timeout): on_assigned before the partitions'
+/// first messages are handed out, on_revoked after their handlers finished and before their
+/// offsets are committed, on_lost (nothing can be committed any more) before the next poll.
+/// Exceptions are logged and otherwise ignored.
+struct rebalance_listeners {
+    rebalance_listener on_assigned;
+    rebalance_listener on_revoked;
+    rebalance_listener on_lost;
+};
+
 /// A handler throws this (or a subclass) for failures that retrying cannot fix: no retries, the
 /// message goes straight to the dead letter topic.
 class permanent_error : public std::runtime_error {
@@ -90,6 +105,7 @@ struct trigger_options {
     std::size_t max_backlog = 10000;
     retry_policy retry;
     dead_letter_policy dead_letter;
+    rebalance_listeners listeners;
     /// at_most_once and exactly_once triggers never share a consumer with triggers of another
     /// guarantee; exactly_once triggers get a consumer of their own (see README, "Delivery").
     delivery_guarantee delivery = delivery_guarantee::at_least_once;
