@@ -876,9 +876,11 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
             if (!revokes_drained()) std::this_thread::sleep_for(1ms);
         }
         if (!revokes_drained()) {
-            log(log_level::warning,
-                "group '{}': cancelling handlers of revoked partitions still running after {} ms",
-                group_, options_.revoke_drain_timeout.count());
+            if (!stopping_)  // a stop already drained up to drain_timeout
+                log(log_level::warning,
+                    "group '{}': cancelling handlers of revoked partitions still running after "
+                    "{} ms",
+                    group_, options_.revoke_drain_timeout.count());
             cancel_partition_handlers();
         }
         notify_listeners(rebalance_event::revoked, ids);
