@@ -82,8 +82,8 @@ record dead_letter_record(const trigger_state& trigger, const message& m,
     if (m.has_key()) r.key = std::string(m.key());
     if (m.has_value()) r.value = std::string(m.value());
     for (const auto& [name, value] : m.headers())
-        r.headers.push_back({std::string(name), value ? std::optional<std::string>(*value)
-                                                      : std::nullopt});
+        r.headers.push_back(
+            {std::string(name), value ? std::optional<std::string>(*value) : std::nullopt});
     auto add = [&](const char* name, std::string value) {
         r.headers.push_back({name, std::move(value)});
     };
@@ -98,9 +98,11 @@ record dead_letter_record(const trigger_state& trigger, const message& m,
     return r;
 }
 
-asio::awaitable<bool> is_cancelled() {
-    auto state = co_await asio::this_coro::cancellation_state;
-    co_return state.cancelled() != asio::cancellation_type::none;
+/// Use as `cancelled(co_await asio::this_coro::cancellation_state)`. Never co_await a nested
+/// awaitable to ask: once cancelled, asio throws operation_aborted at every such co_await, and
+/// the runner would never hear that the work ended.
+bool cancelled(const asio::cancellation_state& state) {
+    return state.cancelled() != asio::cancellation_type::none;
 }
 
 /// Waits `delay`; false when cancelled meanwhile.
@@ -143,7 +145,7 @@ asio::awaitable<void> run_in_transaction(std::shared_ptr<trigger_state> trigger,
     } catch (...) {
         error = std::current_exception();
     }
-    if (error && co_await is_cancelled()) {
+    if (error && cancelled(co_await asio::this_coro::cancellation_state)) {
         runner->finish(work, trigger_runner::outcome::cancelled);
         co_return;
     }
@@ -166,7 +168,7 @@ asio::awaitable<bool> write_dead_letters(trigger_state& trigger, trigger_runner&
             } catch (...) {
                 error = std::current_exception();
             }
-            if (co_await is_cancelled()) co_return false;
+            if (cancelled(co_await asio::this_coro::cancellation_state)) co_return false;
             log(log_level::error,
                 "trigger '{}': writing {}[{}]@{} to dead letter topic '{}' failed (attempt {}): "
                 "{}; retrying, the offset stays uncommitted meanwhile",
@@ -197,7 +199,7 @@ asio::awaitable<void> run_work(std::shared_ptr<trigger_state> trigger, trigger_r
             runner->finish(work, outcome::handled);
             co_return;
         }
-        if (co_await is_cancelled()) {
+        if (cancelled(co_await asio::this_coro::cancellation_state)) {
             runner->finish(work, outcome::cancelled);
             co_return;
         }
@@ -206,8 +208,8 @@ asio::awaitable<void> run_work(std::shared_ptr<trigger_state> trigger, trigger_r
         log(again ? log_level::warning : log_level::error,
             "trigger '{}' failed on {}[{}]@{}{} (attempt {} of {}): {}{}", trigger->options.name,
             first.topic(), first.partition(), first.offset(),
-            work.size() > 1 ? fmt::format(" (batch of {})", work.size()) : std::string{},
-            attempt, max_attempts, describe_failure(error).second, again ? "; retrying" : "");
+            work.size() > 1 ? fmt::format(" (batch of {})", work.size()) : std::string{}, attempt,
+            max_attempts, describe_failure(error).second, again ? "; retrying" : "");
         if (!again) break;
         runner->retried.fetch_add(1, std::memory_order_relaxed);
         if (!co_await sleep_for(runner->backoff(policy, attempt))) {
@@ -234,13 +236,16 @@ unsigned shard_of(std::string_view topic, std::int32_t partition, unsigned shard
 
 trigger_state::trigger_state(std::uint32_t trigger_id, trigger_options opts,
                              trigger_code trigger_code, std::shared_ptr<subscription_inbox> pull)
-    : id(trigger_id), options(std::move(opts)), code(std::move(trigger_code)), inbox(std::move(pull)) {}
+    : id(trigger_id),
+      options(std::move(opts)),
+      code(std::move(trigger_code)),
+      inbox(std::move(pull)) {}
 
 void trigger_state::bind(runtime& rt, std::shared_ptr<shared_consumer> owner) {
     consumer = std::move(owner);
     for (unsigned shard = 0; shard < rt.shard_count(); ++shard)
-        runners.push_back(std::make_unique<trigger_runner>(*this, shard, rt.shard(shard),
-                                                           consumer->link(shard)));
+        runners.push_back(
+            std::make_unique<trigger_runner>(*this, shard, rt.shard(shard), consumer->link(shard)));
 }
 
 std::shared_ptr<kt::producer> trigger_state::dead_letters() {
@@ -375,12 +380,11 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
     in_flight.store(running_, std::memory_order_relaxed);
     if (owner_.inbox) {
         // Pull-style: the subscriber calls complete(), which comes back as complete_pulled().
-        asio::post(owner_.inbox->executor,
-                   [inbox = owner_.inbox, m = std::move(work.front())]() mutable {
-                       if (!inbox->channel.try_send(boost::system::error_code{}, std::move(m)))
-                           log(log_level::error,
-                               "subscription inbox full or closed; message dropped");
-                   });
+        asio::post(
+            owner_.inbox->executor, [inbox = owner_.inbox, m = std::move(work.front())]() mutable {
+                if (!inbox->channel.try_send(boost::system::error_code{}, std::move(m)))
+                    log(log_level::error, "subscription inbox full or closed; message dropped");
+            });
         return;
     }
     const auto run_id = next_run_id_++;
@@ -389,14 +393,19 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
              .emplace(run_id, running_work{work.front().partition(),
                                            std::make_unique<asio::cancellation_signal>()})
              .first->second.signal;
-    auto work_coroutine = txn_ ? run_in_transaction(owner_.shared_from_this(), this, std::move(work))
-                               : run_work(owner_.shared_from_this(), this, std::move(work));
-    asio::co_spawn(shard_, std::move(work_coroutine),
-                   asio::bind_cancellation_slot(signal.slot(), [keep = owner_.shared_from_this(),
-                                                                this, run_id](std::exception_ptr) {
-                       // Erase later: the slot is still in use while this handler runs.
-                       asio::post(shard_, [keep, this, run_id] { signals_.erase(run_id); });
-                   }));
+    auto work_coroutine = txn_
+                              ? run_in_transaction(owner_.shared_from_this(), this, std::move(work))
+                              : run_work(owner_.shared_from_this(), this, std::move(work));
+    asio::co_spawn(
+        shard_, std::move(work_coroutine),
+        asio::bind_cancellation_slot(
+            signal.slot(), [keep = owner_.shared_from_this(), this, run_id](std::exception_ptr e) {
+                if (e)  // run_work reports every outcome itself; this is a bug
+                    log(log_level::error, "trigger '{}': work ended without its report",
+                        owner_.options.name);
+                // Erase later: the slot is still in use while this handler runs.
+                asio::post(shard_, [keep, this, run_id] { signals_.erase(run_id); });
+            }));
 }
 
 void trigger_runner::complete_pulled(const message& m) {
@@ -449,7 +458,7 @@ void trigger_runner::revoke(std::int32_t partition, std::uint32_t generation) {
         const bool partition_lane =
             owner_.is_batch() || owner_.options.ordering == ordering::partition;
         it = pending.empty() && !it->second.busy && !partition_lane ? lanes_.erase(it)
-                                                                      : std::next(it);
+                                                                    : std::next(it);
     }
     std::erase_if(ready_, [&](std::uint64_t id) {
         auto found = lanes_.find(id);
@@ -467,8 +476,7 @@ void trigger_runner::report_revoke_if_done(std::int32_t partition) {
     auto it = revoking_.find(partition);
     if (it == revoking_.end()) return;
     if (running_by_partition_[partition] > 0 || (txn_ && !txn_->idle())) return;
-    link_.push_completion(
-        {completion::kind::revoke_done, owner_.id, 0, it->second, partition, 0});
+    link_.push_completion({completion::kind::revoke_done, owner_.id, 0, it->second, partition, 0});
     revoking_.erase(it);
 }
 
