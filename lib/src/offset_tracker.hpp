@@ -19,6 +19,12 @@ class offset_tracker {
         next_ = offset + 1;
     }
 
+    /// Consumption starts at `offset` (a position known to be complete): it is committable until
+    /// a later message is delivered.
+    void start_at(std::int64_t offset) {
+        if (window_.empty() && offset > next_) next_ = offset;
+    }
+
     /// Marks `offset` finished; false when it is not in flight (late or duplicate completion).
     bool completed(std::int64_t offset) {
         auto it = std::lower_bound(window_.begin(), window_.end(), offset,

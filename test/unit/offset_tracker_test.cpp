@@ -38,6 +38,18 @@ BOOST_AUTO_TEST_CASE(when_all_finished_the_commit_is_last_delivered_plus_one_acr
     BOOST_TEST(t.idle());
 }
 
+BOOST_AUTO_TEST_CASE(a_resumed_start_position_is_committable_until_later_deliveries) {
+    offset_tracker t;
+    t.start_at(40);  // a partition back after a loss, resuming where its work was complete
+    BOOST_TEST(*t.committable() == 40);
+    t.delivered(40);
+    BOOST_TEST(*t.committable() == 40);  // 40 runs now
+    t.completed(40);
+    BOOST_TEST(*t.committable() == 41);
+    t.start_at(10);  // never moves backwards
+    BOOST_TEST(*t.committable() == 41);
+}
+
 BOOST_AUTO_TEST_CASE(unknown_or_repeated_completions_are_refused) {
     offset_tracker t;
     t.delivered(1);
