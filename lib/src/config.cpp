@@ -97,7 +97,8 @@ sharing_key sharing_key::of(const consumer_config& config, sharing mode, std::st
             break;
         case delivery_guarantee::exactly_once:
             if (mode != sharing::off)
-                key.canonical_ += fmt::format("#delivery=exactly_once\n#trigger={}\n", trigger_name);
+                key.canonical_ +=
+                    fmt::format("#delivery=exactly_once\n#trigger={}\n", trigger_name);
             break;
     }
     return key;

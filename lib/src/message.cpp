@@ -68,8 +68,8 @@ std::vector<std::pair<std::string_view, std::optional<std::string_view>>> messag
     const char* name = nullptr;
     const void* value = nullptr;
     size_t size = 0;
-    for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &value, &size) ==
-                       RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (size_t i = 0;
+         rd_kafka_header_get_all(headers, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR;
          ++i) {
         std::optional<std::string_view> v;
         if (value) v = std::string_view(static_cast<const char*>(value), size);

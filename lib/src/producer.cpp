@@ -2,9 +2,9 @@
 // delivery reports (and blocking jobs), flush with a deadline, purge at close.
 #include <kt/producer.hpp>
 
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/async_result.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -26,7 +26,8 @@ struct pending_send {
 template <typename Handler>
 struct pending_send_for final : pending_send {
     explicit pending_send_for(Handler h)
-        : handler(std::move(h)), work(asio::make_work_guard(asio::get_associated_executor(handler))) {}
+        : handler(std::move(h)),
+          work(asio::make_work_guard(asio::get_associated_executor(handler))) {}
     void complete(std::exception_ptr error, delivery result) override {
         auto ex = work.get_executor();
         asio::post(ex, [h = std::move(handler), error, result = std::move(result)]() mutable {
@@ -40,9 +41,9 @@ struct pending_send_for final : pending_send {
 
 std::exception_ptr delivery_error(rd_kafka_resp_err_t err, std::string_view topic,
                                   std::int32_t partition) {
-    return std::make_exception_ptr(
-        kafka_error(make_kafka_error(err), fmt::format("delivery to '{}' [{}] failed: {}", topic,
-                                                       partition, rd_kafka_err2str(err))));
+    return std::make_exception_ptr(kafka_error(
+        make_kafka_error(err),
+        fmt::format("delivery to '{}' [{}] failed: {}", topic, partition, rd_kafka_err2str(err))));
 }
 
 void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
@@ -55,7 +56,7 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     if (!m->_private) return;
     std::unique_ptr<pending_send> op(static_cast<pending_send*>(m->_private));
     op->complete(m->err ? delivery_error(m->err, topic, m->partition) : nullptr,
-             delivery{topic, m->partition, m->offset});
+                 delivery{topic, m->partition, m->offset});
 }
 
 /// rd_kafka_producev for one record; `opaque` travels to the delivery report.
@@ -72,20 +73,21 @@ rd_kafka_resp_err_t produce_record(rd_kafka_t* rk, const record& r, void* opaque
     auto* value = r.value ? const_cast<char*>(r.value->data()) : nullptr;
     const std::size_t key_size = r.key ? r.key->size() : 0;
     const std::size_t value_size = r.value ? r.value->size() : 0;
-    const auto err = rd_kafka_producev(
-        rk, RD_KAFKA_V_TOPIC(r.topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_size),
-        RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_HEADERS(headers),
-        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    const auto err =
+        rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(r.topic.c_str()), RD_KAFKA_V_PARTITION(r.partition),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(key, key_size),
+                          RD_KAFKA_V_VALUE(value, value_size), RD_KAFKA_V_HEADERS(headers),
+                          RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (err && headers) rd_kafka_headers_destroy(headers);  // owned by the message on success
     return err;
 }
 
 std::exception_ptr enqueue_error(rd_kafka_resp_err_t err, const record& r) {
-    return std::make_exception_ptr(kafka_error(
-        make_kafka_error(err), fmt::format("cannot produce to '{}' (key {} bytes, value {} bytes): {}",
-                                           r.topic, r.key ? r.key->size() : 0,
-                                           r.value ? r.value->size() : 0, rd_kafka_err2str(err))));
+    return std::make_exception_ptr(
+        kafka_error(make_kafka_error(err),
+                    fmt::format("cannot produce to '{}' (key {} bytes, value {} bytes): {}",
+                                r.topic, r.key ? r.key->size() : 0, r.value ? r.value->size() : 0,
+                                rd_kafka_err2str(err))));
 }
 
 }  // namespace

@@ -98,9 +98,9 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
     cooperative_configured_ =
         effective.get("partition.assignment.strategy").find("cooperative-sticky") !=
         std::string::npos;
-    conf_ = make_conf(effective);
-    rd_kafka_conf_set_rebalance_cb(conf_.get(), &shared_consumer::rebalance_trampoline);
-    rd_kafka_conf_set_opaque(conf_.get(), this);
+    conf_template_ = make_conf(effective);
+    rd_kafka_conf_set_rebalance_cb(conf_template_.get(), &shared_consumer::rebalance_trampoline);
+    rd_kafka_conf_set_opaque(conf_template_.get(), this);
     group_ = config.get("group.id");
 
     for (unsigned i = 0; i < rt.shard_count(); ++i)
@@ -119,16 +119,24 @@ shared_consumer::~shared_consumer() {
 
 void shared_consumer::start() {
     if (started_.exchange(true)) return;
-    client_ = make_client(RD_KAFKA_CONSUMER, std::move(conf_));
+    open_client();
+    for (unsigned i = 0; i < links_.size(); ++i)
+        asio::co_spawn(rt_.shard(i), read_shard(links_[i], i), asio::detached);
+    thread_ = std::thread([this] { run(); });
+    log(log_level::info, "consumer for group '{}' started ({} shard links)", group_, links_.size());
+}
+
+void shared_consumer::open_client() {
+    auto client = make_client(RD_KAFKA_CONSUMER, conf_ptr(rd_kafka_conf_dup(conf_template_.get())));
+    {
+        std::lock_guard lock(client_mutex_);
+        client_ = std::move(client);
+    }
     rd_kafka_poll_set_consumer(client_.get());
     consumer_queue_.reset(rd_kafka_queue_get_consumer(client_.get()));
     commit_queue_.reset(rd_kafka_queue_new(client_.get()));
     rd_kafka_queue_cb_event_enable(consumer_queue_.get(), &shared_consumer::queue_event, this);
     rd_kafka_queue_cb_event_enable(commit_queue_.get(), &shared_consumer::queue_event, this);
-    for (unsigned i = 0; i < links_.size(); ++i)
-        asio::co_spawn(rt_.shard(i), read_shard(links_[i], i), asio::detached);
-    thread_ = std::thread([this] { run(); });
-    log(log_level::info, "consumer for group '{}' started ({} shard links)", group_, links_.size());
 }
 
 void shared_consumer::post_command(std::function<void()> run, std::function<void()> reject) {
@@ -292,6 +300,13 @@ void shared_consumer::stop(done_callback done) {
         [shared_done] { (*shared_done)(nullptr); });
 }
 
+consumer_stats shared_consumer::stats() const {
+    return {.group = group_,
+            .assigned_partitions = assigned_count_.load(std::memory_order_relaxed),
+            .rebalances = rebalances_.load(std::memory_order_relaxed),
+            .recreations = recreations_.load(std::memory_order_relaxed)};
+}
+
 committed_offsets shared_consumer::committed() const {
     std::lock_guard lock(committed_mutex_);
     return committed_;
@@ -303,6 +318,7 @@ void shared_consumer::run() {
     next_commit_ = steady::now() + options_.commit_interval;
     while (!stopped_) {
         run_commands();
+        if (!stopping_ && rd_kafka_fatal_error(client_.get(), nullptr, 0)) recreate();
         // One subscribe per command batch, so triggers added together cause one join.
         if (subscription_dirty_ && !stopping_) resubscribe();
         drain_completions();
@@ -520,12 +536,7 @@ void shared_consumer::handle_consume_error(const rd_kafka_message_t* raw) {
         }
         return;
     }
-    if (err == RD_KAFKA_RESP_ERR__FATAL) {
-        char reason[512];
-        rd_kafka_fatal_error(client_.get(), reason, sizeof reason);
-        log(log_level::error, "group '{}': fatal consumer error: {}", group_, reason);
-        return;
-    }
+    if (err == RD_KAFKA_RESP_ERR__FATAL) return;  // the poll loop recreates the client
     log(log_level::warning, "group '{}': consume error on '{}': {}", group_, topic,
         rd_kafka_message_errstr(raw));
 }
@@ -647,6 +658,8 @@ void shared_consumer::commit_async(done_callback done) {
             (*waiter)(kafka_exception(err, "commit"));
             delete waiter;
         }
+    } else if (waiter) {
+        commit_waiters_.insert(waiter);
     }
 }
 
@@ -668,6 +681,7 @@ void shared_consumer::commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
         return;
     }
     std::unique_ptr<done_callback> waiter(static_cast<done_callback*>(opaque));
+    self->commit_waiters_.erase(waiter.get());
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err) {
         // A commit lost to a rebalance is retried on the next interval; never a handler failure.
@@ -678,15 +692,17 @@ void shared_consumer::commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     if (waiter && *waiter) (*waiter)(err ? kafka_exception(err, "commit") : nullptr);
 }
 
-void shared_consumer::commit_sync(const std::vector<partition_id>* only) {
+rd_kafka_resp_err_t shared_consumer::commit_sync(const std::vector<partition_id>* only) {
     auto list = committable_offsets(only, false);
-    if (list->cnt == 0) return;
+    if (list->cnt == 0) return RD_KAFKA_RESP_ERR_NO_ERROR;
     mark_sent(list.get());
-    const auto err = rd_kafka_commit(client_.get(), list.get(), 0);
-    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET)
+    auto err = rd_kafka_commit(client_.get(), list.get(), 0);
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err)
         log(is_rebalance_commit_error(err) ? log_level::info : log_level::warning,
             "group '{}': commit failed: {}", group_, rd_kafka_err2str(err));
     record_committed(list.get());
+    return err;
 }
 
 void shared_consumer::record_committed(const rd_kafka_topic_partition_list_t* offsets) {
@@ -709,6 +725,7 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t* partitions) {
     auto* rk = client_.get();
     awaiting_rebalance_ = false;
+    rebalances_.fetch_add(1, std::memory_order_relaxed);
     const char* protocol = rd_kafka_rebalance_protocol(rk);
     const bool cooperative = protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
     // A cooperative rebalance takes several rounds (revocations, then other members' joins). A
@@ -745,12 +762,20 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
         if (lost)
             log(log_level::info, "group '{}': lost {} partition(s)", group_, partitions->cnt);
         else
-            log(log_level::info, "group '{}': revoked {} partition(s); drained and committed in {} ms",
-                group_, partitions->cnt, last_revoke_ms_);
+            log(last_revoke_commit_ ? log_level::warning : log_level::info,
+                "group '{}': revoked {} partition(s); drained and {} in {} ms", group_,
+                partitions->cnt,
+                last_revoke_commit_
+                    ? fmt::format("the commit refused ({}): the next owner repeats their "
+                                  "uncommitted work",
+                                  rd_kafka_err2str(last_revoke_commit_))
+                    : std::string("committed"),
+                last_revoke_ms_);
     } else {
         log(log_level::error, "group '{}': rebalance error: {}", group_, rd_kafka_err2str(err));
         rd_kafka_assign(rk, nullptr);
         partitions_.clear();
+        assigned_count_.store(0, std::memory_order_relaxed);
         paused_count_ = 0;
     }
 }
@@ -764,10 +789,15 @@ void shared_consumer::assign_partitions(rd_kafka_topic_partition_list_t* partiti
         state.generation = ++next_generation_;
         state.shard = shard_of(p.topic, p.partition, static_cast<unsigned>(links_.size()));
         state.trackers.resize(routes_[topic].size());
+        if (p.offset >= 0) {  // resumed after a loss: that position is complete, commit it
+            for (auto& tracker : state.trackers) tracker.start_at(p.offset);
+            state.gate_position = state.released_position = p.offset;
+        }
         if (auto* queue = rd_kafka_queue_get_partition(client_.get(), p.topic, p.partition))
             state.queue = std::make_unique<partition_queue>(queue, this);
         partitions_[{topic, p.partition}] = std::move(state);
     }
+    assigned_count_.store(partitions_.size(), std::memory_order_relaxed);
     std::vector<partition_id> ids;
     for (int i = 0; i < partitions->cnt; ++i)
         ids.emplace_back(topic_id(partitions->elems[i].topic), partitions->elems[i].partition);
@@ -787,9 +817,9 @@ void shared_consumer::notify_listeners(rebalance_event event,
         if (partitions.empty()) continue;
         for (const auto& entry : routes_[topic]) {
             const auto& listeners = entry.trigger->options.listeners;
-            const auto& listener = event == rebalance_event::assigned ? listeners.on_assigned
+            const auto& listener = event == rebalance_event::assigned  ? listeners.on_assigned
                                    : event == rebalance_event::revoked ? listeners.on_revoked
-                                                                      : listeners.on_lost;
+                                                                       : listeners.on_lost;
             if (!listener) continue;
             done->left.fetch_add(1, std::memory_order_relaxed);
             auto run = [listener, partitions, trigger = entry.trigger]() -> asio::awaitable<void> {
@@ -884,10 +914,9 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
             cancel_partition_handlers();
         }
         notify_listeners(rebalance_event::revoked, ids);
-        commit_sync(&ids);
-        last_revoke_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              steady::now() - started)
-                              .count();
+        last_revoke_commit_ = commit_sync(&ids);
+        last_revoke_ms_ =
+            std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started).count();
     } else {
         // Lost: their results could not be committed any more, so running handlers stop now.
         cancel_partition_handlers();
@@ -906,6 +935,7 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
             --paused_count_;
         partitions_.erase(id);
     }
+    assigned_count_.store(partitions_.size(), std::memory_order_relaxed);
 }
 
 void shared_consumer::cancel_partition_handlers() {
@@ -968,23 +998,98 @@ void shared_consumer::cancel_runners() {
     }
 }
 
+void shared_consumer::fail_commit_waiters(rd_kafka_resp_err_t err) {
+    for (auto* waiter : std::exchange(commit_waiters_, {})) {
+        (*waiter)(kafka_exception(err, "commit"));
+        delete waiter;
+    }
+}
+
+bool shared_consumer::close_would_abort() const {
+    bool joined = false;
+    if (char* member = rd_kafka_memberid(client_.get())) {
+        joined = *member != '\0';
+        rd_kafka_mem_free(client_.get(), member);
+    }
+    return joined && !ever_assigned_ && rd_kafka_version() < 0x020300ff && cooperative_configured_;
+}
+
+bool shared_consumer::release_messages() {
+    // Items not handed to a shard yet still hold references: the shards never read them now.
+    for (auto& link : links_) {
+        for (auto& item : link->pending_to_shard)
+            if (item.what == shard_item::kind::deliver) message{item.message};  // drops the ref
+        std::erase_if(link->pending_to_shard, [](const shard_item& item) {
+            return item.what == shard_item::kind::deliver;
+        });
+    }
+    const auto deadline = steady::now() + 5s;
+    while (live_messages_->load(std::memory_order_acquire) > 0 && steady::now() < deadline) {
+        drain_completions();  // the runners report dropped and cancelled work meanwhile
+        flush_pending();
+        notify_shards();
+        std::this_thread::sleep_for(1ms);
+    }
+    return live_messages_->load(std::memory_order_acquire) == 0;
+}
+
+void shared_consumer::recreate() {
+    char reason[512] = "";
+    rd_kafka_fatal_error(client_.get(), reason, sizeof reason);
+    log(log_level::error,
+        "group '{}': fatal consumer error ({}); {} partition(s) lost, recreating the consumer",
+        group_, reason, partitions_.size());
+    const auto started = steady::now();
+    // Its partitions are lost: this member cannot commit for them any more.
+    if (!partitions_.empty()) {
+        partition_list_ptr all(
+            rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
+        for (const auto& [id, state] : partitions_)
+            rd_kafka_topic_partition_list_add(all.get(), topics_[id.first].c_str(), id.second);
+        revoke_partitions(all.get(), true);
+    }
+    const bool released = release_messages();
+    rd_kafka_queue_cb_event_enable(commit_queue_.get(), nullptr, nullptr);
+    rd_kafka_queue_cb_event_enable(consumer_queue_.get(), nullptr, nullptr);
+    commit_queue_.reset();  // its pending commits never answer now: fail their waiters
+    fail_commit_waiters(RD_KAFKA_RESP_ERR__FATAL);
+    consumer_queue_.reset();
+    topic_by_handle_.clear();  // topic handles belong to the old client
+    {
+        std::lock_guard lock(client_mutex_);
+        if (!released || close_would_abort()) {
+            log(log_level::warning, "group '{}': the failed consumer is not destroyed ({})", group_,
+                released ? "librdkafka #4312" : "handlers still reference its messages");
+            (void)client_.release();
+            if (!released) {
+                (void)live_messages_.release();  // leaked with the client, as in finish_stop
+                live_messages_ = std::make_unique<std::atomic<std::int64_t>>(0);
+            }
+        } else {
+            // A fenced member cannot leave its group: destroy without the consumer close.
+            rd_kafka_destroy_flags(client_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+        }
+    }
+    open_client();
+    ever_assigned_ = false;
+    awaiting_rebalance_ = false;
+    gate_dirty_ = gate_in_flight_ = false;
+    subscribed_.clear();
+    subscription_dirty_ = true;  // the poll loop subscribes the new client to the same topics
+    recreations_.fetch_add(1, std::memory_order_relaxed);
+    log(log_level::warning, "group '{}': consumer recreated in {} ms; rejoining the group", group_,
+        std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started).count());
+}
+
 void shared_consumer::finish_stop() {
     commit_sync(nullptr);
     for (auto& link : links_) {
         link->poll_side_gone.store(true, std::memory_order_release);
         link->to_shard.close();
     }
-    // librdkafka < 2.3.0 asserts when a cooperative-sticky consumer that joined its group (the
-    // assignor is chosen at JoinGroup) but never received an assignment is closed (librdkafka
-    // #4312): leak that one client instead of aborting the process.
-    bool joined = false;
-    if (char* member = rd_kafka_memberid(client_.get())) {
-        joined = *member != '\0';
-        rd_kafka_mem_free(client_.get(), member);
-    }
-    const bool close_would_abort =
-        joined && !ever_assigned_ && rd_kafka_version() < 0x020300ff && cooperative_configured_;
-    if (!close_would_abort) rd_kafka_consumer_close(client_.get());
+    // The assignor is chosen at JoinGroup: leak that one client instead of aborting the process.
+    const bool abort_on_close = close_would_abort();
+    if (!abort_on_close) rd_kafka_consumer_close(client_.get());
     // Queued items still hold message references; release those the shards will never read.
     for (auto& link : links_) {
         for (auto& item : link->pending_to_shard)
@@ -1001,25 +1106,31 @@ void shared_consumer::finish_stop() {
         late.swap(commands_);
     }
     partitions_.clear();  // releases the partition queues before the client
+    rd_kafka_queue_poll_callback(commit_queue_.get(), 0);  // answers that came in meanwhile
+    fail_commit_waiters(RD_KAFKA_RESP_ERR__DESTROY);
     rd_kafka_queue_cb_event_enable(commit_queue_.get(), nullptr, nullptr);
     rd_kafka_queue_cb_event_enable(consumer_queue_.get(), nullptr, nullptr);
     commit_queue_.reset();
     consumer_queue_.reset();
-    if (close_would_abort) {
-        log(log_level::warning,
-            "group '{}': consumer closed during its first group join; not destroyed "
-            "(librdkafka < 2.3.0 aborts on it, librdkafka #4312)",
-            group_);
-        (void)client_.release();
-    } else if (live_messages_->load() > 0) {
-        log(log_level::error,
-            "group '{}': {} message(s) still referenced after close (kt::message must not "
-            "outlive its trigger_host); leaking the client rather than blocking",
-            group_, live_messages_->load());
-        (void)client_.release();
-        (void)live_messages_.release();  // leaked with the client: the messages still count on it
-    } else {
-        client_.reset();
+    {
+        std::lock_guard lock(client_mutex_);
+        if (abort_on_close) {
+            log(log_level::warning,
+                "group '{}': consumer closed during its first group join; not destroyed "
+                "(librdkafka < 2.3.0 aborts on it, librdkafka #4312)",
+                group_);
+            (void)client_.release();
+        } else if (live_messages_->load() > 0) {
+            log(log_level::error,
+                "group '{}': {} message(s) still referenced after close (kt::message must not "
+                "outlive its trigger_host); leaking the client rather than blocking",
+                group_, live_messages_->load());
+            (void)client_.release();
+            (void)
+                live_messages_.release();  // leaked with the client: the messages still count on it
+        } else {
+            client_.reset();
+        }
     }
     stopped_ = true;
     log(log_level::info, "consumer for group '{}' closed", group_);

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -54,13 +55,16 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     shard_link& link(unsigned shard) { return *links_[shard]; }
     const sharing_key& key() const noexcept { return key_; }
     const std::string& group() const noexcept { return group_; }
-    /// For transactions (send_offsets_to_transaction); the caller destroys it. Any thread, once
-    /// messages flow.
+    /// For transactions (send_offsets_to_transaction); the caller destroys it; nullptr while
+    /// there is no client (closed, or being recreated). Any thread.
     rd_kafka_consumer_group_metadata_t* group_metadata() const {
-        return rd_kafka_consumer_group_metadata(client_.get());
+        std::lock_guard lock(client_mutex_);  // the poll thread may be replacing the client
+        return client_ ? rd_kafka_consumer_group_metadata(client_.get()) : nullptr;
     }
     /// Broker-acknowledged commits (thread-safe copy).
     committed_offsets committed() const;
+    /// Counters for trigger_host::consumer_stats (thread-safe; `triggers` left at 0).
+    consumer_stats stats() const;
 
   private:
     struct route_entry {
@@ -114,7 +118,7 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     std::optional<std::int64_t> committable(const partition_state& state) const;
     partition_list_ptr committable_offsets(const std::vector<partition_id>* only, bool all) const;
     void commit_async(done_callback done);
-    void commit_sync(const std::vector<partition_id>* only);
+    rd_kafka_resp_err_t commit_sync(const std::vector<partition_id>* only);
     void record_committed(const rd_kafka_topic_partition_list_t* offsets);
     void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
     void assign_partitions(rd_kafka_topic_partition_list_t* partitions);
@@ -130,6 +134,19 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     void cancel_runners();
     void finish_stop();
     void set_paused(const partition_id& id, bool paused);
+    /// Creates the client from conf_template_ and its queues (start and recreate).
+    void open_client();
+    /// Replaces a client that hit a fatal error: its partitions are lost (handlers cancelled,
+    /// nothing committed), a new client with the same config subscribes to the same topics.
+    void recreate();
+    /// librdkafka < 2.3.0 aborts when closing a cooperative consumer that joined but was never
+    /// assigned (librdkafka #4312).
+    bool close_would_abort() const;
+    /// Waits (bounded) until no message of the current client is referenced any more; false if
+    /// some still are after the deadline.
+    bool release_messages();
+    /// Fails the explicit commits still awaiting an answer the client will not give any more.
+    void fail_commit_waiters(rd_kafka_resp_err_t err);
 
     /// Wakes the poll thread (from any thread, including librdkafka's queue-event callbacks).
     void wake() noexcept;
@@ -147,7 +164,7 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     runtime& rt_;
     const host_options options_;
     std::string group_;
-    conf_ptr conf_;  // consumed by start()
+    conf_ptr conf_template_;  // every client (the first and recreated ones) is made from a copy
     std::vector<std::shared_ptr<shard_link>> links_;
     /// Messages handed out and not yet destroyed. On the heap: if some outlive the consumer, the
     /// counter (and the client) are leaked, never freed under them.
@@ -166,6 +183,7 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     bool wake_pending_ = false;  // guarded by wake_mutex_
 
     // Poll-thread state.
+    mutable std::mutex client_mutex_;  // guards replacing client_ against group_metadata()
     client_ptr client_;
     queue_ptr consumer_queue_;
     queue_ptr commit_queue_;
@@ -199,11 +217,16 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     std::vector<done_callback> stop_waiters_;
     std::chrono::steady_clock::time_point next_commit_;
     std::map<partition_id, unsigned> revokes_pending_;  // revoke_done reports still expected
-    std::int64_t last_revoke_ms_ = -1;                   // revoke callback → acknowledge
+    std::set<done_callback*> commit_waiters_;           // explicit commits awaiting their answer
+    std::int64_t last_revoke_ms_ = -1;                  // revoke callback → acknowledge
+    rd_kafka_resp_err_t last_revoke_commit_ = RD_KAFKA_RESP_ERR_NO_ERROR;
     bool gate_dirty_ = false;      // gated messages wait for a gate commit
     bool gate_in_flight_ = false;  // a gate commit awaits its acknowledgement
     std::chrono::steady_clock::time_point gate_retry_at_;
     char gate_marker_ = 0;  // its address tags gate commits in commit_trampoline
+
+    std::atomic<std::uint64_t> rebalances_{0}, recreations_{0};
+    std::atomic<std::size_t> assigned_count_{0};
 
     mutable std::mutex committed_mutex_;
     committed_offsets committed_;

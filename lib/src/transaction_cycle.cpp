@@ -37,9 +37,9 @@ producer_config transactional_config(const trigger_state& trigger, unsigned shar
 /// Turns a librdkafka transaction error into (abortable, exception), destroying it.
 std::pair<bool, std::exception_ptr> take_error(rd_kafka_error_t* error, std::string_view what) {
     const bool abortable = rd_kafka_error_txn_requires_abort(error);
-    auto exception = std::make_exception_ptr(kafka_error(
-        make_kafka_error(rd_kafka_error_code(error)),
-        fmt::format("{}: {}", what, rd_kafka_error_string(error))));
+    auto exception = std::make_exception_ptr(
+        kafka_error(make_kafka_error(rd_kafka_error_code(error)),
+                    fmt::format("{}: {}", what, rd_kafka_error_string(error))));
     rd_kafka_error_destroy(error);
     return {abortable, exception};
 }
@@ -99,7 +99,8 @@ void transaction_cycle::begin() {
                 error = take_error(e, "init_transactions").second;
         }
         if (!error)
-            if (auto* e = rd_kafka_begin_transaction(rk)) error = take_error(e, "begin_transaction").second;
+            if (auto* e = rd_kafka_begin_transaction(rk))
+                error = take_error(e, "begin_transaction").second;
         auto self = weak.lock();
         if (!self) return;
         asio::post(ex, [self = std::move(self), this, error, init] {
@@ -188,18 +189,24 @@ void transaction_cycle::commit() {
     auto& state = producer_access::of(*producer_);
     std::weak_ptr<trigger_state> weak = runner_.owner().shared_from_this();
     auto consumer = runner_.owner().consumer;
-    state.post_job([weak, consumer, list = std::shared_ptr<rd_kafka_topic_partition_list_t>(
-                                        offsets().release(), rd_kafka_topic_partition_list_destroy),
+    state.post_job([weak, consumer,
+                    list = std::shared_ptr<rd_kafka_topic_partition_list_t>(
+                        offsets().release(), rd_kafka_topic_partition_list_destroy),
                     rk = state.client.get(), ex = runner_.executor(), this] {
         std::exception_ptr error;
         bool abortable = false;
         if (list->cnt > 0) {
-            auto* metadata = consumer->group_metadata();
-            if (auto* e = with_retries([&] {
-                    return rd_kafka_send_offsets_to_transaction(rk, list.get(), metadata, -1);
-                }))
-                std::tie(abortable, error) = take_error(e, "send_offsets_to_transaction");
-            rd_kafka_consumer_group_metadata_destroy(metadata);
+            if (auto* metadata = consumer->group_metadata()) {
+                if (auto* e = with_retries([&] {
+                        return rd_kafka_send_offsets_to_transaction(rk, list.get(), metadata, -1);
+                    }))
+                    std::tie(abortable, error) = take_error(e, "send_offsets_to_transaction");
+                rd_kafka_consumer_group_metadata_destroy(metadata);
+            } else {  // the consumer is closed or being recreated: these offsets are not ours
+                abortable = true;
+                error = std::make_exception_ptr(kafka_error(
+                    make_kafka_error(RD_KAFKA_RESP_ERR__STATE), "consumer is not in its group"));
+            }
         }
         if (!error)
             if (auto* e = with_retries([&] { return rd_kafka_commit_transaction(rk, -1); }))
@@ -247,7 +254,8 @@ void transaction_cycle::on_ended(bool committed, std::exception_ptr error) {
     // Aborted (a handler failed, or the commit did): nothing of it is visible to read_committed
     // readers; its messages run again in a new transaction, after a backoff.
     if (error) {
-        log(log_level::warning, "trigger '{}': transaction failed, running its {} message(s) again: {}",
+        log(log_level::warning,
+            "trigger '{}': transaction failed, running its {} message(s) again: {}",
             runner_.owner().options.name, done.size(), describe_failure(error).second);
         if (rd_kafka_fatal_error(producer_access::of(*producer_).client.get(), nullptr, 0)) {
             // Fenced or otherwise fatal: a new producer (init_transactions fences the old one).
@@ -259,14 +267,16 @@ void transaction_cycle::on_ended(bool committed, std::exception_ptr error) {
     runner_.requeue(std::move(done));
     unsigned attempt = 1;
     for (const auto& [key, n] : attempts_) attempt = std::max(attempt, n);
-    const auto delay = handler_failed ? runner_.backoff(runner_.owner().options.retry, attempt) : 100ms;
+    const auto delay =
+        handler_failed ? runner_.backoff(runner_.owner().options.retry, attempt) : 100ms;
     phase_ = phase::backing_off;
     timer_.expires_after(delay);
-    timer_.async_wait([self = runner_.owner().shared_from_this(), this](boost::system::error_code ec) {
-        if (ec || cancelled_) return;
-        phase_ = phase::idle;
-        runner_.pump();
-    });
+    timer_.async_wait(
+        [self = runner_.owner().shared_from_this(), this](boost::system::error_code ec) {
+            if (ec || cancelled_) return;
+            phase_ = phase::idle;
+            runner_.pump();
+        });
 }
 
 void transaction_cycle::cancel() {

@@ -33,8 +33,7 @@ class transaction_cycle {
     void want();
     void started() { ++started_in_txn_; }
     /// Work of the open transaction finished (`error` set when it failed).
-    void finished(const work_items& work, std::exception_ptr error,
-                  trigger_runner::outcome result);
+    void finished(const work_items& work, std::exception_ptr error, trigger_runner::outcome result);
     /// The failure of a message that exhausted its attempts, with the attempt count: it is
     /// dead-lettered inside the next transaction instead of being handled again.
     struct dead_letter_reason {

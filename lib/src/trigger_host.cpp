@@ -58,11 +58,11 @@ class host_core : public std::enable_shared_from_this<host_core> {
                                            "(its output joins the offsets' transaction)",
                                            opts.name));
         if (opts.retry.max_backoff < opts.retry.initial_backoff)
-            throw config_error("retry.max_backoff",
-                               fmt::format("trigger '{}': max_backoff is below initial_backoff",
-                                           opts.name));
-        auto key = sharing_key::of(opts.consumer, options_.sharing, opts.topic, opts.name,
-                                   opts.delivery);
+            throw config_error(
+                "retry.max_backoff",
+                fmt::format("trigger '{}': max_backoff is below initial_backoff", opts.name));
+        auto key =
+            sharing_key::of(opts.consumer, options_.sharing, opts.topic, opts.name, opts.delivery);
         if (!trigger->inbox && opts.dead_letter.enabled) {
             trigger->dead_letter_topic =
                 opts.dead_letter.topic.empty() ? opts.topic + ".dlq" : opts.dead_letter.topic;
@@ -81,7 +81,8 @@ class host_core : public std::enable_shared_from_this<host_core> {
                 return self->producer_for(config, /*even_if_stopped=*/true);
             };
         }
-        if (trigger->code.transform) trigger->output = producer_for(producer_config_for(opts.consumer));
+        if (trigger->code.transform)
+            trigger->output = producer_for(producer_config_for(opts.consumer));
         std::shared_ptr<shared_consumer> consumer;
         bool start_now = false;
         {
@@ -92,9 +93,8 @@ class host_core : public std::enable_shared_from_this<host_core> {
             auto& entry = pool_[key];
             if (!entry.consumer) {
                 try {
-                    entry.consumer =
-                        std::make_shared<shared_consumer>(key, opts.consumer, rt_, options_,
-                                                        opts.delivery);
+                    entry.consumer = std::make_shared<shared_consumer>(key, opts.consumer, rt_,
+                                                                       options_, opts.delivery);
                 } catch (...) {
                     pool_.erase(key);
                     throw;
@@ -230,6 +230,16 @@ class host_core : public std::enable_shared_from_this<host_core> {
         std::vector<trigger_stats> all;
         for (const auto& [name, entry] : triggers_) all.push_back(entry.trigger->stats());
         for (const auto& trigger : retired_) all.push_back(trigger->stats());
+        return all;
+    }
+
+    std::vector<kt::consumer_stats> consumer_stats() const {
+        std::lock_guard lock(mutex_);
+        std::vector<kt::consumer_stats> all;
+        for (const auto& [key, entry] : pool_) {
+            all.push_back(entry.consumer->stats());
+            all.back().triggers = entry.references;
+        }
         return all;
     }
 
@@ -384,9 +394,9 @@ void trigger_host::add_batch_trigger(trigger_options options, batch_options batc
                                      batch_handler h) {
     require_handler(static_cast<bool>(h), options);
     if (batching.max_messages == 0)
-        throw config_error("batch.max_messages",
-                           fmt::format("trigger '{}': a batch needs max_messages >= 1",
-                                       options.name));
+        throw config_error(
+            "batch.max_messages",
+            fmt::format("trigger '{}': a batch needs max_messages >= 1", options.name));
     if (options.delivery == delivery_guarantee::exactly_once)
         throw config_error("delivery", fmt::format("trigger '{}': batch triggers support "
                                                    "at_least_once and at_most_once",
@@ -435,6 +445,9 @@ std::size_t trigger_host::consumer_count() const {
 }
 std::vector<trigger_stats> trigger_host::stats() const {
     return core_->stats();
+}
+std::vector<consumer_stats> trigger_host::consumer_stats() const {
+    return core_->consumer_stats();
 }
 committed_offsets trigger_host::committed() const {
     return core_->committed();

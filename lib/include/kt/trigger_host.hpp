@@ -81,8 +81,8 @@ struct retry_policy {
 /// Where messages go whose handler failed for good.
 struct dead_letter_policy {
     bool enabled = true;
-    std::string topic;            ///< default: "<trigger topic>.dlq"
-    producer_config producer;     ///< default: producer_config_for(trigger consumer config)
+    std::string topic;         ///< default: "<trigger topic>.dlq"
+    producer_config producer;  ///< default: producer_config_for(trigger consumer config)
 };
 
 /// Groups a partition's messages for a batch trigger: a batch starts when max_messages are
@@ -140,6 +140,16 @@ struct trigger_stats {
     std::uint64_t retried = 0;        ///< retry attempts
     std::uint64_t dead_lettered = 0;  ///< failed messages written to the dead letter topic
     std::uint64_t in_flight = 0;
+};
+
+/// State of one shared consumer (one librdkafka consumer and its poll thread).
+struct consumer_stats {
+    std::string group;
+    std::size_t triggers = 0;             ///< triggers attached
+    std::size_t assigned_partitions = 0;  ///< partitions this member holds now
+    std::uint64_t rebalances = 0;         ///< rebalance callbacks (assign, revoke, lost)
+    /// Clients replaced after a fatal error (its partitions lost, the new client rejoined).
+    std::uint64_t recreations = 0;
 };
 
 /// Committed offsets acknowledged by the broker: topic → partition → next offset to consume.
@@ -211,6 +221,8 @@ class trigger_host {
     /// Number of librdkafka consumers currently open or pending.
     std::size_t consumer_count() const;
     std::vector<trigger_stats> stats() const;
+    /// One entry per open consumer.
+    std::vector<kt::consumer_stats> consumer_stats() const;
     /// Broker-acknowledged commits, per topic the minimum over the consumers reading it.
     committed_offsets committed() const;
 

@@ -49,11 +49,11 @@ T json_as(const message& m) {
 /// each message with `decoder` first. Any exception from the decoder becomes a kt::decode_error.
 ///   host.add_trigger(opts, kt::typed<order>(kt::decode::json_as<order>, handle_order));
 template <typename T, typename Decoder, typename Handler>
-    requires std::invocable<Decoder, const message&> &&
-             std::invocable<Handler, const T&, const message&>
-handler typed(Decoder decoder, Handler h) {
-    return [decoder = std::move(decoder), h = std::move(h)](
-               const message& m) -> boost::asio::awaitable<void> {
+requires std::invocable<Decoder, const message&> &&
+    std::invocable<Handler, const T&, const message&>
+        handler typed(Decoder decoder, Handler h) {
+    return [decoder = std::move(decoder),
+            h = std::move(h)](const message& m) -> boost::asio::awaitable<void> {
         T value = [&]() -> T {
             try {
                 return decoder(m);
