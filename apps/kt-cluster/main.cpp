@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
         "Options");
     desc.add_options()("help,h", "show this help")(
         "brokers", po::value(&brokers)->default_value(brokers), "number of brokers")(
-        "topic", po::value(&topics), "NAME[:PARTITIONS] to create (default 6 partitions), repeatable");
+        "topic", po::value(&topics),
+        "NAME[:PARTITIONS] to create (default 6 partitions), repeatable");
     try {
         po::variables_map vm;
         po::store(po::parse_command_line(argc, argv, desc), vm);
@@ -39,7 +40,8 @@ int main(int argc, char** argv) {
         kt::embedded_cluster cluster({.brokers = brokers});
         for (const auto& spec : topics) {
             const auto colon = spec.find(':');
-            const int partitions = colon == std::string::npos ? 6 : std::stoi(spec.substr(colon + 1));
+            const int partitions =
+                colon == std::string::npos ? 6 : std::stoi(spec.substr(colon + 1));
             cluster.create_topic(spec.substr(0, colon), partitions);
         }
         std::cout << "bootstrap: " << cluster.bootstrap() << std::endl;

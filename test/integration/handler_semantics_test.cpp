@@ -73,8 +73,8 @@ std::vector<read_record> read_back(const std::string& topic, std::size_t count) 
             if (m.has_key()) r.key = std::string(m.key());
             if (m.has_value()) r.value = std::string(m.value());
             for (const auto& [name, value] : m.headers())
-                r.headers.emplace_back(name, value ? std::optional<std::string>(*value)
-                                                   : std::nullopt);
+                r.headers.emplace_back(name,
+                                       value ? std::optional<std::string>(*value) : std::nullopt);
             got.push_back(std::move(r));
             sub.complete(m);
         }
@@ -133,8 +133,8 @@ BOOST_AUTO_TEST_CASE(the_awaitable_producer_resumes_on_the_callers_executor_with
     const kt::producer_config config{{"bootstrap.servers", k.bootstrap()}};
     auto out = host.shared_producer(config);
     BOOST_TEST(out == host.shared_producer(config));
-    BOOST_TEST(out != host.shared_producer({{"bootstrap.servers", k.bootstrap()},
-                                            {"linger.ms", "1"}}));
+    BOOST_TEST(out !=
+               host.shared_producer({{"bootstrap.servers", k.bootstrap()}, {"linger.ms", "1"}}));
 
     run_coro(rt.shard(1), [&]() -> asio::awaitable<void> {
         const auto thread = std::this_thread::get_id();
@@ -177,7 +177,6 @@ BOOST_AUTO_TEST_CASE(the_awaitable_producer_resumes_on_the_callers_executor_with
 BOOST_AUTO_TEST_CASE(a_failing_handler_is_retried_with_growing_backoff_until_it_succeeds) {
     auto& k = kafka::instance();
     const auto [topic, group] = k.topic_with_data("retry", 1, 10);
-    k.new_topic(topic + ".dlq", 1);
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt};
     std::mutex mutex;
@@ -256,21 +255,20 @@ BOOST_AUTO_TEST_CASE(a_batch_trigger_gets_one_partitions_messages_in_order_up_to
     std::mutex mutex;
     std::map<std::pair<std::int32_t, std::int64_t>, int> seen;
     std::size_t largest = 0, bad_batches = 0, batches = 0;
-    host.add_batch_trigger(
-        {.name = "batched", .topic = topic, .consumer = k.consumer(group)},
-        {.max_messages = 40, .max_wait = 50ms},
-        [&](std::span<const kt::message> batch) -> asio::awaitable<void> {
-            std::lock_guard lock(mutex);
-            ++batches;
-            largest = std::max(largest, batch.size());
-            for (std::size_t i = 0; i < batch.size(); ++i) {
-                ++seen[{batch[i].partition(), batch[i].offset()}];
-                if (i > 0 && (batch[i].partition() != batch[0].partition() ||
-                              batch[i].offset() != batch[i - 1].offset() + 1))
-                    ++bad_batches;
-            }
-            co_return;
-        });
+    host.add_batch_trigger({.name = "batched", .topic = topic, .consumer = k.consumer(group)},
+                           {.max_messages = 40, .max_wait = 50ms},
+                           [&](std::span<const kt::message> batch) -> asio::awaitable<void> {
+                               std::lock_guard lock(mutex);
+                               ++batches;
+                               largest = std::max(largest, batch.size());
+                               for (std::size_t i = 0; i < batch.size(); ++i) {
+                                   ++seen[{batch[i].partition(), batch[i].offset()}];
+                                   if (i > 0 && (batch[i].partition() != batch[0].partition() ||
+                                                 batch[i].offset() != batch[i - 1].offset() + 1))
+                                       ++bad_batches;
+                               }
+                               co_return;
+                           });
     host.start();
     BOOST_TEST_REQUIRE(wait_until([&] { return stats_of(host, "batched").handled == 250; }));
     // A partial batch goes after max_wait.
@@ -323,11 +321,9 @@ BOOST_AUTO_TEST_CASE(handler_policies_are_validated_by_name) {
         }
         return false;
     };
-    BOOST_TEST(refused({.name = "a",
-                        .topic = "t",
-                        .consumer = k.consumer("g"),
-                        .dead_letter = {.topic = "t"}},
-                       "dead_letter.topic"));
+    BOOST_TEST(refused(
+        {.name = "a", .topic = "t", .consumer = k.consumer("g"), .dead_letter = {.topic = "t"}},
+        "dead_letter.topic"));
     BOOST_TEST(refused({.name = "b",
                         .topic = "t",
                         .consumer = k.consumer("g"),
@@ -360,7 +356,7 @@ BOOST_AUTO_TEST_CASE(typed_handlers_get_decoded_values_and_undecodable_messages_
     {
         kt::producer p({{"bootstrap.servers", k.bootstrap()}});
         p.produce(topic, "a", R"({"id":"a","quantity":2})");
-        p.produce(topic, "b", R"({"id":"b","quantity":)");  // truncated: not JSON
+        p.produce(topic, "b", R"({"id":"b","quantity":)");         // truncated: not JSON
         p.produce(topic, "c", R"({"id":"c","quantity":"many"})");  // JSON, wrong type
         p.produce(topic, "d", R"({"id":"d","quantity":5})");
         BOOST_TEST_REQUIRE(p.flush(30s));

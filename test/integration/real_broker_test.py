@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 KT_HOST = sys.argv[1]
@@ -49,10 +49,25 @@ def produce(topic, count, per_second=None):
 
 
 def committed(group, topic, partitions):
+    """Committed offsets per partition; waits out a coordinator that is still loading or moving
+    (right after a broker restart the broker answers NOT_COORDINATOR for a while)."""
     consumer = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group})
-    offsets = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)
-    consumer.close()
-    return {tp.partition: tp.offset for tp in offsets}
+    deadline = time.time() + 60
+    try:
+        while True:
+            try:
+                offsets = consumer.committed(
+                    [TopicPartition(topic, p) for p in range(partitions)], timeout=30)
+                return {tp.partition: tp.offset for tp in offsets}
+            except KafkaException as e:
+                error = e.args[0]
+                if not error.retriable() and error.code() not in (
+                        KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                        KafkaError.COORDINATOR_NOT_AVAILABLE) or time.time() > deadline:
+                    raise
+                time.sleep(0.5)
+    finally:
+        consumer.close()
 
 
 def kt_host(topic, group, output, *extra):

@@ -32,7 +32,6 @@ using kt_test::sum;
 using kt_test::two_shards;
 using kt_test::wait_until;
 
-
 BOOST_AUTO_TEST_CASE(
     n_triggers_on_one_topic_share_one_consumer_and_each_handle_every_message_once) {
     auto& k = kafka::instance();
@@ -157,6 +156,7 @@ BOOST_AUTO_TEST_CASE(bad_config_is_refused_by_name_before_anything_starts_and_ne
 BOOST_AUTO_TEST_CASE(a_throwing_handler_does_not_disturb_other_triggers) {
     auto& k = kafka::instance();
     const auto [topic, group] = k.topic_with_data("throw", 2, 90);
+    k.create_topic(topic + ".dlq", 1);  // failed messages go to the default dead letter topic
 
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt};
@@ -173,15 +173,16 @@ BOOST_AUTO_TEST_CASE(a_throwing_handler_does_not_disturb_other_triggers) {
     BOOST_TEST_REQUIRE(
         wait_until([&] { return log.distinct("calm") == 90 && log.distinct("thrower") == 90; }));
     stop_host(rt, host);
-    std::uint64_t failed = 0, calm_failed = 0, calm_handled = 0;
+    std::uint64_t failed = 0, dead_lettered = 0, calm_failed = 0, calm_handled = 0;
     for (const auto& s : host.stats()) {
-        if (s.name == "thrower") failed = s.failed;
+        if (s.name == "thrower") failed = s.failed, dead_lettered = s.dead_lettered;
         if (s.name == "calm") calm_failed = s.failed, calm_handled = s.handled;
     }
     std::uint64_t expected_failures = 0;
     for (auto [p, high] : k.admin().high_watermarks(topic))
         for (std::int64_t o = 0; o < high; ++o) expected_failures += o % 3 == 0;
     BOOST_TEST(failed == expected_failures);
+    BOOST_TEST(dead_lettered == expected_failures);
     BOOST_TEST(calm_failed == 0u);
     BOOST_TEST(calm_handled == 90u);
     BOOST_TEST(log.duplicates() == 0u);
@@ -379,7 +380,8 @@ BOOST_AUTO_TEST_CASE(a_trigger_added_during_the_first_group_join_still_gets_its_
     std::this_thread::sleep_for(300ms);  // the join is under way, not yet assigned
     host.add_trigger({.name = "second", .topic = second_topic, .consumer = k.consumer(group)},
                      recording(log, "second"));
-    BOOST_TEST(wait_until([&] { return log.distinct("first") == 30 && log.distinct("second") == 30; }));
+    BOOST_TEST(
+        wait_until([&] { return log.distinct("first") == 30 && log.distinct("second") == 30; }));
     stop_host(rt, host);
     BOOST_TEST(log.duplicates() == 0u);
 }

@@ -29,11 +29,17 @@ class kafka {
     /// A fresh topic (unique name) with `partitions` partitions.
     std::string new_topic(const std::string& prefix, int partitions) {
         auto name = unique(prefix);
+        create_topic(name, partitions);
+        return name;
+    }
+
+    /// Creates topic `name` as is (e.g. a trigger's default dead letter topic "<topic>.dlq");
+    /// the real broker does not create topics on first use.
+    void create_topic(const std::string& name, int partitions) {
         if (cluster_)
             cluster_->create_topic(name, partitions);
         else
             admin().create_topic(name, partitions);
-        return name;
     }
 
     /// A fresh topic holding `count` records, and a fresh group name: (topic, group).

@@ -1,0 +1,517 @@
+// Fault injection on the embedded cluster: broker outages, coordinator and leader moves, request
+// errors and slow brokers, each while messages stream through a trigger. After each: every
+// produced message handled at least once, nothing committed before it was handled, consumption
+// resumes. Against a real broker ($KT_BOOTSTRAP) every case is skipped.
+#define BOOST_TEST_MODULE fault_injection
+#include <boost/test/unit_test.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <stop_token>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include <kt/kt.hpp>
+
+#include "coro_test.hpp"
+#include "host_helpers.hpp"
+#include "kafka_fixture.hpp"
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using kt_test::kafka;
+using kt_test::stop_host;
+using kt_test::two_shards;
+using kt_test::wait_until;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int partition_count = 4;
+constexpr int initial_messages = 300;  // before the fault
+constexpr int final_messages = 100;    // after the fault: consumption must resume for them
+
+/// Handled offsets per partition: the lowest offset not handled yet (everything below it was) and
+/// the handled offsets above it. Thread-safe.
+class handled_offsets {
+  public:
+    void add(std::int32_t partition, std::int64_t offset) {
+        std::lock_guard lock(mutex_);
+        ++handles_;
+        auto& part = partitions_[partition];
+        if (offset < part.next || !part.above.insert(offset).second) {
+            ++duplicates_;
+            return;
+        }
+        while (!part.above.empty() && *part.above.begin() == part.next) {
+            part.above.erase(part.above.begin());
+            ++part.next;
+        }
+    }
+    /// Every offset below the returned one was handled.
+    std::int64_t handled_below(std::int32_t partition) const {
+        std::lock_guard lock(mutex_);
+        auto it = partitions_.find(partition);
+        return it == partitions_.end() ? 0 : it->second.next;
+    }
+    bool covers(const std::map<std::int32_t, std::int64_t>& high) const {
+        for (auto [p, h] : high)
+            if (handled_below(p) < h) return false;
+        return true;
+    }
+    std::uint64_t handles() const {
+        std::lock_guard lock(mutex_);
+        return handles_;
+    }
+    std::uint64_t duplicates() const {
+        std::lock_guard lock(mutex_);
+        return duplicates_;
+    }
+
+  private:
+    struct partition_state {
+        std::int64_t next = 0;
+        std::set<std::int64_t> above;
+    };
+    mutable std::mutex mutex_;
+    std::map<std::int32_t, partition_state> partitions_;
+    std::uint64_t handles_ = 0, duplicates_ = 0;
+};
+
+std::string describe(const std::map<std::int32_t, std::int64_t>& offsets) {
+    std::ostringstream out;
+    out << '{';
+    for (auto [p, o] : offsets) out << ' ' << p << ':' << o;
+    out << " }";
+    return out.str();
+}
+
+/// Samples the group's committed offsets every ~100 ms on a thread of its own and records a
+/// violation whenever a committed offset is above an offset not handled yet. The handled state is
+/// read after the committed offsets, so a violation is never a race of the sampler.
+class commit_watch {
+  public:
+    commit_watch(std::string group, std::string topic, const handled_offsets& handled)
+        : group_(std::move(group)), topic_(std::move(topic)), handled_(handled) {
+        thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
+    }
+    ~commit_watch() { stop(); }
+    void stop() {
+        if (thread_.joinable()) {
+            thread_.request_stop();
+            thread_.join();
+        }
+    }
+    std::vector<std::string> violations() const {
+        std::lock_guard lock(mutex_);
+        return violations_;
+    }
+    std::int64_t last_sum() const { return last_sum_; }
+    int samples() const { return samples_; }
+    int failed_samples() const { return failed_samples_; }
+
+  private:
+    void run(std::stop_token stop) {
+        kt::admin admin({{"bootstrap.servers", kafka::instance().bootstrap()}});
+        while (!stop.stop_requested()) {
+            const auto next = steady::now() + 100ms;
+            try {
+                const auto committed = admin.committed(group_, topic_, 2s);
+                std::int64_t sum = 0;
+                for (auto [p, c] : committed) {
+                    sum += c;
+                    const auto handled = handled_.handled_below(p);  // after reading committed
+                    if (c > handled) {
+                        std::lock_guard lock(mutex_);
+                        violations_.push_back("partition " + std::to_string(p) + " committed at " +
+                                              std::to_string(c) + " while only offsets below " +
+                                              std::to_string(handled) + " were handled");
+                    }
+                }
+                last_sum_ = sum;
+                ++samples_;
+            } catch (const std::exception&) {
+                ++failed_samples_;  // e.g. the coordinator is down
+            }
+            while (!stop.stop_requested() && steady::now() < next) std::this_thread::sleep_for(5ms);
+        }
+    }
+
+    std::string group_, topic_;
+    const handled_offsets& handled_;
+    mutable std::mutex mutex_;
+    std::vector<std::string> violations_;
+    std::atomic<std::int64_t> last_sum_{0};
+    std::atomic<int> samples_{0}, failed_samples_{0};
+    std::jthread thread_;
+};
+
+/// Produces a few messages every 50 ms on a thread of its own until stopped.
+class trickle_producer {
+  public:
+    trickle_producer(std::string topic, int first)
+        : topic_(std::move(topic)),
+          next_(first),
+          producer_({{"bootstrap.servers", kafka::instance().bootstrap()},
+                     {"linger.ms", "1"},
+                     // Reconnect soon after a broker comes back, so the final flush is quick.
+                     {"reconnect.backoff.max.ms", "500"}}) {
+        thread_ = std::jthread([this](std::stop_token stop) {
+            while (!stop.stop_requested()) {
+                for (int i = 0; i < 5; ++i, ++next_)
+                    producer_.produce(topic_, "key-" + std::to_string(next_ % 100),
+                                      "value-" + std::to_string(next_));
+                std::this_thread::sleep_for(50ms);
+            }
+        });
+    }
+    ~trickle_producer() { stop(); }
+    /// Stops producing and waits until everything produced is delivered; false if it was not.
+    bool stop() {
+        if (!thread_.joinable()) return stopped_ok_;
+        thread_.request_stop();
+        thread_.join();
+        stopped_ok_ = producer_.flush(30s) && producer_.failed() == 0;
+        return stopped_ok_;
+    }
+    int next() const { return next_; }
+
+  private:
+    std::string topic_;
+    std::atomic<int> next_;
+    kt::producer producer_;
+    bool stopped_ok_ = false;
+    std::jthread thread_;
+};
+
+/// Lines logged by kafka-triggers and librdkafka, kept (and still printed) so a scenario can tell
+/// what its fault did.
+class log_capture {
+  public:
+    static log_capture& instance() {
+        // Immortal, like the library's own sink: librdkafka threads may log during exit.
+        static log_capture& capture = *[] {
+            auto* c = new log_capture;
+            kt::set_log_sink(
+                [c](kt::log_level level, std::string_view text) { c->add(level, text); });
+            return c;
+        }();
+        return capture;
+    }
+    std::size_t mark() const {
+        std::lock_guard lock(mutex_);
+        return lines_.size();
+    }
+    /// Lines since `from` containing every one of `parts`.
+    std::vector<std::string> since(std::size_t from, std::vector<std::string> parts) const {
+        std::lock_guard lock(mutex_);
+        std::vector<std::string> found;
+        for (std::size_t i = from; i < lines_.size(); ++i) {
+            bool all = true;
+            for (const auto& part : parts) all = all && lines_[i].find(part) != std::string::npos;
+            if (all) found.push_back(lines_[i]);
+        }
+        return found;
+    }
+
+  private:
+    void add(kt::log_level level, std::string_view text) {
+        const char* name = level == kt::log_level::debug     ? "debug"
+                           : level == kt::log_level::info    ? "info"
+                           : level == kt::log_level::warning ? "warn"
+                                                             : "error";
+        std::fprintf(stderr, "[kt %s] %.*s\n", name, static_cast<int>(text.size()), text.data());
+        std::lock_guard lock(mutex_);
+        lines_.emplace_back(text);
+    }
+    mutable std::mutex mutex_;
+    std::vector<std::string> lines_;
+};
+
+long long ms_since(steady::time_point start) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - start).count();
+}
+
+/// What a fault scenario gets to work with.
+struct scenario {
+    kt::embedded_cluster& cluster;
+    const kt::trigger_host& host;
+    std::string topic, group;
+    const handled_offsets& handled;
+    std::size_t log_mark;
+
+    /// Waits until the committed offsets (read by the test) grow past what they are now, i.e.
+    /// an OffsetCommit sent after this call succeeded.
+    bool commits_advance(std::chrono::milliseconds timeout = 30s) const {
+        auto sum = [&]() -> std::int64_t {
+            try {
+                return kt_test::sum(kafka::instance().admin().committed(group, topic, 2s));
+            } catch (const std::exception&) {
+                return -1;
+            }
+        };
+        std::int64_t before = -1;
+        const auto deadline = steady::now() + timeout;
+        while (before < 0 && steady::now() < deadline) before = sum();
+        return before >= 0 && wait_until([&] { return sum() > before; }, timeout);
+    }
+    /// Waits until every partition handled a message it had not handled at this call.
+    bool all_partitions_advance(std::chrono::milliseconds timeout = 30s) const {
+        std::map<std::int32_t, std::int64_t> before;
+        for (std::int32_t p = 0; p < partition_count; ++p) before[p] = handled.handled_below(p);
+        return wait_until(
+            [&] {
+                for (auto [p, b] : before)
+                    if (handled.handled_below(p) <= b) return false;
+                return true;
+            },
+            timeout);
+    }
+    /// Log lines of this scenario's group containing `what`.
+    std::size_t logged(const std::string& what) const {
+        return log_capture::instance().since(log_mark, {"'" + group + "'", what}).size();
+    }
+};
+
+/// False (with a message) when the cluster is a real one, which cannot inject faults.
+bool fault_injection_available() {
+    if (kafka::instance().embedded()) return true;
+    BOOST_TEST_MESSAGE("skipped: "
+                       << boost::unit_test::framework::current_test_case().p_name
+                       << " needs the embedded cluster's fault injection (real broker)");
+    BOOST_TEST(kafka::instance().real());  // only a real broker is skipped
+    return false;
+}
+
+/// Streams messages through a trigger (2 shards, commits every 100 ms), runs `fault` once the
+/// group is consuming and committing, produces more afterwards, then checks that every produced
+/// message was handled at least once, that nothing was ever committed before it was handled and
+/// that the final commit reaches the high watermarks.
+void run_scenario(const std::string& name, const std::function<void(scenario&)>& fault,
+                  std::chrono::milliseconds handler_time = 0ms) {
+    auto& k = kafka::instance();
+    auto& capture = log_capture::instance();
+    const auto started = steady::now();
+    const auto [topic, group] = k.topic_with_data(name, partition_count, initial_messages);
+    const auto log_mark = capture.mark();
+
+    handled_offsets handled;
+    commit_watch watch(group, topic, handled);
+    {
+        kt::runtime rt{two_shards};
+        kt::trigger_host host{rt, {.commit_interval = 100ms}};
+        host.add_trigger({.name = name, .topic = topic, .consumer = k.consumer(group)},
+                         [&](const kt::message& m) -> asio::awaitable<void> {
+                             if (handler_time > 0ms) {  // I/O: faults catch handlers running
+                                 asio::steady_timer timer(co_await asio::this_coro::executor,
+                                                          handler_time);
+                                 co_await timer.async_wait(asio::use_awaitable);
+                             }
+                             handled.add(m.partition(), m.offset());
+                         });
+        host.start();
+        // Mid-stream: the first messages are handled and committed, more keep arriving.
+        BOOST_TEST_REQUIRE(wait_until(
+            [&] { return handled.handles() >= initial_messages && watch.last_sum() > 0; }, 30s));
+        const auto consuming_ms = ms_since(started);
+        trickle_producer trickle(topic, initial_messages);
+        std::this_thread::sleep_for(300ms);
+
+        scenario s{*k.embedded(), host, topic, group, handled, log_mark};
+        const auto fault_started = steady::now();
+        fault(s);
+        const auto fault_ms = ms_since(fault_started);
+
+        std::this_thread::sleep_for(300ms);
+        BOOST_TEST(trickle.stop());
+        k.produce(topic, final_messages, 100, trickle.next());
+        const auto high = k.admin().high_watermarks(topic);
+        const auto produced = kt_test::sum(high);
+        BOOST_TEST(produced == trickle.next() + final_messages);
+
+        const auto produce_ms = ms_since(fault_started) - fault_ms;
+        const auto resumed = steady::now();
+        BOOST_TEST(wait_until([&] { return handled.covers(high); }, 60s),
+                   "every produced offset handled; produced " << describe(high));
+        const auto resume_ms = ms_since(resumed);
+        // Commits catch up as well (after a session timeout only once the consumer rejoined:
+        // a consumer that lost its membership cannot commit, not even while stopping).
+        std::map<std::int32_t, std::int64_t> committed_before_stop;
+        const bool caught_up = wait_until(
+            [&] {
+                try {
+                    committed_before_stop = k.admin().committed(group, topic, 2s);
+                } catch (const std::exception&) {
+                }
+                return committed_before_stop == high;
+            },
+            60s);
+        BOOST_TEST(caught_up, "commits reach the high watermarks while running; committed "
+                                  << describe(committed_before_stop) << " vs high watermarks "
+                                  << describe(high));
+        const auto catch_up_ms = ms_since(resumed) - resume_ms;
+        const auto stopping = steady::now();
+        stop_host(rt, host);
+        const auto stop_ms = ms_since(stopping);
+        watch.stop();
+
+        for (auto [p, h] : high)
+            BOOST_TEST(handled.handled_below(p) >= h,
+                       "partition " << p << ": offsets from " << handled.handled_below(p)
+                                    << " below " << h << " never handled");
+        const auto violations = watch.violations();
+        BOOST_TEST(violations.size() == 0u);
+        for (std::size_t i = 0; i < violations.size() && i < 10; ++i)
+            BOOST_TEST_MESSAGE(name << ": committed before handled: " << violations[i]);
+        BOOST_TEST(watch.samples() > 0);
+        const auto committed = k.admin().committed(group, topic);
+        BOOST_TEST(committed == high, "final committed " << describe(committed)
+                                                         << " vs high watermarks "
+                                                         << describe(high));
+
+        BOOST_TEST_MESSAGE(
+            name << ": " << produced << " messages, " << handled.duplicates() << " duplicates; "
+                 << watch.samples() << " commit samples (" << watch.failed_samples()
+                 << " failed); logged " << s.logged("assigned") << " assigned, "
+                 << s.logged("revoked") << " revoked, " << s.logged("lost") << " lost, "
+                 << s.logged("commit failed") << " commit failures; consuming after "
+                 << consuming_ms << " ms, fault " << fault_ms << " ms, produce " << produce_ms
+                 << " ms, all handled " << resume_ms << " ms after the last produce, commits "
+                 << catch_up_ms << " ms later, stop " << stop_ms << " ms, " << ms_since(started)
+                 << " ms in all");
+    }
+}
+
+// rd_kafka_resp_err_t values.
+constexpr int not_leader_for_partition = 6;
+constexpr int request_timed_out = 7;
+constexpr int coordinator_not_available = 15;
+constexpr int not_coordinator = 16;
+constexpr int rebalance_in_progress = 27;
+constexpr int unknown_member_id = 25;
+constexpr int fenced_instance_id = 82;
+constexpr int disconnect = -195;
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_broker_going_down_and_coming_back_loses_and_prematurely_commits_nothing) {
+    if (!fault_injection_available()) return;
+    run_scenario("broker-down", [](scenario& s) {
+        // Partition leaders are spread over the three brokers, so each outage stalls some
+        // partitions (and perhaps the group coordinator) while the others go on.
+        for (int broker : {1, 2}) {
+            s.cluster.set_broker_down(broker, true);
+            std::this_thread::sleep_for(2s);
+            s.cluster.set_broker_down(broker, false);
+            BOOST_TEST(s.all_partitions_advance(),
+                       "every partition is consumed again after broker " << broker << " is back");
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(the_group_coordinator_moving_to_another_broker_loses_nothing) {
+    if (!fault_injection_available()) return;
+    run_scenario("coordinator-move", [](scenario& s) {
+        for (int broker : {2, 3}) {
+            s.cluster.set_group_coordinator(s.group, broker);
+            BOOST_TEST(s.commits_advance(), "commits resume at coordinator " << broker);
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(refused_offset_commits_are_retried_and_commit_nothing_unhandled) {
+    if (!fault_injection_available()) return;
+    run_scenario("commit-errors", [](scenario& s) {
+        for (int error : {not_coordinator, request_timed_out, coordinator_not_available,
+                          rebalance_in_progress}) {
+            s.cluster.push_request_errors(kt::kafka_api::offset_commit, {error, error, error});
+            // Errors are handed out in order, so a commit that succeeds came after all of them.
+            BOOST_TEST(s.commits_advance(), "commits resume after error " << error);
+        }
+    });
+}
+
+BOOST_AUTO_TEST_CASE(heartbeat_errors_make_the_consumer_rejoin_without_losing_messages) {
+    if (!fault_injection_available()) return;
+    run_scenario("heartbeat-errors", [](scenario& s) {
+        // Heartbeats go every 3 s (librdkafka's default heartbeat.interval.ms); a rejoin takes
+        // session.timeout.ms - 1 s = 5 s on the embedded cluster.
+        s.cluster.push_request_errors(kt::kafka_api::heartbeat, {rebalance_in_progress});
+        BOOST_TEST(wait_until([&] { return s.logged("assigned") >= 2; }, 20s),
+                   "the consumer rejoined the group");
+        s.cluster.push_request_errors(kt::kafka_api::heartbeat, {not_coordinator});
+        std::this_thread::sleep_for(3500ms);  // the next heartbeat gets it
+        BOOST_TEST(s.all_partitions_advance(), "every partition is still consumed");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(fetch_errors_and_a_leader_change_only_delay_consumption) {
+    if (!fault_injection_available()) return;
+    run_scenario("fetch-errors", [](scenario& s) {
+        s.cluster.push_request_errors(
+            kt::kafka_api::fetch, {not_leader_for_partition, not_leader_for_partition, disconnect,
+                                   disconnect, not_leader_for_partition});
+        std::this_thread::sleep_for(1s);
+        // Leaders start at a random broker: of two moves at least one changes the leader.
+        s.cluster.set_partition_leader(s.topic, 0, 2);
+        s.cluster.set_partition_leader(s.topic, 1, 3);
+        std::this_thread::sleep_for(1s);
+        s.cluster.set_partition_leader(s.topic, 0, 3);
+        s.cluster.set_partition_leader(s.topic, 1, 1);
+        BOOST_TEST(s.all_partitions_advance(),
+                   "every partition is consumed again after the leader changes");
+    });
+}
+
+BOOST_AUTO_TEST_CASE(slow_brokers_slow_consumption_down_without_stopping_it) {
+    if (!fault_injection_available()) return;
+    run_scenario("slow-brokers", [](scenario& s) {
+        for (int broker : {1, 2, 3}) s.cluster.set_broker_rtt(broker, 200ms);
+        const auto slow_until = steady::now() + 3s;
+        BOOST_TEST(s.all_partitions_advance(3s), "every partition is consumed at 200 ms RTT");
+        std::this_thread::sleep_until(slow_until);
+        for (int broker : {1, 2, 3}) s.cluster.set_broker_rtt(broker, 0ms);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(a_fatal_consumer_error_recreates_the_consumer_without_losing_messages) {
+    if (!fault_injection_available()) return;
+    run_scenario("fatal-error", [](scenario& s) {
+        // librdkafka treats a fenced static member as fatal: the client is unusable from then on.
+        s.cluster.push_request_errors(kt::kafka_api::heartbeat, {fenced_instance_id});
+        auto recreations = [&] {
+            const auto consumers = s.host.consumer_stats();
+            return consumers.empty() ? 0 : consumers.front().recreations;
+        };
+        BOOST_TEST(wait_until([&] { return recreations() == 1; }, 20s),
+                   "the consumer was recreated once (" << recreations() << ")");
+        BOOST_TEST(s.all_partitions_advance(), "every partition is consumed by the new client");
+        BOOST_TEST(s.host.consumer_stats().size() == 1u);
+    });
+}
+
+BOOST_AUTO_TEST_CASE(partitions_lost_and_given_back_resume_where_their_work_was_complete) {
+    if (!fault_injection_available()) return;
+    run_scenario(
+        "lost-and-back",
+        [](scenario& s) {
+            // An unknown member id makes librdkafka declare the assignment lost and rejoin; the
+            // group has one member, so every partition comes straight back.
+            s.cluster.push_request_errors(kt::kafka_api::heartbeat, {unknown_member_id});
+            BOOST_TEST(wait_until([&] { return s.logged("came back after a loss") > 0; }, 20s),
+                       "the partitions were lost and came back");
+            BOOST_TEST(s.all_partitions_advance(), "every partition is consumed again");
+        },
+        50ms);
+}

@@ -1,0 +1,255 @@
+#!/usr/bin/python3
+"""Consumer groups of kt-host processes, checked from their --output files and an independent
+client (confluent-kafka):
+- membership: two processes share a group, a third joins, one leaves gracefully (SIGTERM), one is
+  killed -9; every message is handled at least once and only the killed process's work repeats;
+- crashes: one process killed -9 at random moments while it consumes and restarted each time;
+  no offset is ever missing and the committed offsets end at the high watermarks.
+kt-host runs against a kt-cluster process, or against $KT_BOOTSTRAP (real brokers) when set.
+Usage: group_test.py <path-to-kt-host> <path-to-kt-cluster>"""
+import collections
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from kt_processes import check, failures, note, processes, start_cluster
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+KT_HOST, KT_CLUSTER = sys.argv[1], sys.argv[2]
+BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")
+BOOTSTRAP_IS_REAL = bool(BOOTSTRAP)
+RUN = f"{os.getpid()}-{int(time.time())}"
+SEED = int(os.environ.get("KT_TEST_SEED", time.time_ns() % 100000))
+MEMBERS_TOPIC, CRASH_TOPIC = f"members-{RUN}", f"crash-{RUN}"
+TOPICS = {MEMBERS_TOPIC: 6, CRASH_TOPIC: 4}
+# A killed member leaves the group after its session times out: keep that short.
+COMMON = ("--log-level", "warning", "--property", "session.timeout.ms=6000")
+
+
+def create_topics():
+    admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+    futures = admin.create_topics([NewTopic(t, p, 1) for t, p in TOPICS.items()])
+    for future in futures.values():
+        future.result(30)
+
+
+def produce(topic, count, per_second):
+    producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 5})
+    started = time.time()
+    for i in range(count):
+        producer.produce(topic, key=f"key-{i % 100}", value=f"value-{i}")
+        producer.poll(0)
+        delay = started + (i + 1) / per_second - time.time()
+        if delay > 0:
+            time.sleep(delay)
+    check(producer.flush(30) == 0, f"{topic}: all {count} produced")
+
+
+def start_host(tmp, name, topic, group, *extra):
+    output = os.path.join(tmp, f"{name}.jsonl")
+    err = open(os.path.join(tmp, f"{name}.err"), "w")
+    proc = subprocess.Popen([KT_HOST, "--bootstrap", BOOTSTRAP, "--topic",
+                             f"{topic}:{TOPICS[topic]}", "--group", group, "--output", output,
+                             *COMMON, *extra], stdout=subprocess.DEVNULL, stderr=err)
+    err.close()
+    processes.append(proc)
+    return proc, output
+
+
+def stderr_tail(tmp, name):
+    with open(os.path.join(tmp, f"{name}.err")) as f:
+        return f.read()[-300:].strip()
+
+
+def records(path):
+    """(partition, offset) of each line of a kt-host --output file; torn last line skipped (the
+    writer may have been killed mid-line)."""
+    result = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                try:
+                    r = json.loads(line)
+                except ValueError:
+                    continue
+                result.append((r["partition"], r["offset"]))
+    return result
+
+
+def wait_for(condition, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+def high_watermarks(topic):
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"hw-{RUN}"})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in range(TOPICS[topic])}
+    finally:
+        c.close()
+
+
+def committed(group, topic):
+    c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group})
+    try:
+        offsets = c.committed([TopicPartition(topic, p) for p in range(TOPICS[topic])],
+                              timeout=30)
+        return {tp.partition: tp.offset for tp in offsets}
+    finally:
+        c.close()
+
+
+def every_offset(topic):
+    return {(p, o) for p, hw in high_watermarks(topic).items() for o in range(hw)}
+
+
+def membership(tmp):
+    """A and B consume together, C joins, B leaves gracefully, A is killed -9; C goes on alone."""
+    topic, group, total = MEMBERS_TOPIC, f"members-{RUN}", 6000
+    producer = threading.Thread(target=produce, args=(topic, total, 400))
+    producer.start()
+    handler = ("--handler-ms", "5")
+    a, out_a = start_host(tmp, "a", topic, group, *handler)
+    b, out_b = start_host(tmp, "b", topic, group, *handler)
+    both = wait_for(lambda: records(out_a) and records(out_b), 60)
+    check(both, "membership: A and B both get partitions")
+    c, out_c = start_host(tmp, "c", topic, group, *handler)
+    check(wait_for(lambda: records(out_c), 60), "membership: C joins and gets partitions")
+    time.sleep(1)
+    b.send_signal(signal.SIGTERM)
+    code = b.wait(60)
+    check(code == 0, f"membership: B leaves gracefully on SIGTERM (exit {code}: "
+                     f"{stderr_tail(tmp, 'b') if code else ''})")
+    handled_by_a = len(records(out_a))
+    check(wait_for(lambda: len(records(out_a)) > handled_by_a + 50, 30),
+          "membership: A takes over B's partitions and keeps consuming")
+    a.send_signal(signal.SIGKILL)
+    a.wait()
+    producer.join()
+    # C gets A's partitions once A's session timed out; it then catches up and goes idle.
+    everything = every_offset(topic)
+    seen_all = lambda: {r for path in (out_a, out_b, out_c) for r in records(path)} >= everything
+    caught_up = wait_for(seen_all, 90)
+    # A's partitions reach C once A's session timed out: C commits them, then stops.
+    hw = high_watermarks(topic)
+    commits_caught_up = wait_for(lambda: committed(group, topic) == hw, 60)
+    c.send_signal(signal.SIGTERM)
+    code = c.wait(60)
+    check(code == 0, f"membership: C stops gracefully (exit {code})")
+    by_process = {name: records(path) for name, path in (("A", out_a), ("B", out_b), ("C", out_c))}
+    seen = collections.Counter(r for recs in by_process.values() for r in recs)
+    missing = everything - set(seen)
+    check(caught_up and len(everything) == total and not missing,
+          f"membership: every message handled at least once ({len(missing)} missing of "
+          f"{len(everything)})")
+    duplicated = {r for r, n in seen.items() if n > 1}
+    a_set, b_set, c_set = (set(by_process[name]) for name in ("A", "B", "C"))
+    # Work that was repeated without the killed process being involved: a revocation (C joining,
+    # B leaving) whose drain-then-commit did not reach the broker.
+    repeated_outside_a = {r for r in duplicated if r not in a_set}
+    repeated_b = b_set & (a_set | c_set)
+    note(f"membership: handled A {len(a_set)}, B {len(b_set)}, C {len(c_set)}; "
+         f"{len(duplicated)} duplicates: {len(duplicated - repeated_outside_a)} of work A did "
+         f"before its kill -9, {len(repeated_outside_a)} without A, {len(repeated_b)} of "
+         f"work B finished before leaving")
+    if BOOTSTRAP_IS_REAL:
+        check(not repeated_outside_a, f"membership: only work of the killed process repeats "
+                                      f"({len(repeated_outside_a)} repeated otherwise)")
+        check(not repeated_b, f"membership: nothing B finished before leaving gracefully is "
+                              f"handled again ({len(repeated_b)})")
+    else:
+        note("membership: the embedded cluster refuses commits made in a cooperative revocation "
+             "(ILLEGAL_GENERATION: its generation moves on as soon as one member rejoins), so "
+             "revoked work may repeat there; checked on real brokers only")
+    final = committed(group, topic)
+    check(commits_caught_up and final == hw,
+          f"membership: committed offsets end at the high watermarks "
+          f"({sum(final.values())} of {sum(hw.values())})")
+
+
+def crashes(tmp):
+    """One kt-host at a time, killed -9 at a random moment 0.3-3 s after it starts handling,
+    restarted each time; a last run drains what is left and exits when idle."""
+    topic, group, total, kills = CRASH_TOPIC, f"crash-{RUN}", 4000, 4
+    rng = random.Random(SEED)
+    producer = threading.Thread(target=produce, args=(topic, total, 250))
+    producer.start()
+    outputs = []
+    for run in range(kills):
+        proc, output = start_host(tmp, f"crash-{run}", topic, group, "--handler-ms", "2")
+        outputs.append(output)
+        started = wait_for(lambda: records(output) or proc.poll() is not None, 60)
+        delay = rng.uniform(0.3, 3.0)
+        time.sleep(delay)
+        alive = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        check(started and alive, f"crashes: run {run + 1} was consuming when killed -9 after "
+                                 f"{delay:.1f} s ({len(records(output))} handled)")
+    producer.join()
+    proc, output = start_host(tmp, "crash-last", topic, group, "--exit-when-idle", "3")
+    outputs.append(output)
+    try:
+        code = proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        code = None
+    check(code == 0, f"crashes: the last run drains and exits when idle (exit {code})")
+    seen = collections.Counter(r for path in outputs for r in records(path))
+    everything = every_offset(topic)
+    missing = everything - set(seen)
+    check(len(everything) == total and not missing,
+          f"crashes: no offset missing across {kills} kills -9 ({len(missing)} missing of "
+          f"{len(everything)}, e.g. {sorted(missing)[:3]})")
+    final, hw = committed(group, topic), high_watermarks(topic)
+    check(final == hw, f"crashes: final committed offsets equal the high watermarks "
+                       f"({final} vs {hw})")
+    note(f"crashes (seed {SEED}): {sum(n - 1 for n in seen.values())} duplicate deliveries "
+         f"over {kills} kills")
+
+
+def timed(case, tmp):
+    started = time.time()
+    try:
+        case(tmp)
+    except Exception as e:
+        check(False, f"{case.__name__} raised {type(e).__name__}: {e}")
+    note(f"{case.__name__}: {time.time() - started:.1f} s")
+
+
+started = time.time()
+try:
+    with tempfile.TemporaryDirectory() as tmp:
+        if BOOTSTRAP:
+            create_topics()
+        else:
+            BOOTSTRAP = start_cluster(KT_CLUSTER, TOPICS)
+        # Both spend most of their time waiting for sessions to time out: run them alongside.
+        threads = [threading.Thread(target=timed, args=(case, tmp)) for case in (membership, crashes)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+finally:
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+print(f"group_test: {len(failures)} failure(s) in {time.time() - started:.1f} s")
+sys.exit(1 if failures else 0)

@@ -1,0 +1,461 @@
+#!/usr/bin/python3
+"""Handler semantics through kt-host, checked with an independent client (confluent-kafka):
+retries then dead letters carrying every header, --dlq off, a poison message that does not block
+other keys, at-most-once never redelivering across kill -9 (and at-least-once, for contrast,
+never losing), and batch triggers handling every message once.
+kt-host runs against a kt-cluster process (which outlives it, so dead letters can be read back
+and a killed kt-host can be restarted), or against $KT_BOOTSTRAP (real brokers) when set.
+Usage: handler_semantics_test.py <path-to-kt-host> <path-to-kt-cluster>"""
+import collections
+import datetime
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from kt_processes import check, failures, note, processes, start_cluster
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+KT_HOST, KT_CLUSTER = sys.argv[1], sys.argv[2]
+BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")  # real brokers; otherwise a kt-cluster process
+RUN = f"{os.getpid()}-{int(time.time())}"  # topics and groups are new on every run
+
+# Topic name -> partitions. kt-cluster creates them all up front (the embedded cluster has no
+# CreateTopics); on real brokers kt-host creates its own.
+DLQ_TOPIC, NODLQ_TOPIC, POISON_TOPIC = f"dlq-{RUN}", f"nodlq-{RUN}", f"poison-{RUN}"
+AMO_TOPIC, ALO_TOPIC, BATCH_TOPIC = f"amo-{RUN}", f"alo-{RUN}", f"batch-{RUN}"
+TOPICS = {DLQ_TOPIC: 3, DLQ_TOPIC + ".dlq": 3, NODLQ_TOPIC: 3, POISON_TOPIC: 1,
+          POISON_TOPIC + ".dlq": 1, AMO_TOPIC: 2, AMO_TOPIC + ".dlq": 2, ALO_TOPIC: 2,
+          ALO_TOPIC + ".dlq": 2, BATCH_TOPIC: 3, BATCH_TOPIC + ".dlq": 3}
+KT_HEADERS = ("kt-original-topic", "kt-original-partition", "kt-original-offset", "kt-trigger",
+              "kt-error-type", "kt-error-message", "kt-attempts", "kt-failed-at")
+
+
+def start_host(tmp, name, topic, *extra):
+    """Starts kt-host on `topic` (NAME:PARTITIONS from TOPICS); stderr goes to <name>.err."""
+    args = [KT_HOST, "--bootstrap", BOOTSTRAP, "--topic", f"{topic}:{TOPICS[topic]}",
+            "--log-level", "error", *extra]
+    err = open(os.path.join(tmp, f"{name}.err"), "w")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
+    err.close()
+    processes.append(proc)
+    return proc
+
+
+def exit_status(tmp, name, code, expected=(0,)):
+    """`code` as text, with the end of kt-host's stderr when it is not an expected one."""
+    if code in expected:
+        return f"exit {code}"
+    with open(os.path.join(tmp, f"{name}.err")) as f:
+        return f"exit {code}, stderr: {f.read()[-300:].strip()}"
+
+
+def finish(proc, timeout):
+    """Exit code of kt-host, or None when it had to be killed after `timeout` seconds."""
+    try:
+        return proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None
+
+
+def run_host(tmp, name, topic, *extra, timeout=60):
+    """Runs kt-host to its end; (exit code, summary, output records in file order)."""
+    output, summary = os.path.join(tmp, f"{name}.jsonl"), os.path.join(tmp, f"{name}.json")
+    proc = start_host(tmp, name, topic, "--output", output, "--summary-json", summary, *extra)
+    code = finish(proc, timeout)
+    check(code == 0, f"{name}: kt-host exits with 0 ({exit_status(tmp, name, code)})")
+    s = {"triggers": [{}], "committed": {}}
+    if os.path.exists(summary):
+        with open(summary) as f:
+            s = json.load(f)
+    return code, s, read_output(output)
+
+
+def read_output(path):
+    """Records of a kt-host --output file, in file order; a torn line is a failure."""
+    if not os.path.exists(path):
+        return []
+    records, torn = [], 0
+    with open(path) as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                torn += 1
+    if torn:
+        check(False, f"{os.path.basename(path)}: {torn} torn line(s) in the output")
+    return records
+
+
+def line_count(path):
+    if not os.path.exists(path):
+        return 0
+    with open(path, "rb") as f:
+        return sum(1 for _ in f)
+
+
+def consumer(group):
+    return Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": group,
+                     "auto.offset.reset": "earliest", "enable.auto.commit": False})
+
+
+def high_watermarks(topic):
+    c = consumer(f"hw-{RUN}")
+    try:
+        partitions = len(c.list_topics(topic, timeout=30).topics[topic].partitions)
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+                for p in range(partitions)}
+    finally:
+        c.close()
+
+
+def committed_sum(group, topic):
+    c = consumer(group)
+    try:
+        offsets = c.committed([TopicPartition(topic, p) for p in range(TOPICS[topic])], timeout=30)
+        return sum(max(tp.offset, 0) for tp in offsets)
+    finally:
+        c.close()
+
+
+def read_topic(topic, expected, timeout=30):
+    """Every record of `topic` from the beginning (a fresh group, partitions assigned
+    explicitly): polls until `expected` records or `timeout` seconds."""
+    c = consumer(f"reader-{topic}")
+    records = []
+    try:
+        c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(TOPICS[topic])])
+        deadline = time.time() + timeout
+        while len(records) < expected and time.time() < deadline:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                records.append(m)
+    finally:
+        c.close()
+    return records
+
+
+def offsets_of(records):
+    return collections.Counter((r["topic"], r["partition"], r["offset"]) for r in records)
+
+
+def every_offset(topic):
+    return {(topic, p, o) for p, hw in high_watermarks(topic).items() for o in range(hw)}
+
+
+def retries_then_dead_letters(tmp):
+    """300 messages, offsets divisible by 10 fail on all 3 attempts and are dead-lettered."""
+    topic, dlq = DLQ_TOPIC, DLQ_TOPIC + ".dlq"
+    started = datetime.datetime.now(datetime.timezone.utc)
+    code, s, out = run_host(tmp, "dlq", topic, "--produce", "300", "--group", f"dlq-{RUN}",
+                            "--fail-every", "10", "--retries", "2", "--retry-backoff-ms", "5",
+                            "--exit-when-idle", "1")
+    if code != 0:
+        return  # the rest would only repeat that failure
+    ended = datetime.datetime.now(datetime.timezone.utc)
+    everything = every_offset(topic)
+    failing = {k for k in everything if k[2] % 10 == 0}
+    n_fail = len(failing)
+    check(len(everything) == 300,
+          f"dlq: the topic holds the 300 produced messages ({len(everything)})")
+    t = s["triggers"][0]
+    check(t.get("handled") == 300 - n_fail,
+          f"dlq: summary handled = {300 - n_fail} ({t.get('handled')})")
+    check(t.get("failed") == n_fail, f"dlq: summary failed = {n_fail} ({t.get('failed')})")
+    check(t.get("dead_lettered") == n_fail,
+          f"dlq: summary dead_lettered = {n_fail} ({t.get('dead_lettered')})")
+    check(t.get("retried") == 2 * n_fail,
+          f"dlq: summary retried = {2 * n_fail} ({t.get('retried')})")
+    seen = offsets_of(out)
+    check(not (set(seen) & failing), "dlq: no failing offset in the output")
+    check(set(seen) == everything - failing and all(c == 1 for c in seen.values()),
+          f"dlq: every other offset handled exactly once ({len(seen)} distinct of "
+          f"{len(everything - failing)}, {sum(seen.values())} lines)")
+    committed = sum(s["committed"].get(topic, {}).values())
+    check(committed == 300, f"dlq: summary committed offsets sum to 300, the dead letter writes "
+                            f"completing the failing offsets ({committed})")
+
+    source = {(m.partition(), m.offset()): m for m in read_topic(topic, 300)}
+    letters = read_topic(dlq, n_fail)
+    dlq_total = sum(high_watermarks(dlq).values())
+    check(dlq_total == n_fail, f"dlq: {dlq} holds exactly {n_fail} records ({dlq_total})")
+    by_origin = collections.Counter()
+    problems = []
+    for m in letters:
+        headers = collections.defaultdict(list)
+        for k, v in m.headers() or []:
+            headers[k].append(v.decode() if v is not None else None)
+        h = {k: v[0] for k, v in headers.items()}
+        if sorted(headers) != sorted(KT_HEADERS) or any(len(v) != 1 for v in headers.values()):
+            problems.append(f"headers {sorted(headers)}")
+            continue
+        p, o = int(h["kt-original-partition"]), int(h["kt-original-offset"])
+        by_origin[(h["kt-original-topic"], p, o)] += 1
+        original = source.get((p, o))
+        if original is None:
+            problems.append(f"{p}@{o}: no such source message")
+            continue
+        if m.key() != original.key() or m.value() != original.value():
+            problems.append(f"{p}@{o}: key/value {m.key()!r}/{m.value()!r} differ from the "
+                            f"original {original.key()!r}/{original.value()!r}")
+        expected = {"kt-original-topic": topic, "kt-trigger": f"{topic}.t0", "kt-attempts": "3",
+                    "kt-error-type": "std::runtime_error"}
+        for name, value in expected.items():
+            if h[name] != value:
+                problems.append(f"{p}@{o}: {name} = {h[name]!r}, expected {value!r}")
+        if f"offset {o} fails" not in h["kt-error-message"]:
+            problems.append(f"{p}@{o}: kt-error-message {h['kt-error-message']!r}")
+        failed_at, slack = h["kt-failed-at"], datetime.timedelta(seconds=5)
+        try:
+            at = datetime.datetime.fromisoformat(failed_at.replace("Z", "+00:00"))
+            if at.utcoffset() != datetime.timedelta(0):
+                problems.append(f"{p}@{o}: kt-failed-at {failed_at!r} is not UTC")
+            elif not started - slack <= at <= ended + slack:
+                problems.append(f"{p}@{o}: kt-failed-at {failed_at!r} outside the run "
+                                f"({started.isoformat()} .. {ended.isoformat()})")
+        except ValueError:
+            problems.append(f"{p}@{o}: kt-failed-at {failed_at!r} is not ISO-8601")
+    check(set(by_origin) == failing and all(c == 1 for c in by_origin.values()),
+          f"dlq: the dead letters are exactly the failing messages, once each ({len(by_origin)} "
+          f"distinct of {n_fail}, {len(letters)} read)")
+    check(not problems, f"dlq: every dead letter has the original key, value and all kt-* headers "
+                        f"(kt-attempts 3, kt-trigger {topic}.t0, ISO-8601 UTC kt-failed-at) "
+                        f"({'; '.join(problems[:5])})")
+
+
+def dead_letters_off(tmp):
+    topic = NODLQ_TOPIC
+    code, s, out = run_host(tmp, "nodlq", topic, "--produce", "300", "--group", f"nodlq-{RUN}",
+                            "--fail-every", "10", "--retries", "2", "--retry-backoff-ms", "5",
+                            "--dlq", "off", "--exit-when-idle", "1")
+    if code != 0:
+        return
+    everything = every_offset(topic)
+    failing = {k for k in everything if k[2] % 10 == 0}
+    t = s["triggers"][0]
+    check(t.get("failed") == len(failing),
+          f"dlq off: summary failed = {len(failing)} ({t.get('failed')})")
+    check(t.get("dead_lettered") == 0,
+          f"dlq off: summary dead_lettered = 0 ({t.get('dead_lettered')})")
+    check(t.get("handled") == 300 - len(failing),
+          f"dlq off: summary handled = {300 - len(failing)} ({t.get('handled')})")
+    seen = offsets_of(out)
+    check(set(seen) == everything - failing and all(c == 1 for c in seen.values()),
+          f"dlq off: every non-failing offset handled exactly once ({len(seen)})")
+    committed = sum(s["committed"].get(topic, {}).values())
+    check(committed == 300, f"dlq off: summary committed offsets sum to 300, failed messages "
+                            f"completing their offsets ({committed})")
+    c = consumer(f"meta-{RUN}")
+    try:
+        topics = c.list_topics(timeout=30).topics  # all topics: asks for none, creates none
+    finally:
+        c.close()
+    exists = topic + ".dlq" in topics
+    written = sum(high_watermarks(topic + ".dlq").values()) if exists else 0
+    check(written == 0, f"dlq off: nothing written to {topic}.dlq "
+                        f"({'exists' if exists else 'no such topic'}, {written} records)")
+
+
+def poison_does_not_block_other_keys(tmp):
+    """One partition, 3000 messages (keys key-0..key-999, three each), ordering by key: offsets
+    divisible by 50 fail 4 times (~1.4 s of backoff each) while the other keys keep flowing."""
+    topic, total = POISON_TOPIC, 3000
+    output = os.path.join(tmp, "poison.jsonl")
+    summary = os.path.join(tmp, "poison.json")
+    proc = start_host(tmp, "poison", topic, "--produce", str(total), "--group", f"poison-{RUN}",
+                      "--ordering", "key", "--max-in-flight", "64", "--fail-every", "50",
+                      "--retries", "3", "--retry-backoff-ms", "200", "--handler-ms", "2",
+                      "--exit-when-idle", "2", "--output", output, "--summary-json", summary)
+    healthy = total - total // 50
+    first = all_done = None
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None and all_done is None:
+        lines = line_count(output)
+        if lines and first is None:
+            first = time.time()
+        if lines >= healthy:
+            all_done = time.time()
+        time.sleep(0.02)
+    code = finish(proc, max(deadline - time.time(), 30))
+    check(code == 0, f"poison: kt-host exits with 0 ({exit_status(tmp, 'poison', code)})")
+    if code != 0:
+        return
+    out = read_output(output)
+    failing = {(topic, 0, o) for o in range(0, total, 50)}
+    seen = offsets_of(out)
+    check(set(seen) == {(topic, 0, o) for o in range(total)} - failing
+          and all(c == 1 for c in seen.values()),
+          f"poison: every non-failing message handled once ({len(seen)} of {healthy})")
+    # Under a blocked lane each of the 60 poison messages would hold the others for >= 1.1 s.
+    spread = (all_done - first) if first and all_done else None
+    check(spread is not None and spread < 10,
+          f"poison: the other keys were not held up by the retrying ones (all {healthy} handled "
+          f"{'%.2f s' % spread if spread is not None else 'never'} after the first)")
+    by_key = collections.defaultdict(list)
+    for r in out:
+        by_key[r["key"]].append(r["offset"])
+    disorder = {k: v for k, v in by_key.items() if v != sorted(v)}
+    check(len(by_key) == 980 and not disorder,
+          f"poison: each key's messages handled in offset order ({len(by_key)} keys, out of "
+          f"order: {dict(list(disorder.items())[:3])})")
+    if os.path.exists(summary):
+        with open(summary) as f:
+            t = json.load(f)["triggers"][0]
+        check(t["failed"] == total // 50 and t["retried"] == 3 * (total // 50)
+              and t["dead_lettered"] == total // 50,
+              f"poison: summary failed/retried/dead_lettered = 60/180/60 "
+              f"({t['failed']}/{t['retried']}/{t['dead_lettered']})")
+
+
+def crash_runs(tmp, case, topic, delivery):
+    """Produces 3000 messages on 2 partitions, kills kt-host -9 after 7.5 s of consuming,
+    restarts it (with --exit-when-idle 2) and kills it again if it finds work, then lets a third
+    run finish. Periodic commits start 5 s after an assignment (the cooperative rebalance settle
+    time) and follow every 1 s: handlers of 10 ms (about 200 messages/s) make each kill land
+    mid-stream with some progress committed. Returns the group, the message count and the output
+    records of each run, or None when the first run never handled anything."""
+    group, total, consume_seconds = f"{case}-{RUN}", 3000, 7.5
+    base = ("--group", group, "--delivery", delivery, "--handler-ms", "10",
+            "--property", "session.timeout.ms=6000")  # the dead member leaves the group in 6 s
+    runs = []
+    for run in range(3):
+        name = f"{case}-{run}"
+        output = os.path.join(tmp, f"{name}.jsonl")
+        extra = ["--produce", str(total)] if run == 0 else ["--exit-when-idle", "2"]
+        started = time.time()
+        proc = start_host(tmp, name, topic, *base, "--output", output, *extra)
+        if run < 2:
+            # A restarted run may find nothing to do (at_most_once committed everything it
+            # fetched) and exit by itself when idle.
+            first, deadline = None, time.time() + 60
+            while time.time() < deadline and proc.poll() is None:
+                if first is None and line_count(output):
+                    first = time.time()
+                if first and time.time() - first >= consume_seconds:
+                    break
+                time.sleep(0.02)
+            alive = proc.poll() is None
+            if alive:
+                proc.send_signal(signal.SIGKILL)
+            code = proc.wait()
+            if run == 0:
+                check(alive and first is not None, f"{case}: run 1 was consuming when killed -9 "
+                      f"({exit_status(tmp, name, code, (-signal.SIGKILL,))})")
+                if first is None:
+                    return None  # it never got going: the rest would only repeat that failure
+            else:
+                check(alive or code == 0, f"{case}: run 2 was killed -9 or exited cleanly when "
+                      f"idle ({exit_status(tmp, name, code, (0, -signal.SIGKILL))})")
+            how = "killed -9" if alive else f"exited by itself ({code})"
+        else:
+            code = finish(proc, 90)
+            check(code == 0, f"{case}: the last run exits with 0 ({exit_status(tmp, name, code)})")
+            how = "exited when idle"
+        runs.append(read_output(output))
+        note(f"{case}: run {run + 1} handled {len(runs[-1])}, {how} after "
+             f"{time.time() - started:.1f} s")
+    return group, total, runs
+
+
+def at_most_once_never_redelivers(tmp):
+    result = crash_runs(tmp, "amo", AMO_TOPIC, "at_most_once")
+    if result is None:
+        return
+    group, total, runs = result
+    seen = offsets_of(sum(runs, []))
+    duplicates = {k: c for k, c in seen.items() if c > 1}
+    check(not duplicates, f"at_most_once: no offset handled twice across kill -9 "
+                          f"({len(duplicates)} duplicated, e.g. {list(duplicates.items())[:3]})")
+    everything = every_offset(AMO_TOPIC)
+    check(set(seen) <= everything, "at_most_once: only produced offsets handled")
+    lost = len(everything - set(seen))
+    note(f"at_most_once: {lost} of {len(everything)} messages lost (never handled) across the "
+         f"two kills; allowed for at-most-once")
+    committed = committed_sum(group, AMO_TOPIC)
+    check(committed == total, f"at_most_once: committed offsets reach {total} ({committed})")
+
+
+def at_least_once_never_loses(tmp):
+    result = crash_runs(tmp, "alo", ALO_TOPIC, "at_least_once")
+    if result is None:
+        return
+    group, total, runs = result
+    seen = offsets_of(sum(runs, []))
+    everything = every_offset(ALO_TOPIC)
+    missing = everything - set(seen)
+    check(len(everything) == total and not missing,
+          f"at_least_once: every offset handled at least once across kill -9 "
+          f"({len(missing)} missing of {len(everything)}, e.g. {sorted(missing)[:3]})")
+    duplicates = sum(c - 1 for c in seen.values())
+    note(f"at_least_once: {duplicates} duplicate deliveries across the two kills")
+    # What was committed before a kill is not handled again: the restart resumes past offset 0.
+    restart_starts = {}
+    for r in runs[1]:
+        key = r["partition"]
+        restart_starts[key] = min(restart_starts.get(key, r["offset"]), r["offset"])
+    check(runs[1] and all(o > 0 for o in restart_starts.values()),
+          f"at_least_once: the restart resumed from committed offsets, not from the start "
+          f"(first offsets of run 2 per partition: {restart_starts})")
+    committed = committed_sum(group, ALO_TOPIC)
+    check(committed == total, f"at_least_once: committed offsets reach {total} ({committed})")
+
+
+def batches(tmp):
+    topic = BATCH_TOPIC
+    code, s, out = run_host(tmp, "batch", topic, "--produce", "500", "--group", f"batch-{RUN}",
+                            "--batch", "50", "--exit-when-idle", "1")
+    if code != 0:
+        return
+    seen = offsets_of(out)
+    everything = every_offset(topic)
+    check(len(everything) == 500 and set(seen) == everything
+          and all(c == 1 for c in seen.values()),
+          f"batch: every message handled exactly once ({len(seen)} distinct of "
+          f"{len(everything)}, {sum(seen.values())} lines)")
+    t = s["triggers"][0]
+    check(t.get("handled") == 500, f"batch: summary handled = 500 ({t.get('handled')})")
+    committed = sum(s["committed"].get(topic, {}).values())
+    check(committed == 500, f"batch: summary committed offsets sum to 500 ({committed})")
+
+
+def timed(case, tmp):
+    started = time.time()
+    try:
+        case(tmp)
+    except Exception as e:  # a crashed case is a failure, the others still run
+        check(False, f"{case.__name__} raised {type(e).__name__}: {e}")
+    note(f"{case.__name__}: {time.time() - started:.1f} s")
+
+
+started = time.time()
+try:
+    with tempfile.TemporaryDirectory() as tmp:
+        if not BOOTSTRAP:
+            BOOTSTRAP = start_cluster(KT_CLUSTER, TOPICS)
+        # The crash cases spend most of their time waiting for group rejoins: run them alongside.
+        crash_cases = [threading.Thread(target=timed, args=(case, tmp))
+                       for case in (at_most_once_never_redelivers, at_least_once_never_loses)]
+        for thread in crash_cases:
+            thread.start()
+        for case in (retries_then_dead_letters, dead_letters_off, poison_does_not_block_other_keys,
+                     batches):
+            timed(case, tmp)
+        for thread in crash_cases:
+            thread.join()
+finally:
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+print(f"handler_semantics_test: {len(failures)} failure(s) in {time.time() - started:.1f} s")
+sys.exit(1 if failures else 0)
