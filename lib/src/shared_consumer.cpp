@@ -958,6 +958,9 @@ bool shared_consumer::revokes_drained() const {
 
 void shared_consumer::push_to_shard(unsigned shard, const shard_item& item) {
     auto& link = *links_[shard];
+    // Closed by finish_stop: the runners are drained or cancelled, and the host may destroy them
+    // as soon as the stop completes (the revocation during rd_kafka_consumer_close lands here).
+    if (link.poll_side_gone.load(std::memory_order_relaxed)) return;
     if (!link.pending_to_shard.empty() || !link.to_shard.try_push(item))
         link.pending_to_shard.push_back(item);
     shard_dirty_[shard] = true;
