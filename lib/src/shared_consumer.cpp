@@ -1018,22 +1018,36 @@ bool shared_consumer::close_would_abort() const {
 }
 
 bool shared_consumer::release_messages() {
+    // Once finish_stop closed the links nothing more goes to the shards (they may be gone).
+    const bool links_open = !links_.front()->poll_side_gone.load(std::memory_order_relaxed);
     // Items not handed to a shard yet still hold references: the shards never read them now.
     for (auto& link : links_) {
         for (auto& item : link->pending_to_shard)
             if (item.what == shard_item::kind::deliver) message{item.message};  // drops the ref
-        std::erase_if(link->pending_to_shard, [](const shard_item& item) {
-            return item.what == shard_item::kind::deliver;
-        });
+        if (links_open)
+            std::erase_if(link->pending_to_shard, [](const shard_item& item) {
+                return item.what == shard_item::kind::deliver;
+            });
+        else
+            link->pending_to_shard.clear();
     }
     const auto deadline = steady::now() + 5s;
     while (live_messages_->load(std::memory_order_acquire) > 0 && steady::now() < deadline) {
-        drain_completions();  // the runners report dropped and cancelled work meanwhile
-        flush_pending();
-        notify_shards();
+        if (links_open) {  // the runners report dropped and cancelled work meanwhile
+            drain_completions();
+            flush_pending();
+            notify_shards();
+        }
         std::this_thread::sleep_for(1ms);
     }
     return live_messages_->load(std::memory_order_acquire) == 0;
+}
+
+void shared_consumer::close_queues() {
+    rd_kafka_queue_cb_event_enable(commit_queue_.get(), nullptr, nullptr);
+    rd_kafka_queue_cb_event_enable(consumer_queue_.get(), nullptr, nullptr);
+    commit_queue_.reset();
+    consumer_queue_.reset();
 }
 
 void shared_consumer::recreate() {
@@ -1052,11 +1066,8 @@ void shared_consumer::recreate() {
         revoke_partitions(all.get(), true);
     }
     const bool released = release_messages();
-    rd_kafka_queue_cb_event_enable(commit_queue_.get(), nullptr, nullptr);
-    rd_kafka_queue_cb_event_enable(consumer_queue_.get(), nullptr, nullptr);
-    commit_queue_.reset();  // its pending commits never answer now: fail their waiters
+    close_queues();  // its pending commits never answer now: fail their waiters
     fail_commit_waiters(RD_KAFKA_RESP_ERR__FATAL);
-    consumer_queue_.reset();
     topic_by_handle_.clear();  // topic handles belong to the old client
     {
         std::lock_guard lock(client_mutex_);
@@ -1093,28 +1104,17 @@ void shared_consumer::finish_stop() {
     // The assignor is chosen at JoinGroup: leak that one client instead of aborting the process.
     const bool abort_on_close = close_would_abort();
     if (!abort_on_close) rd_kafka_consumer_close(client_.get());
-    // Queued items still hold message references; release those the shards will never read.
-    for (auto& link : links_) {
-        for (auto& item : link->pending_to_shard)
-            if (item.what == shard_item::kind::deliver) message{item.message};  // drops the ref
-        link->pending_to_shard.clear();
-    }
-    const auto deadline = steady::now() + 5s;
-    while (live_messages_->load(std::memory_order_acquire) > 0 && steady::now() < deadline)
-        std::this_thread::sleep_for(1ms);
+    partitions_.clear();  // releases the partition queues (and gated messages) before the client
+    const bool released = release_messages();
     std::vector<command> late;
     {
         std::lock_guard lock(commands_mutex_);
         closed_ = true;
         late.swap(commands_);
     }
-    partitions_.clear();  // releases the partition queues before the client
     rd_kafka_queue_poll_callback(commit_queue_.get(), 0);  // answers that came in meanwhile
     fail_commit_waiters(RD_KAFKA_RESP_ERR__DESTROY);
-    rd_kafka_queue_cb_event_enable(commit_queue_.get(), nullptr, nullptr);
-    rd_kafka_queue_cb_event_enable(consumer_queue_.get(), nullptr, nullptr);
-    commit_queue_.reset();
-    consumer_queue_.reset();
+    close_queues();
     {
         std::lock_guard lock(client_mutex_);
         if (abort_on_close) {
@@ -1123,7 +1123,7 @@ void shared_consumer::finish_stop() {
                 "(librdkafka < 2.3.0 aborts on it, librdkafka #4312)",
                 group_);
             (void)client_.release();
-        } else if (live_messages_->load() > 0) {
+        } else if (!released) {
             log(log_level::error,
                 "group '{}': {} message(s) still referenced after close (kt::message must not "
                 "outlive its trigger_host); leaking the client rather than blocking",

@@ -145,6 +145,8 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     /// Waits (bounded) until no message of the current client is referenced any more; false if
     /// some still are after the deadline.
     bool release_messages();
+    /// Detaches and destroys the consumer and commit queues (before their client goes).
+    void close_queues();
     /// Fails the explicit commits still awaiting an answer the client will not give any more.
     void fail_commit_waiters(rd_kafka_resp_err_t err);
 

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 
-from kt_processes import check, failures, note, processes, start_cluster
+from kt_processes import check, failures, note, processes, start_cluster, stop_all, timed
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -220,15 +220,6 @@ def crashes(tmp):
          f"over {kills} kills")
 
 
-def timed(case, tmp):
-    started = time.time()
-    try:
-        case(tmp)
-    except Exception as e:
-        check(False, f"{case.__name__} raised {type(e).__name__}: {e}")
-    note(f"{case.__name__}: {time.time() - started:.1f} s")
-
-
 started = time.time()
 try:
     with tempfile.TemporaryDirectory() as tmp:
@@ -243,13 +234,6 @@ try:
         for thread in threads:
             thread.join()
 finally:
-    for proc in processes:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    stop_all()
 print(f"group_test: {len(failures)} failure(s) in {time.time() - started:.1f} s")
 sys.exit(1 if failures else 0)

@@ -17,7 +17,7 @@ import tempfile
 import threading
 import time
 
-from kt_processes import check, failures, note, processes, start_cluster
+from kt_processes import check, failures, note, processes, start_cluster, stop_all, timed
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 KT_HOST, KT_CLUSTER = sys.argv[1], sys.argv[2]
@@ -424,15 +424,6 @@ def batches(tmp):
     check(committed == 500, f"batch: summary committed offsets sum to 500 ({committed})")
 
 
-def timed(case, tmp):
-    started = time.time()
-    try:
-        case(tmp)
-    except Exception as e:  # a crashed case is a failure, the others still run
-        check(False, f"{case.__name__} raised {type(e).__name__}: {e}")
-    note(f"{case.__name__}: {time.time() - started:.1f} s")
-
-
 started = time.time()
 try:
     with tempfile.TemporaryDirectory() as tmp:
@@ -449,13 +440,6 @@ try:
         for thread in crash_cases:
             thread.join()
 finally:
-    for proc in processes:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    stop_all()
 print(f"handler_semantics_test: {len(failures)} failure(s) in {time.time() - started:.1f} s")
 sys.exit(1 if failures else 0)

@@ -3,6 +3,7 @@ a kt-cluster process holding the suite's topics."""
 import select
 import subprocess
 import threading
+import time
 
 failures = []  # what failed, in order
 processes = []  # every process started; the suites kill what is left at exit
@@ -33,3 +34,25 @@ def start_cluster(kt_cluster, topics):
     if not line.startswith("bootstrap: "):
         raise RuntimeError(f"kt-cluster did not print its bootstrap ({line!r})")
     return line.split(" ", 1)[1].strip()
+
+
+def timed(case, tmp):
+    """Runs case(tmp); an exception is a failure (the other cases still run); notes the time."""
+    started = time.time()
+    try:
+        case(tmp)
+    except Exception as e:
+        check(False, f"{case.__name__} raised {type(e).__name__}: {e}")
+    note(f"{case.__name__}: {time.time() - started:.1f} s")
+
+
+def stop_all():
+    """Terminates (then kills) every process still running."""
+    for proc in processes:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
