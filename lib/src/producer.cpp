@@ -200,4 +200,8 @@ std::size_t producer::queue_depth() const noexcept {
     return static_cast<std::size_t>(rd_kafka_outq_len(state_->client.get()));
 }
 
+std::string detail::producer_access::name(const producer& p) {
+    return rd_kafka_name(p.state_->client.get());
+}
+
 }  // namespace kt

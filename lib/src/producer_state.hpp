@@ -5,6 +5,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <string>
 #include <thread>
 
 #include <kt/producer.hpp>
@@ -30,6 +31,8 @@ struct producer::state {
 namespace detail {
 struct producer_access {
     static producer::state& of(producer& p) { return *p.state_; }
+    /// librdkafka's instance name, e.g. "rdkafka#producer-2".
+    static std::string name(const producer& p);
 };
 }  // namespace detail
 

@@ -95,11 +95,15 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
     if (!effective.contains("partition.assignment.strategy"))
         effective.set("partition.assignment.strategy", "cooperative-sticky");
     if (!effective.contains("auto.offset.reset")) effective.set("auto.offset.reset", "earliest");
+    if (!effective.contains("statistics.interval.ms") && options.statistics_interval.count() > 0)
+        effective.set("statistics.interval.ms",
+                      std::to_string(options.statistics_interval.count()));
     cooperative_configured_ =
         effective.get("partition.assignment.strategy").find("cooperative-sticky") !=
         std::string::npos;
     conf_template_ = make_conf(effective);
     rd_kafka_conf_set_rebalance_cb(conf_template_.get(), &shared_consumer::rebalance_trampoline);
+    rd_kafka_conf_set_stats_cb(conf_template_.get(), &shared_consumer::statistics_trampoline);
     rd_kafka_conf_set_opaque(conf_template_.get(), this);
     group_ = config.get("group.id");
 
@@ -133,6 +137,12 @@ void shared_consumer::open_client() {
         client_ = std::move(client);
     }
     rd_kafka_poll_set_consumer(client_.get());
+    {
+        std::lock_guard lock(metrics_mutex_);
+        client_name_ = rd_kafka_name(client_.get());
+        statistics_.reset();
+        statistics_rates_ = {};
+    }
     consumer_queue_.reset(rd_kafka_queue_get_consumer(client_.get()));
     commit_queue_.reset(rd_kafka_queue_new(client_.get()));
     rd_kafka_queue_cb_event_enable(consumer_queue_.get(), &shared_consumer::queue_event, this);
@@ -318,7 +328,13 @@ void shared_consumer::run() {
     next_commit_ = steady::now() + options_.commit_interval;
     while (!stopped_) {
         run_commands();
-        if (!stopping_ && rd_kafka_fatal_error(client_.get(), nullptr, 0)) recreate();
+        if (!stopping_) {
+            char reason[512] = "";
+            if (rd_kafka_fatal_error(client_.get(), reason, sizeof reason))
+                recreate(fmt::format("fatal consumer error ({})", reason));
+            check_outage();
+        }
+        if (steady::now() >= next_partition_view_) publish_partitions();
         // One subscribe per command batch, so triggers added together cause one join.
         if (subscription_dirty_ && !stopping_) resubscribe();
         drain_completions();
@@ -537,6 +553,12 @@ void shared_consumer::handle_consume_error(const rd_kafka_message_t* raw) {
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__FATAL) return;  // the poll loop recreates the client
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !all_down_since_) {
+        all_down_since_ = steady::now();
+        recovering_.store(true, std::memory_order_relaxed);
+        std::lock_guard lock(metrics_mutex_);
+        recovery_reason_ = "no broker reachable";
+    }
     log(log_level::warning, "group '{}': consume error on '{}': {}", group_, topic,
         rd_kafka_message_errstr(raw));
 }
@@ -718,7 +740,14 @@ void shared_consumer::record_committed(const rd_kafka_topic_partition_list_t* of
 
 void shared_consumer::rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                            rd_kafka_topic_partition_list_t* partitions, void*) {
-    static_cast<shared_consumer*>(rd_kafka_opaque(rk))->on_rebalance(err, partitions);
+    auto* self = static_cast<shared_consumer*>(rd_kafka_opaque(rk));
+    const auto started = steady::now();
+    self->on_rebalance(err, partitions);
+    const auto took = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - started).count());
+    self->rebalance_ns_total_.fetch_add(took, std::memory_order_relaxed);
+    self->last_rebalance_ns_.store(took, std::memory_order_relaxed);
+    self->next_partition_view_ = steady::now();  // show the new assignment soon
 }
 
 void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
@@ -1050,12 +1079,14 @@ void shared_consumer::close_queues() {
     consumer_queue_.reset();
 }
 
-void shared_consumer::recreate() {
-    char reason[512] = "";
-    rd_kafka_fatal_error(client_.get(), reason, sizeof reason);
-    log(log_level::error,
-        "group '{}': fatal consumer error ({}); {} partition(s) lost, recreating the consumer",
-        group_, reason, partitions_.size());
+void shared_consumer::recreate(const std::string& reason) {
+    log(log_level::error, "group '{}': {}; {} partition(s) lost, recreating the consumer", group_,
+        reason, partitions_.size());
+    recovering_.store(true, std::memory_order_relaxed);
+    {
+        std::lock_guard lock(metrics_mutex_);
+        recovery_reason_ = reason;
+    }
     const auto started = steady::now();
     // Its partitions are lost: this member cannot commit for them any more.
     if (!partitions_.empty()) {
@@ -1091,8 +1122,110 @@ void shared_consumer::recreate() {
     subscribed_.clear();
     subscription_dirty_ = true;  // the poll loop subscribes the new client to the same topics
     recreations_.fetch_add(1, std::memory_order_relaxed);
+    // Recovering until the new client's statistics show a broker up.
+    if (options_.statistics_interval.count() <= 0 && !all_down_since_)
+        recovering_.store(false, std::memory_order_relaxed);
+    publish_partitions();
     log(log_level::warning, "group '{}': consumer recreated in {} ms; rejoining the group", group_,
         std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started).count());
+}
+
+void shared_consumer::check_outage() {
+    const auto after = options_.outage_recreate_after;
+    if (!all_down_since_ || after.count() <= 0) return;
+    const auto limit = after * (1u << std::min(outage_recreations_in_row_, 4u));
+    const auto down_for = steady::now() - *all_down_since_;
+    if (down_for < limit) return;
+    ++outage_recreations_in_row_;
+    recreate(fmt::format("no broker reachable for {} s",
+                         std::chrono::duration_cast<std::chrono::seconds>(down_for).count()));
+    all_down_since_ = steady::now();  // still an outage until a broker is reported up
+}
+
+int shared_consumer::statistics_trampoline(rd_kafka_t*, char* json, std::size_t length,
+                                           void* opaque) {
+    static_cast<shared_consumer*>(opaque)->on_statistics({json, length});
+    return 0;  // librdkafka frees the JSON
+}
+
+void shared_consumer::on_statistics(std::string_view json) {
+    auto parsed = parse_statistics(json);
+    if (!parsed) return;
+    if (parsed->any_broker_up) {
+        all_down_since_.reset();
+        outage_recreations_in_row_ = 0;
+        recovering_.store(false, std::memory_order_relaxed);
+    } else if (!all_down_since_ && !parsed->brokers.empty()) {
+        all_down_since_ = steady::now();
+        recovering_.store(true, std::memory_order_relaxed);
+    }
+    std::lock_guard lock(metrics_mutex_);
+    if (!parsed->any_broker_up) recovery_reason_ = "no broker reachable";
+    if (statistics_) statistics_rates_ = rates_between(*statistics_, *parsed);
+    statistics_ = std::move(parsed);
+}
+
+void shared_consumer::publish_partitions() {
+    next_partition_view_ = steady::now() + 500ms;
+    std::vector<std::pair<std::uint32_t, partition_metrics>> view;
+    const auto acknowledged = committed();
+    for (const auto& [id, state] : partitions_) {
+        const auto& topic = topics_[id.first];
+        partition_metrics p{.topic = topic, .partition = id.second, .paused = state.paused};
+        if (auto t = acknowledged.find(topic); t != acknowledged.end())
+            if (auto c = t->second.find(id.second); c != t->second.end()) p.committed = c->second;
+        std::int64_t low = -1, high = -1;
+        if (client_ &&
+            !rd_kafka_get_watermark_offsets(client_.get(), topic.c_str(), id.second, &low, &high) &&
+            high >= 0)
+            p.high_watermark = high;
+        if (p.high_watermark >= 0 && p.committed >= 0)
+            p.lag = std::max<std::int64_t>(0, p.high_watermark - p.committed);
+        const auto& route = routes_[id.first];
+        for (std::size_t i = 0; i < route.size() && i < state.trackers.size(); ++i) {
+            p.backlog = state.trackers[i].backlog();
+            view.emplace_back(route[i].trigger->id, p);
+        }
+    }
+    std::vector<std::string> topics;
+    for (std::size_t i = 0; i < topics_.size(); ++i)
+        if (!routes_[i].empty()) topics.push_back(topics_[i]);
+    std::lock_guard lock(metrics_mutex_);
+    partition_view_ = std::move(view);
+    topics_view_ = std::move(topics);
+}
+
+shared_consumer::metrics_view shared_consumer::metrics() const {
+    const auto counters = stats();
+    metrics_view view;
+    auto& m = view.consumer;
+    m.group = group_;
+    m.assigned_partitions = counters.assigned_partitions;
+    m.rebalances = counters.rebalances;
+    m.recreations = counters.recreations;
+    m.rebalance_seconds_total =
+        static_cast<double>(rebalance_ns_total_.load(std::memory_order_relaxed)) / 1e9;
+    m.last_rebalance_seconds =
+        static_cast<double>(last_rebalance_ns_.load(std::memory_order_relaxed)) / 1e9;
+    m.recovering = recovering_.load(std::memory_order_relaxed);
+    std::lock_guard lock(metrics_mutex_);
+    m.client = client_name_;
+    m.topics = topics_view_;
+    if (m.recovering) m.recovery_reason = recovery_reason_;
+    m.threads = 2;  // the poll thread and librdkafka's main thread, plus one per broker below
+    if (statistics_) {
+        m.threads += static_cast<unsigned>(statistics_->broker_threads);
+        m.consumer_lag = statistics_->consumer_lag;
+        m.rxmsgs = statistics_->rxmsgs;
+        m.fetchq_cnt = statistics_->fetchq_cnt;
+        m.group_state = statistics_->join_state;
+        m.brokers = statistics_->brokers;
+        m.consume_rate = statistics_rates_.consume_rate;
+        m.lag_rate = statistics_rates_.lag_rate;
+        view.topic_partitions = statistics_->topic_partitions;
+    }
+    view.partitions = partition_view_;
+    return view;
 }
 
 void shared_consumer::finish_stop() {

@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -18,6 +19,7 @@
 
 #include <kt/trigger_host.hpp>
 
+#include "consumer_statistics.hpp"
 #include "offset_tracker.hpp"
 #include "rdkafka_handles.hpp"
 #include "shard_link.hpp"
@@ -65,6 +67,14 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     committed_offsets committed() const;
     /// Counters for trigger_host::consumer_stats (thread-safe; `triggers` left at 0).
     consumer_stats stats() const;
+    /// This consumer's metrics (`triggers` left at 0) and its partitions as each trigger (by id)
+    /// sees them; partition figures are refreshed by the poll thread every ~500 ms. Thread-safe.
+    struct metrics_view {
+        consumer_metrics consumer;
+        std::vector<std::pair<std::uint32_t, partition_metrics>> partitions;
+        std::map<std::string, std::size_t> topic_partitions;  ///< from statistics
+    };
+    metrics_view metrics() const;
 
   private:
     struct route_entry {
@@ -136,9 +146,16 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     void set_paused(const partition_id& id, bool paused);
     /// Creates the client from conf_template_ and its queues (start and recreate).
     void open_client();
-    /// Replaces a client that hit a fatal error: its partitions are lost (handlers cancelled,
-    /// nothing committed), a new client with the same config subscribes to the same topics.
-    void recreate();
+    /// Replaces a client that hit a fatal error or a long outage: its partitions are lost
+    /// (handlers cancelled, nothing committed), a new client with the same config subscribes to
+    /// the same topics.
+    void recreate(const std::string& reason);
+    /// Recreates the client once no broker was reachable for outage_recreate_after (doubling
+    /// while the outage lasts, up to 16×).
+    void check_outage();
+    void on_statistics(std::string_view json);
+    /// Refreshes partition_view_ for metrics().
+    void publish_partitions();
     /// librdkafka < 2.3.0 aborts when closing a cooperative consumer that joined but was never
     /// assigned (librdkafka #4312).
     bool close_would_abort() const;
@@ -158,6 +175,7 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
 
     static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                      rd_kafka_topic_partition_list_t* partitions, void* opaque);
+    static int statistics_trampoline(rd_kafka_t* rk, char* json, std::size_t length, void* opaque);
     static void commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                   rd_kafka_topic_partition_list_t* offsets, void* opaque);
 
@@ -229,6 +247,19 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
 
     std::atomic<std::uint64_t> rebalances_{0}, recreations_{0};
     std::atomic<std::size_t> assigned_count_{0};
+
+    std::optional<std::chrono::steady_clock::time_point> all_down_since_;  // poll thread
+    unsigned outage_recreations_in_row_ = 0;
+    std::chrono::steady_clock::time_point next_partition_view_;
+    std::atomic<std::uint64_t> rebalance_ns_total_{0}, last_rebalance_ns_{0};
+    std::atomic<bool> recovering_{false};
+    mutable std::mutex metrics_mutex_;  // guards the fields below (poll thread writes)
+    std::optional<consumer_statistics> statistics_;
+    statistics_rates statistics_rates_;
+    std::vector<std::pair<std::uint32_t, partition_metrics>> partition_view_;
+    std::vector<std::string> topics_view_;
+    std::string client_name_;
+    std::string recovery_reason_;
 
     mutable std::mutex committed_mutex_;
     committed_offsets committed_;

@@ -146,7 +146,7 @@ void transaction_cycle::finished(const work_items& work, std::exception_ptr erro
     // Out of attempts: the next transaction writes its dead letter (or, without a dead letter
     // topic, skips it) instead of running the handler again; this one aborts either way, so no
     // partial output of the failed attempt is ever committed.
-    if (again) runner_.retried.fetch_add(1, std::memory_order_relaxed);
+    if (again) add_local(runner_.retried, 1);
     if (!again)
         dead_letter_[key] = {describe_failure(error), attempt,
                              !runner_.owner().dead_letter_topic.empty()};

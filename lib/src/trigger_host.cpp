@@ -15,6 +15,8 @@
 #include <future>
 
 #include "log.hpp"
+#include "monitoring.hpp"
+#include "producer_state.hpp"
 #include "shared_consumer.hpp"
 #include "trigger_runner.hpp"
 
@@ -243,6 +245,57 @@ class host_core : public std::enable_shared_from_this<host_core> {
         return all;
     }
 
+    metrics_snapshot metrics() const {
+        metrics_snapshot snapshot{.taken = std::chrono::system_clock::now(),
+                                  .process_threads = process_thread_count()};
+        std::lock_guard lock(mutex_);
+        std::map<const shared_consumer*, shared_consumer::metrics_view> views;
+        std::map<std::string, group_load> groups;
+        for (const auto& [key, entry] : pool_) {
+            auto view = entry.consumer->metrics();
+            view.consumer.triggers = entry.references;
+            add_load(groups[view.consumer.group], view);
+            snapshot.consumers.push_back(view.consumer);
+            views.emplace(entry.consumer.get(), std::move(view));
+        }
+        auto add_trigger = [&](const trigger_state& trigger) {
+            auto m = trigger.metrics();
+            if (trigger.consumer) {
+                m.group = trigger.consumer->group();
+                if (auto v = views.find(trigger.consumer.get()); v != views.end())
+                    for (const auto& [id, partition] : v->second.partitions)
+                        if (id == trigger.id) m.partitions.push_back(partition);
+            }
+            snapshot.triggers.push_back(std::move(m));
+        };
+        for (const auto& [name, entry] : triggers_) add_trigger(*entry.trigger);
+        for (const auto& trigger : retired_) add_trigger(*trigger);
+        for (const auto& [key, producer] : producers_)
+            snapshot.producers.push_back({.name = producer_access::name(*producer),
+                                          .delivered = producer->delivered(),
+                                          .failed = producer->failed(),
+                                          .queue_depth = producer->queue_depth()});
+        for (const auto& [group, load] : groups)
+            snapshot.scaling.push_back(advise_scaling(load, options_.health));
+        snapshot.health = assess_health(snapshot, options_.health, started_, stopped_);
+        return snapshot;
+    }
+
+    bool set_paused(const std::string& name, bool paused) {
+        std::shared_ptr<trigger_state> trigger;
+        {
+            std::lock_guard lock(mutex_);
+            auto it = triggers_.find(name);
+            if (it == triggers_.end()) return false;
+            trigger = it->second.trigger;
+        }
+        if (trigger->paused.exchange(paused) == paused || paused) return true;
+        log(log_level::info, "trigger '{}' resumed", name);
+        for (unsigned shard = 0; shard < trigger->runners.size(); ++shard)
+            asio::post(rt_.shard(shard), [trigger, shard] { trigger->runners[shard]->pump(); });
+        return true;
+    }
+
     committed_offsets committed() const {
         std::lock_guard lock(mutex_);
         committed_offsets merged;
@@ -337,6 +390,20 @@ class host_core : public std::enable_shared_from_this<host_core> {
                 return;
             }
         }
+    }
+
+    /// Adds one consumer's view to its group's load (partitions counted once per topic).
+    static void add_load(group_load& load, const shared_consumer::metrics_view& view) {
+        load.group = view.consumer.group;
+        load.assigned += view.consumer.assigned_partitions;
+        load.lag += view.consumer.consumer_lag;
+        load.consume_rate += view.consumer.consume_rate;
+        load.lag_rate += view.consumer.lag_rate;
+        for (const auto& topic : view.consumer.topics)
+            if (auto it = view.topic_partitions.find(topic); it != view.topic_partitions.end())
+                load.topic_partitions[topic] = it->second;
+        load.partitions = 0;
+        for (const auto& [topic, count] : load.topic_partitions) load.partitions += count;
     }
 
     runtime& rt_;
@@ -443,6 +510,21 @@ asio::awaitable<void> trigger_host::commit() {
 std::size_t trigger_host::consumer_count() const {
     return core_->consumer_count();
 }
+metrics_snapshot trigger_host::metrics() const {
+    return core_->metrics();
+}
+health_report trigger_host::health() const {
+    return core_->metrics().health;
+}
+bool trigger_host::pause_trigger(const std::string& name) {
+    if (!core_->set_paused(name, true)) return false;
+    detail::log(log_level::info, "trigger '{}' paused", name);
+    return true;
+}
+bool trigger_host::resume_trigger(const std::string& name) {
+    return core_->set_paused(name, false);
+}
+
 std::vector<trigger_stats> trigger_host::stats() const {
     return core_->stats();
 }

@@ -23,6 +23,10 @@ using namespace std::chrono_literals;
 namespace kt::detail {
 namespace {
 
+std::int64_t steady_ns(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
 std::uint64_t fnv1a(std::string_view text) noexcept {
     std::uint64_t hash = 14695981039346656037ull;
     for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
@@ -211,7 +215,7 @@ asio::awaitable<void> run_work(std::shared_ptr<trigger_state> trigger, trigger_r
             work.size() > 1 ? fmt::format(" (batch of {})", work.size()) : std::string{}, attempt,
             max_attempts, describe_failure(error).second, again ? "; retrying" : "");
         if (!again) break;
-        runner->retried.fetch_add(1, std::memory_order_relaxed);
+        add_local(runner->retried, 1);
         if (!co_await sleep_for(runner->backoff(policy, attempt))) {
             runner->finish(work, outcome::cancelled);
             co_return;
@@ -264,6 +268,35 @@ trigger_stats trigger_state::stats() const {
         s.in_flight += runner->in_flight.load(std::memory_order_relaxed);
     }
     return s;
+}
+
+trigger_metrics trigger_state::metrics() const {
+    const auto totals = stats();
+    trigger_metrics m{.name = totals.name,
+                      .topic = totals.topic,
+                      .handled = totals.handled,
+                      .failed = totals.failed,
+                      .retried = totals.retried,
+                      .dead_lettered = totals.dead_lettered,
+                      .in_flight = totals.in_flight,
+                      .paused = paused.load(std::memory_order_relaxed)};
+    std::int64_t oldest = 0;
+    for (const auto& runner : runners) {
+        auto& histogram = m.handler_duration;
+        for (std::size_t i = 0; i < histogram.counts.size(); ++i) {
+            const auto n = runner->durations[i].load(std::memory_order_relaxed);
+            histogram.counts[i] += n;
+            histogram.count += n;
+        }
+        histogram.sum_seconds +=
+            static_cast<double>(runner->duration_sum_ns.load(std::memory_order_relaxed)) / 1e9;
+        const auto since = runner->oldest_running_since_ns.load(std::memory_order_relaxed);
+        if (since != 0 && (oldest == 0 || since < oldest)) oldest = since;
+    }
+    if (oldest != 0)
+        m.oldest_in_flight_seconds = std::max(
+            0.0, static_cast<double>(steady_ns(std::chrono::steady_clock::now()) - oldest) / 1e9);
+    return m;
 }
 
 trigger_runner::trigger_runner(trigger_state& owner, unsigned shard_index,
@@ -355,6 +388,7 @@ work_items trigger_runner::take_work(lane& l) {
 }
 
 void trigger_runner::pump() {
+    if (owner_.paused.load(std::memory_order_relaxed)) return;
     if (txn_ && !txn_->admits()) {
         if (!ready_.empty()) txn_->want();
         return;
@@ -374,10 +408,7 @@ void trigger_runner::pump() {
 }
 
 void trigger_runner::start(std::uint64_t lane_id, work_items work) {
-    lanes_[lane_id].busy = true;
-    ++running_;
-    ++running_by_partition_[work.front().partition()];
-    in_flight.store(running_, std::memory_order_relaxed);
+    work_started(lane_id, work.front().partition());
     if (owner_.inbox) {
         // Pull-style: the subscriber calls complete(), which comes back as complete_pulled().
         asio::post(
@@ -408,15 +439,56 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
             }));
 }
 
+void trigger_runner::work_started(std::uint64_t lane_id, std::int32_t partition) {
+    auto& l = lanes_[lane_id];
+    l.busy = true;
+    l.run_seq = next_run_seq_++;
+    l.started = std::chrono::steady_clock::now();
+    running_since_.emplace_back(l.run_seq, l.started);
+    if (running_since_.size() == 1) publish_oldest();
+    ++running_;
+    ++running_by_partition_[partition];
+    in_flight.store(running_, std::memory_order_relaxed);
+}
+
+void trigger_runner::work_ended(const message& first) {
+    --running_;
+    --running_by_partition_[first.partition()];
+    in_flight.store(running_, std::memory_order_relaxed);
+    auto it = lanes_.find(lane_of(first));
+    if (it == lanes_.end()) return;  // cancelled at stop: lanes are gone
+    const auto seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - it->second.started);
+    const auto& bounds = duration_histogram::bounds;
+    const auto bucket = static_cast<std::size_t>(
+        std::lower_bound(bounds.begin(), bounds.end(), seconds.count()) - bounds.begin());
+    add_local(durations[bucket], 1);
+    add_local(duration_sum_ns,
+              static_cast<std::uint64_t>(
+                  std::chrono::duration_cast<std::chrono::nanoseconds>(seconds).count()));
+    const auto seq = it->second.run_seq;
+    auto running = std::lower_bound(running_since_.begin(), running_since_.end(),
+                                    std::pair{seq, std::chrono::steady_clock::time_point::min()});
+    if (running != running_since_.end() && running->first == seq) {
+        const bool was_oldest = running == running_since_.begin();
+        running_since_.erase(running);
+        if (was_oldest) publish_oldest();
+    }
+}
+
+void trigger_runner::publish_oldest() {
+    oldest_running_since_ns.store(
+        running_since_.empty() ? 0 : steady_ns(running_since_.front().second),
+        std::memory_order_relaxed);
+}
+
 void trigger_runner::complete_pulled(const message& m) {
     finish(work_items{m}, outcome::handled);
 }
 
 void trigger_runner::finish(const work_items& work, outcome result) {
-    --running_;
-    in_flight.store(running_, std::memory_order_relaxed);
+    work_ended(work.front());
     const auto partition = work.front().partition();
-    --running_by_partition_[partition];
     if (cancelled_) return;
     if (result == outcome::cancelled) {
         // Cancelled with its revoked partition: never reported done, redelivered to the next
@@ -431,13 +503,13 @@ void trigger_runner::finish(const work_items& work, outcome result) {
     const auto n = static_cast<std::uint64_t>(work.size());
     switch (result) {
         case outcome::handled:
-            handled.fetch_add(n, std::memory_order_relaxed);
+            add_local(handled, n);
             break;
         case outcome::dead_lettered:
-            dead_lettered.fetch_add(n, std::memory_order_relaxed);
+            add_local(dead_lettered, n);
             [[fallthrough]];
         case outcome::failed:
-            failed.fetch_add(n, std::memory_order_relaxed);
+            add_local(failed, n);
             break;
         case outcome::cancelled:
             break;
@@ -501,9 +573,7 @@ void trigger_runner::release_lane(const message& first) {
 
 void trigger_runner::finish_in_transaction(const work_items& work, std::exception_ptr error,
                                            outcome result) {
-    --running_;
-    in_flight.store(running_, std::memory_order_relaxed);
-    --running_by_partition_[work.front().partition()];
+    work_ended(work.front());
     if (cancelled_) return;
     txn_->finished(work, error, result);
     release_lane(work.front());
@@ -514,9 +584,9 @@ void trigger_runner::finish_in_transaction(const work_items& work, std::exceptio
 void trigger_runner::report_committed(const std::vector<message>& done, std::size_t dead,
                                       std::size_t gave_up) {
     if (cancelled_) return;
-    handled.fetch_add(done.size() - dead - gave_up, std::memory_order_relaxed);
-    dead_lettered.fetch_add(dead, std::memory_order_relaxed);
-    failed.fetch_add(dead + gave_up, std::memory_order_relaxed);
+    add_local(handled, done.size() - dead - gave_up);
+    add_local(dead_lettered, dead);
+    add_local(failed, dead + gave_up);
     for (const auto& m : done) link_.push_completion(completion_of(m, owner_.id));
     std::vector<std::int32_t> revoking;
     for (const auto& [partition, generation] : revoking_) revoking.push_back(partition);
@@ -557,6 +627,8 @@ void trigger_runner::cancel() {
     cancelled_ = true;
     if (txn_) txn_->cancel();
     lanes_.clear();
+    running_since_.clear();
+    publish_oldest();
     ready_.clear();
     for (auto& [id, work] : signals_) work.signal->emit(asio::cancellation_type::all);
 }

@@ -2,6 +2,7 @@
 // letters, batches and cancellation.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -67,6 +68,8 @@ class trigger_state : public std::enable_shared_from_this<trigger_state> {
     /// Creates one runner per shard, bound to the consumer's links.
     void bind(runtime& rt, std::shared_ptr<shared_consumer> owner);
     trigger_stats stats() const;
+    /// Counters, handler durations and the oldest running handler, summed over shards.
+    trigger_metrics metrics() const;
     bool is_batch() const noexcept { return static_cast<bool>(code.batch); }
 
     const std::uint32_t id;
@@ -87,6 +90,8 @@ class trigger_state : public std::enable_shared_from_this<trigger_state> {
     std::shared_ptr<kt::producer> output;  // transform triggers (not exactly_once)
     std::shared_ptr<shared_consumer> consumer;
     std::vector<std::unique_ptr<trigger_runner>> runners;  // runners[i] lives on shard i
+    /// pause_trigger(): runners start no new work while set.
+    std::atomic<bool> paused{false};
 
   private:
     std::mutex dead_letters_mutex_;
@@ -141,6 +146,10 @@ class trigger_runner {
     std::atomic<std::uint64_t> retried{0};
     std::atomic<std::uint64_t> dead_lettered{0};
     std::atomic<std::uint64_t> in_flight{0};
+    std::array<std::atomic<std::uint64_t>, duration_histogram::bounds.size() + 1> durations{};
+    std::atomic<std::uint64_t> duration_sum_ns{0};
+    /// steady_clock nanoseconds when the oldest running work started; 0 when none runs.
+    std::atomic<std::int64_t> oldest_running_since_ns{0};
 
   private:
     friend class transaction_cycle;
@@ -152,7 +161,14 @@ class trigger_runner {
         std::chrono::steady_clock::time_point oldest_since{};
         std::unique_ptr<boost::asio::steady_timer> batch_timer;
         bool batch_timer_armed = false;
+        // The work running in this lane: its sequence number and start.
+        std::uint64_t run_seq = 0;
+        std::chrono::steady_clock::time_point started{};
     };
+    /// Bookkeeping shared by every way work starts and ends (counts, durations, oldest).
+    void work_started(std::uint64_t lane_id, std::int32_t partition);
+    void work_ended(const message& first);
+    void publish_oldest();
 
     std::uint64_t lane_of(const message& m) const;
     void enqueue_ready(std::uint64_t lane_id, lane& l);
@@ -173,6 +189,9 @@ class trigger_runner {
     bool cancelled_ = false;
     bool fence_reported_ = false;
     std::uint64_t next_run_id_ = 0;
+    std::uint64_t next_run_seq_ = 0;
+    /// (run_seq, start) of running work in start order; bounded by max_in_flight.
+    std::vector<std::pair<std::uint64_t, std::chrono::steady_clock::time_point>> running_since_;
     void report_revoke_if_done(std::int32_t partition);
     struct running_work {
         std::int32_t partition;
@@ -190,6 +209,12 @@ class trigger_runner {
 std::pair<std::string, std::string> describe_failure(const std::exception_ptr& error);
 /// Whether `policy` retries `error` (default: everything except kt::permanent_error).
 bool retryable(const retry_policy& policy, const std::exception_ptr& error);
+
+/// Adds to a counter that only one shard writes: a plain load and store, no atomic
+/// read-modify-write (readers on other threads see it relaxed).
+inline void add_local(std::atomic<std::uint64_t>& counter, std::uint64_t n) {
+    counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
 
 /// Shard that owns (topic, partition): fixed, so a partition's order is kept on one thread.
 unsigned shard_of(std::string_view topic, std::int32_t partition, unsigned shard_count) noexcept;

@@ -310,7 +310,9 @@ void run_scenario(const std::string& name, const std::function<void(scenario&)>&
     commit_watch watch(group, topic, handled);
     {
         kt::runtime rt{two_shards};
-        kt::trigger_host host{rt, {.commit_interval = 100ms}};
+        kt::trigger_host host{
+            rt,
+            {.commit_interval = 100ms, .statistics_interval = 500ms, .outage_recreate_after = 4s}};
         host.add_trigger({.name = name, .topic = topic, .consumer = k.consumer(group)},
                          [&](const kt::message& m) -> asio::awaitable<void> {
                              if (handler_time > 0ms) {  // I/O: faults catch handlers running
@@ -514,4 +516,33 @@ BOOST_AUTO_TEST_CASE(partitions_lost_and_given_back_resume_where_their_work_was_
             BOOST_TEST(s.all_partitions_advance(), "every partition is consumed again");
         },
         50ms);
+}
+
+BOOST_AUTO_TEST_CASE(a_long_outage_of_every_broker_recreates_the_consumer_and_loses_nothing) {
+    if (!fault_injection_available()) return;
+    run_scenario("outage", [](scenario& s) {
+        auto recreations = [&] {
+            const auto consumers = s.host.consumer_stats();
+            return consumers.empty() ? 0 : consumers.front().recreations;
+        };
+        for (int broker : {1, 2, 3}) s.cluster.set_broker_down(broker, true);
+        kt::health_report health;
+        BOOST_TEST(wait_until(
+                       [&] {
+                           health = s.host.health();
+                           return !health.healthy;
+                       },
+                       10s),
+                   "health reports the outage");
+        BOOST_TEST((!health.reasons.empty() &&
+                    health.reasons.front().find("no broker reachable") != std::string::npos),
+                   "reason: " << (health.reasons.empty() ? "" : health.reasons.front()));
+        // outage_recreate_after is 4 s: the client is replaced while the brokers are still down.
+        BOOST_TEST(wait_until([&] { return recreations() >= 1; }, 20s),
+                   "the consumer was recreated during the outage (" << recreations() << ")");
+        for (int broker : {1, 2, 3}) s.cluster.set_broker_down(broker, false);
+        BOOST_TEST(s.all_partitions_advance(), "every partition is consumed after the outage");
+        BOOST_TEST(wait_until([&] { return s.host.health().healthy; }, 20s),
+                   "healthy again once a broker is reachable");
+    });
 }

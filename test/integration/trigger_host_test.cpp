@@ -385,3 +385,157 @@ BOOST_AUTO_TEST_CASE(a_trigger_added_during_the_first_group_join_still_gets_its_
     stop_host(rt, host);
     BOOST_TEST(log.duplicates() == 0u);
 }
+
+namespace {
+
+const kt::trigger_metrics* find_trigger(const kt::metrics_snapshot& s, const std::string& name) {
+    for (const auto& t : s.triggers)
+        if (t.name == name) return &t;
+    return nullptr;
+}
+
+std::int64_t committed_in(const kt::trigger_metrics& t) {
+    std::int64_t total = 0;
+    for (const auto& p : t.partitions) total += std::max<std::int64_t>(0, p.committed);
+    return total;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(metrics_count_what_was_handled_and_show_partitions_lag_and_librdkafka_stats) {
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("metrics", 3, 300);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt, {.commit_interval = 100ms, .statistics_interval = 200ms}};
+    handled_log log;
+    host.add_trigger({.name = "fast", .topic = topic, .consumer = k.consumer(group)},
+                     recording(log, "fast"));
+    host.add_trigger({.name = "failing",
+                      .topic = topic,
+                      .consumer = k.consumer(group),
+                      .retry = {.max_attempts = 2, .initial_backoff = 1ms},
+                      .dead_letter = {.enabled = false}},
+                     [](const kt::message& m) -> asio::awaitable<void> {
+                         if (m.offset() % 10 == 0) throw std::runtime_error("every tenth");
+                         co_return;
+                     });
+    BOOST_TEST(!host.health().ready);  // not started
+    host.start();
+
+    // Partition figures refresh every ~500 ms and statistics every 200 ms: wait for both.
+    kt::metrics_snapshot s;
+    BOOST_TEST_REQUIRE(wait_until([&] {
+        s = host.metrics();
+        const auto* fast = find_trigger(s, "fast");
+        return fast && fast->handled == 300 && committed_in(*fast) == 300 && !s.consumers.empty() &&
+               s.consumers.front().rxmsgs >= 300;
+    }));
+    const auto& fast = *find_trigger(s, "fast");
+    const auto& failing = *find_trigger(s, "failing");
+    BOOST_TEST(fast.group == group);
+    BOOST_TEST(fast.handler_duration.count == 300u);
+    BOOST_TEST(fast.in_flight == 0u);
+    BOOST_TEST(fast.oldest_in_flight_seconds == 0.0);
+    BOOST_TEST(fast.partitions.size() == 3u);
+    for (const auto& p : fast.partitions) {
+        BOOST_TEST(p.topic == topic);
+        BOOST_TEST(p.high_watermark == p.committed);
+        BOOST_TEST(p.lag == 0);
+        BOOST_TEST(p.backlog == 0u);
+        BOOST_TEST(!p.paused);
+    }
+    // Offsets 0, 10, ... of each partition fail twice (one retry) and are dropped.
+    std::uint64_t tenth = 0;
+    for (const auto& p : fast.partitions)
+        tenth += static_cast<std::uint64_t>((p.committed + 9) / 10);
+    BOOST_TEST(failing.failed == tenth);
+    BOOST_TEST(failing.retried == tenth);
+    BOOST_TEST(failing.handled == 300 - tenth);
+    BOOST_TEST(failing.handler_duration.count == 300u);
+
+    BOOST_TEST_REQUIRE(s.consumers.size() == 1u);
+    const auto& consumer = s.consumers.front();
+    BOOST_TEST(consumer.group == group);
+    BOOST_TEST(consumer.triggers == 2u);
+    BOOST_TEST(consumer.assigned_partitions == 3u);
+    BOOST_TEST(consumer.rebalances >= 1u);
+    BOOST_TEST(consumer.rebalance_seconds_total > 0.0);
+    BOOST_TEST(!consumer.recovering);
+    BOOST_TEST(!consumer.brokers.empty());
+    BOOST_TEST(consumer.threads > 2u);
+    BOOST_TEST(consumer.client.find("consumer") != std::string::npos);
+    BOOST_TEST(s.process_threads >= consumer.threads);
+    BOOST_TEST_REQUIRE(s.scaling.size() == 1u);
+    BOOST_TEST(s.scaling.front().partitions == 3u);
+    BOOST_TEST(s.scaling.front().members == 1u);
+    BOOST_TEST(s.scaling.front().recommended_members == 1u);
+    BOOST_TEST(s.health.ready);
+    BOOST_TEST(s.health.healthy,
+               "reasons: " << (s.health.reasons.empty() ? "" : s.health.reasons[0]));
+    stop_host(rt, host);
+    BOOST_TEST(!host.health().ready);
+}
+
+BOOST_AUTO_TEST_CASE(a_paused_trigger_starts_nothing_until_resumed_while_others_go_on) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("pause", 2);
+    const auto other_topic = k.new_topic("pause-other", 2);
+    const auto group = k.unique("pause");
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    handled_log log;
+    host.add_trigger({.name = "paused", .topic = topic, .consumer = k.consumer(group)},
+                     recording(log, "paused"));
+    host.add_trigger({.name = "other", .topic = other_topic, .consumer = k.consumer(group)},
+                     recording(log, "other"));
+    BOOST_TEST(!host.pause_trigger("no-such-trigger"));
+    BOOST_TEST(host.pause_trigger("paused"));
+    host.start();
+    k.produce(topic, 100);
+    k.produce(other_topic, 100);
+    BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("other") == 100; }));
+    // The paused trigger's messages were fetched (the other topic's were) but none started.
+    BOOST_TEST(log.distinct("paused") == 0u);
+    const auto* paused = find_trigger(host.metrics(), "paused");
+    BOOST_TEST_REQUIRE(paused);
+    BOOST_TEST(paused->paused);
+    BOOST_TEST(host.resume_trigger("paused"));
+    BOOST_TEST(wait_until([&] { return log.distinct("paused") == 100; }));
+    stop_host(rt, host);
+    BOOST_TEST(log.duplicates() == 0u);
+    BOOST_TEST(sum(k.admin().committed(group, topic)) == 100);
+}
+
+BOOST_AUTO_TEST_CASE(a_handler_running_past_the_stuck_threshold_makes_the_host_unhealthy) {
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("stuck", 1, 1);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt, {.health = {.stuck_after = 200ms}}};
+    std::atomic<bool> release{false};
+    host.add_trigger({.name = "stuck", .topic = topic, .consumer = k.consumer(group)},
+                     [&](const kt::message&) -> asio::awaitable<void> {
+                         asio::steady_timer timer(co_await asio::this_coro::executor);
+                         while (!release) {
+                             timer.expires_after(10ms);
+                             co_await timer.async_wait(asio::use_awaitable);
+                         }
+                     });
+    host.start();
+    kt::health_report health;
+    BOOST_TEST(wait_until([&] {
+        health = host.health();
+        return !health.healthy && health.ready;
+    }));
+    BOOST_TEST_REQUIRE(health.reasons.size() == 1u);
+    BOOST_TEST(health.reasons.front().find("trigger 'stuck'") != std::string::npos);
+    const auto* stuck = find_trigger(host.metrics(), "stuck");
+    BOOST_TEST_REQUIRE(stuck);
+    BOOST_TEST(stuck->in_flight == 1u);
+    BOOST_TEST(stuck->oldest_in_flight_seconds > 0.2);
+    release = true;
+    BOOST_TEST(wait_until([&] { return host.health().healthy; }));
+    stop_host(rt, host);
+}

@@ -8,6 +8,7 @@
 #include <kt/errors.hpp>
 #include <kt/log.hpp>
 #include <kt/message.hpp>
+#include <kt/metrics.hpp>
 #include <kt/producer.hpp>
 #include <kt/runtime.hpp>
 #include <kt/trigger_host.hpp>

@@ -17,6 +17,7 @@
 
 #include <kt/config.hpp>
 #include <kt/message.hpp>
+#include <kt/metrics.hpp>
 #include <kt/producer.hpp>
 #include <kt/runtime.hpp>
 
@@ -129,6 +130,13 @@ struct host_options {
     std::chrono::milliseconds revoke_drain_timeout{10000};
     /// Capacity of each poll-thread→shard ring (messages) and shard→poll-thread ring.
     std::size_t channel_capacity = 8192;
+    /// librdkafka statistics for metrics (lag, rates, brokers), unless the consumer config sets
+    /// statistics.interval.ms itself; 0 turns them off.
+    std::chrono::milliseconds statistics_interval{5000};
+    /// A consumer that has reached no broker for this long is recreated (as after a fatal error).
+    std::chrono::milliseconds outage_recreate_after{60000};
+    /// Thresholds of health() and of the scaling advice in metrics().
+    health_thresholds health;
 };
 
 /// Counters of one trigger, summed over shards.
@@ -225,6 +233,16 @@ class trigger_host {
     std::vector<kt::consumer_stats> consumer_stats() const;
     /// Broker-acknowledged commits, per topic the minimum over the consumers reading it.
     committed_offsets committed() const;
+    /// Everything at once: triggers, consumers, producers, health and scaling advice. Counters
+    /// are read while work goes on; per-partition figures are at most ~0.5 s old.
+    metrics_snapshot metrics() const;
+    /// Readiness and health by host_options::health (see health_report).
+    health_report health() const;
+    /// Stops starting handlers of trigger `name` (running ones finish; new messages queue until
+    /// its backlog holds its partitions back). False when no such trigger.
+    bool pause_trigger(const std::string& name);
+    /// Undoes pause_trigger. False when no such trigger.
+    bool resume_trigger(const std::string& name);
 
   private:
     std::shared_ptr<detail::host_core> core_;
