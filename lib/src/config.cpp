@@ -162,7 +162,10 @@ void route_librdkafka_log(const rd_kafka_t* rk, int level, const char* facility,
                            : level == 4 ? log_level::warning
                            : level <= 6 ? log_level::info
                                         : log_level::debug;
-    log(ours, "librdkafka {} {}: {}", rk ? rd_kafka_name(rk) : "-", facility, text);
+    if (!log_enabled(ours)) return;
+    log_line(ours,
+             fmt::format("librdkafka {} {}: {}", rk ? rd_kafka_name(rk) : "-", facility, text),
+             repeats::limited);
 }
 
 }  // namespace
@@ -171,6 +174,7 @@ conf_ptr make_conf(const consumer_config& config) {
     conf_ptr conf(rd_kafka_conf_new());
     char reason[512];
     for (const auto& [name, value] : config.properties()) {
+        if (is_secret_property(name)) redact_in_logs(value);
         const auto result =
             rd_kafka_conf_set(conf.get(), name.c_str(), value.c_str(), reason, sizeof reason);
         if (result == RD_KAFKA_CONF_UNKNOWN)

@@ -1,4 +1,4 @@
-// Log sink, level filter and suppression of identical lines repeated in a burst.
+// Log sink, level filter and rate limiting of repeated lines.
 #include "log.hpp"
 
 #include <atomic>
@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <set>
 #include <string>
+#include <unordered_map>
 
 namespace kt {
 namespace {
@@ -40,13 +42,41 @@ const char* level_name(log_level level) {
     return "off";
 }
 
+/// A line printed within the last repeat_window, and how often it came again since.
+struct recent_line {
+    std::chrono::steady_clock::time_point printed;
+    unsigned suppressed = 0;
+};
+
+constexpr auto repeat_window = std::chrono::seconds(10);
+constexpr std::size_t max_recent_lines = 512;
+
 struct sink_state {
     std::mutex mutex;
     std::function<void(log_level, std::string_view)> sink;
-    std::string last_line;
-    unsigned repeats = 0;
-    std::chrono::steady_clock::time_point last_time;
+    std::unordered_map<std::string, recent_line> recent;  // rate limit per distinct line
+    std::set<std::string, std::less<>> secrets;           // replaced by *** in every line
 };
+
+/// Each distinct line passes at most once per repeat_window (librdkafka repeats connection
+/// errors per broker throughout an outage); the next one says how many were held back.
+bool admit_repeat(sink_state& state, std::string& line) {
+    const auto now = std::chrono::steady_clock::now();
+    if (state.recent.size() >= max_recent_lines)
+        std::erase_if(state.recent, [&](const auto& entry) {
+            return now - entry.second.printed >= repeat_window;
+        });
+    if (state.recent.size() >= max_recent_lines) state.recent.clear();
+    auto [it, first] = state.recent.try_emplace(line, recent_line{now});
+    if (!first && now - it->second.printed < repeat_window) {
+        ++it->second.suppressed;
+        return false;
+    }
+    if (it->second.suppressed > 0)
+        line += fmt::format(" ({} identical line(s) suppressed)", it->second.suppressed);
+    it->second = {now, 0};
+    return true;
+}
 
 sink_state& sink() {
     // Immortal: librdkafka threads of a deliberately leaked client may still log during exit.
@@ -79,27 +109,24 @@ bool log_enabled(log_level level) noexcept {
     return level != log_level::off && level >= g_level.load(std::memory_order_relaxed);
 }
 
-void log_line(log_level level, std::string_view text) {
+void redact_in_logs(std::string_view secret) {
+    if (secret.size() < 4) return;  // too short to tell apart from ordinary text
+    std::lock_guard lock(sink().mutex);
+    sink().secrets.emplace(secret);
+}
+
+void log_line(log_level level, std::string_view text, repeats policy) {
     auto& state = sink();
     std::lock_guard lock(state.mutex);
-    const auto now = std::chrono::steady_clock::now();
-    // A line identical to the previous one within a second is counted, not printed again.
-    if (text == state.last_line && now - state.last_time < std::chrono::seconds(1)) {
-        ++state.repeats;
-        return;
-    }
-    auto emit = [&](log_level l, std::string_view t) {
-        if (state.sink)
-            state.sink(l, t);
-        else
-            write_stderr(l, t);
-    };
-    if (state.repeats > 0)
-        emit(level, fmt::format("(previous line repeated {} more times)", state.repeats));
-    state.repeats = 0;
-    state.last_line.assign(text);
-    state.last_time = now;
-    emit(level, text);
+    std::string line(text);
+    for (const auto& secret : state.secrets)
+        for (auto at = line.find(secret); at != std::string::npos; at = line.find(secret, at))
+            line.replace(at, secret.size(), "***");
+    if (policy == repeats::limited && !admit_repeat(state, line)) return;
+    if (state.sink)
+        state.sink(level, line);
+    else
+        write_stderr(level, line);
 }
 
 }  // namespace detail

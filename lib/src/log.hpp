@@ -1,4 +1,4 @@
-// Internal logging front end: fmt formatting, level filter, rate-limited repeats.
+// Internal logging front end: fmt formatting, level filter, rate-limited repeats, redaction.
 #pragma once
 
 #include <fmt/format.h>
@@ -8,7 +8,12 @@
 namespace kt::detail {
 
 bool log_enabled(log_level level) noexcept;
-void log_line(log_level level, std::string_view text);
+/// limited: a line identical to one printed in the last 10 s is counted, not printed (for
+/// librdkafka's own lines, which repeat per broker and per retry).
+enum class repeats { all, limited };
+void log_line(log_level level, std::string_view text, repeats policy = repeats::all);
+/// Replaces `secret` (a secret property's value) by *** in every later log line.
+void redact_in_logs(std::string_view secret);
 
 template <typename... Args>
 void log(log_level level, fmt::format_string<Args...> format, Args&&... args) {

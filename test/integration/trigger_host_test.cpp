@@ -539,3 +539,67 @@ BOOST_AUTO_TEST_CASE(a_handler_running_past_the_stuck_threshold_makes_the_host_u
     BOOST_TEST(wait_until([&] { return host.health().healthy; }));
     stop_host(rt, host);
 }
+
+BOOST_AUTO_TEST_CASE(
+    eager_strategies_hand_partitions_over_on_join_and_leave_losing_and_repeating_nothing) {
+    auto& k = kafka::instance();
+    for (const char* strategy : {"range", "roundrobin"}) {
+        BOOST_TEST_CONTEXT("partition.assignment.strategy=" << strategy) {
+            const auto topic = k.new_topic("eager", 4);
+            const auto group = k.unique("eager");
+            auto config = k.consumer(group)
+                              .set("partition.assignment.strategy", strategy)
+                              .set("heartbeat.interval.ms", "500");
+            handled_log log;
+            auto covered = [&] {
+                for (auto [partition, high] : k.admin().high_watermarks(topic))
+                    for (std::int64_t offset = 0; offset < high; ++offset)
+                        if (!log.has("first", partition, offset) &&
+                            !log.has("second", partition, offset))
+                            return false;
+                return true;
+            };
+            // Membership changes wait for the periodic commit: the embedded cluster refuses
+            // commits once a rebalance began, even in an eager revocation.
+            auto all_committed = [&] {
+                return wait_until([&] {
+                    return k.admin().committed(group, topic) == k.admin().high_watermarks(topic);
+                });
+            };
+            auto assigned = [](const kt::trigger_host& host) {
+                const auto consumers = host.consumer_stats();
+                return consumers.empty() ? std::size_t{0} : consumers.front().assigned_partitions;
+            };
+            kt::runtime rt{two_shards};
+            kt::trigger_host first{rt, {.commit_interval = 100ms}};
+            first.add_trigger({.name = "first", .topic = topic, .consumer = config},
+                              recording(log, "first"));
+            first.start();
+            k.produce(topic, 200, 100, 0);
+            BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("first") == 200; }));
+            BOOST_TEST_REQUIRE(all_committed());
+            {
+                kt::trigger_host second{rt, {.commit_interval = 100ms}};
+                second.add_trigger({.name = "second", .topic = topic, .consumer = config},
+                                   recording(log, "second"));
+                second.start();
+                // Eager: every partition is revoked from `first`, then the four are split.
+                BOOST_TEST(
+                    wait_until([&] { return assigned(first) == 2 && assigned(second) == 2; }, 60s),
+                    "split " << assigned(first) << " + " << assigned(second));
+                k.produce(topic, 200, 100, 200);
+                BOOST_TEST(wait_until(covered), "every message handled by one of the two");
+                BOOST_TEST(log.distinct("second") > 0u);
+                BOOST_TEST_REQUIRE(all_committed());
+                stop_host(rt, second);
+            }
+            BOOST_TEST(wait_until([&] { return assigned(first) == 4; }, 60s),
+                       "first holds all four again");
+            k.produce(topic, 100, 100, 400);
+            BOOST_TEST(wait_until(covered), "every message handled after the leave");
+            stop_host(rt, first);
+            BOOST_TEST(k.admin().committed(group, topic) == k.admin().high_watermarks(topic));
+            BOOST_TEST(log.duplicates() == 0u);
+        }
+    }
+}

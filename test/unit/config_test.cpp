@@ -3,10 +3,15 @@
 #include <boost/test/unit_test.hpp>
 
 #include <ostream>
+#include <string>
+#include <vector>
 
 #include <kt/config.hpp>
 #include <kt/errors.hpp>
 
+#include <kt/log.hpp>
+
+#include "log.hpp"
 #include "rdkafka_handles.hpp"
 
 using kt::consumer_config;
@@ -92,4 +97,19 @@ BOOST_AUTO_TEST_CASE(an_invalid_value_is_named_and_a_secret_value_never_echoed) 
         BOOST_TEST(e.property() == "session.timeout.ms");
         BOOST_TEST(std::string(e.what()).find("session.timeout.ms") != std::string::npos);
     }
+}
+
+BOOST_AUTO_TEST_CASE(a_secret_value_is_replaced_in_every_later_log_line_and_repeats_are_limited) {
+    std::vector<std::string> lines;
+    kt::set_log_sink([&](kt::log_level, std::string_view line) { lines.emplace_back(line); });
+    auto config = base();
+    config.set("sasl.password", "pa55-in-a-log");
+    (void)kt::detail::make_conf(config);
+    kt::detail::log(kt::log_level::error, "broker said: bad credentials pa55-in-a-log for svc");
+    for (int i = 0; i < 3; ++i)
+        kt::detail::log_line(kt::log_level::error, "connect failed", kt::detail::repeats::limited);
+    kt::set_log_sink({});
+    BOOST_TEST_REQUIRE(lines.size() == 2u);  // the limited line once, its repeats held back
+    BOOST_TEST(lines[0] == "broker said: bad credentials *** for svc");
+    BOOST_TEST(lines[1] == "connect failed");
 }
