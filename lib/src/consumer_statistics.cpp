@@ -29,7 +29,10 @@ void read_brokers(const json::object& brokers, consumer_statistics& out) {
         if (!value.is_object()) continue;
         const auto& broker = value.as_object();
         ++out.broker_threads;
-        if (string_at(broker, "source") == "internal") continue;
+        // The internal broker and logical ones (GroupCoordinator) have threads but no address.
+        if (const auto source = string_at(broker, "source");
+            source == "internal" || source == "logical")
+            continue;
         broker_metrics b{.name = string_at(broker, "name"), .state = string_at(broker, "state")};
         if (const auto* rtt = broker.if_contains("rtt"); rtt && rtt->is_object())
             b.rtt_avg_seconds = static_cast<double>(int_at(rtt->as_object(), "avg")) / 1e6;

@@ -18,8 +18,8 @@ struct consumer_statistics {
     std::uint64_t rxmsgs = 0;
     std::int64_t fetchq_cnt = 0;
     std::string join_state;               ///< cgrp.join_state; empty without a group
-    std::vector<broker_metrics> brokers;  ///< configured and learned brokers (not the internal one)
-    std::size_t broker_threads = 0;       ///< one per broker entry, the internal one included
+    std::vector<broker_metrics> brokers;  ///< configured and learned brokers (not internal/logical)
+    std::size_t broker_threads = 0;       ///< one per broker entry, internal and logical included
     bool any_broker_up = false;
     std::map<std::string, std::size_t> topic_partitions;  ///< partitions per known topic
 };

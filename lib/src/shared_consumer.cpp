@@ -698,6 +698,7 @@ void shared_consumer::commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                         rd_kafka_topic_partition_list_t* offsets, void* opaque) {
     auto* self = static_cast<shared_consumer*>(rd_kafka_opaque(rk));
     if (offsets) self->record_committed(offsets);
+    if (!err) self->broker_reached();
     if (opaque == &self->gate_marker_) {
         self->on_gate_committed(err, offsets);
         return;
@@ -754,6 +755,7 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t* partitions) {
     auto* rk = client_.get();
     awaiting_rebalance_ = false;
+    broker_reached();  // the coordinator answered
     rebalances_.fetch_add(1, std::memory_order_relaxed);
     const char* protocol = rd_kafka_rebalance_protocol(rk);
     const bool cooperative = protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
@@ -1142,6 +1144,12 @@ void shared_consumer::check_outage() {
     all_down_since_ = steady::now();  // still an outage until a broker is reported up
 }
 
+void shared_consumer::broker_reached() {
+    all_down_since_.reset();
+    outage_recreations_in_row_ = 0;
+    recovering_.store(false, std::memory_order_relaxed);
+}
+
 int shared_consumer::statistics_trampoline(rd_kafka_t*, char* json, std::size_t length,
                                            void* opaque) {
     static_cast<shared_consumer*>(opaque)->on_statistics({json, length});
@@ -1152,9 +1160,7 @@ void shared_consumer::on_statistics(std::string_view json) {
     auto parsed = parse_statistics(json);
     if (!parsed) return;
     if (parsed->any_broker_up) {
-        all_down_since_.reset();
-        outage_recreations_in_row_ = 0;
-        recovering_.store(false, std::memory_order_relaxed);
+        broker_reached();
     } else if (!all_down_since_ && !parsed->brokers.empty()) {
         all_down_since_ = steady::now();
         recovering_.store(true, std::memory_order_relaxed);

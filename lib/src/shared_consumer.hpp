@@ -154,6 +154,8 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     /// while the outage lasts, up to 16×).
     void check_outage();
     void on_statistics(std::string_view json);
+    /// A broker answered (statistics, a commit, a rebalance): no outage.
+    void broker_reached();
     /// Refreshes partition_view_ for metrics().
     void publish_partitions();
     /// librdkafka < 2.3.0 aborts when closing a cooperative consumer that joined but was never

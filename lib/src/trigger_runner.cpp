@@ -418,25 +418,32 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
             });
         return;
     }
-    const auto run_id = next_run_id_++;
-    auto& signal =
-        *signals_
-             .emplace(run_id, running_work{work.front().partition(),
-                                           std::make_unique<asio::cancellation_signal>()})
-             .first->second.signal;
+    std::uint32_t slot;
+    if (free_runs_.empty()) {
+        slot = static_cast<std::uint32_t>(runs_.size());
+        runs_.push_back({.signal = std::make_unique<asio::cancellation_signal>()});
+    } else {
+        slot = free_runs_.back();
+        free_runs_.pop_back();
+    }
+    runs_[slot].partition = work.front().partition();
+    runs_[slot].active = true;
     auto work_coroutine = txn_
                               ? run_in_transaction(owner_.shared_from_this(), this, std::move(work))
                               : run_work(owner_.shared_from_this(), this, std::move(work));
-    asio::co_spawn(
-        shard_, std::move(work_coroutine),
-        asio::bind_cancellation_slot(
-            signal.slot(), [keep = owner_.shared_from_this(), this, run_id](std::exception_ptr e) {
-                if (e)  // run_work reports every outcome itself; this is a bug
-                    log(log_level::error, "trigger '{}': work ended without its report",
-                        owner_.options.name);
-                // Erase later: the slot is still in use while this handler runs.
-                asio::post(shard_, [keep, this, run_id] { signals_.erase(run_id); });
-            }));
+    asio::co_spawn(shard_, std::move(work_coroutine),
+                   asio::bind_cancellation_slot(
+                       runs_[slot].signal->slot(),
+                       [keep = owner_.shared_from_this(), this, slot](std::exception_ptr e) {
+                           if (e)  // run_work reports every outcome itself; this is a bug
+                               log(log_level::error, "trigger '{}': work ended without its report",
+                                   owner_.options.name);
+                           // Free later: the slot is still in use while this handler runs.
+                           asio::post(shard_, [keep, this, slot] {
+                               runs_[slot].active = false;
+                               free_runs_.push_back(slot);
+                           });
+                       }));
 }
 
 void trigger_runner::work_started(std::uint64_t lane_id, std::int32_t partition) {
@@ -553,8 +560,9 @@ void trigger_runner::report_revoke_if_done(std::int32_t partition) {
 }
 
 void trigger_runner::cancel_partition(std::int32_t partition) {
-    for (auto& [id, work] : signals_)
-        if (work.partition == partition) work.signal->emit(asio::cancellation_type::all);
+    for (auto& work : runs_)
+        if (work.active && work.partition == partition)
+            work.signal->emit(asio::cancellation_type::all);
 }
 
 void trigger_runner::release_lane(const message& first) {
@@ -630,7 +638,8 @@ void trigger_runner::cancel() {
     running_since_.clear();
     publish_oldest();
     ready_.clear();
-    for (auto& [id, work] : signals_) work.signal->emit(asio::cancellation_type::all);
+    for (auto& work : runs_)
+        if (work.active) work.signal->emit(asio::cancellation_type::all);
 }
 
 void trigger_runner::report_fence_if_drained() {

@@ -188,16 +188,19 @@ class trigger_runner {
     bool closing_ = false;
     bool cancelled_ = false;
     bool fence_reported_ = false;
-    std::uint64_t next_run_id_ = 0;
     std::uint64_t next_run_seq_ = 0;
     /// (run_seq, start) of running work in start order; bounded by max_in_flight.
     std::vector<std::pair<std::uint64_t, std::chrono::steady_clock::time_point>> running_since_;
     void report_revoke_if_done(std::int32_t partition);
     struct running_work {
-        std::int32_t partition;
-        std::unique_ptr<boost::asio::cancellation_signal> signal;
+        std::int32_t partition = 0;
+        bool active = false;
+        std::unique_ptr<boost::asio::cancellation_signal> signal;  // reused by later work
     };
-    std::unordered_map<std::uint64_t, running_work> signals_;
+    /// Running work by slot; finished slots (and their signals) are reused, so starting work
+    /// allocates nothing here.
+    std::vector<running_work> runs_;
+    std::vector<std::uint32_t> free_runs_;
     std::unordered_map<std::int32_t, unsigned> running_by_partition_;
     std::unordered_map<std::int32_t, std::uint32_t> revoking_;  // partition → revoked generation
     std::unordered_map<std::int32_t, std::uint32_t> revoked_up_to_;  // never run these again

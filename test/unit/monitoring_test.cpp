@@ -20,7 +20,9 @@ constexpr const char* statistics_json = R"({
                          "state": "UP", "rtt": {"avg": 1500, "p99": 3000}},
     "127.0.0.1:9093/2": {"name": "127.0.0.1:9093/2", "nodeid": 2, "source": "learned",
                          "state": "DOWN", "rtt": {"avg": 0}},
-    ":0/internal": {"name": ":0/internal", "nodeid": -1, "source": "internal", "state": "UP"}
+    ":0/internal": {"name": ":0/internal", "nodeid": -1, "source": "internal", "state": "UP"},
+    "GroupCoordinator": {"name": "GroupCoordinator", "nodeid": -1, "source": "logical",
+                         "state": "UP"}
   },
   "topics": {
     "orders": {"partitions": {
@@ -43,8 +45,8 @@ BOOST_AUTO_TEST_CASE(statistics_are_reduced_to_lag_queues_brokers_and_partition_
     BOOST_TEST(s->consumer_lag == 42);  // unknown (-1) and the internal -1 partition left out
     BOOST_TEST(s->fetchq_cnt == 8);
     BOOST_TEST(s->join_state == "steady");
-    BOOST_TEST(s->broker_threads == 3u);
-    BOOST_TEST_REQUIRE(s->brokers.size() == 2u);  // the internal broker is not a broker
+    BOOST_TEST(s->broker_threads == 4u);
+    BOOST_TEST_REQUIRE(s->brokers.size() == 2u);  // internal and logical ones are not brokers
     BOOST_TEST(s->any_broker_up);
     for (const auto& b : s->brokers)
         if (b.name == "127.0.0.1:9092/1") BOOST_TEST(b.rtt_avg_seconds == 0.0015);
