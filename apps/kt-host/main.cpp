@@ -1,5 +1,6 @@
 // kt-host: CLI host and demo of kafka-triggers. Runs N triggers per topic on a shared (or not)
-// consumer, optionally produces test data first, and writes per-message and summary records.
+// consumer, or the triggers of a --config file, optionally produces test data first, and writes
+// per-message and summary records.
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -8,20 +9,19 @@
 #include <iostream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <fmt/format.h>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 
 #include <kt/kt.hpp>
+
+#include "demo_handlers.hpp"
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -59,6 +59,8 @@ struct options {
     std::string output_topic;  // transform: copy each message there
     std::string instance_id;
     std::vector<std::pair<std::string, std::string>> properties;  // extra consumer properties
+    std::string config;  // --config FILE: the triggers come from it
+    bool print_config = false;
 };
 
 template <typename Enum, std::size_t N>
@@ -103,6 +105,16 @@ topic_spec parse_topic(const std::string& text) {
             throw po::error(fmt::format("invalid --topic '{}': use NAME or NAME:PARTITIONS", text));
     }
     return spec;
+}
+
+/// With --config the file defines the triggers: these options would silently not apply.
+void refuse_trigger_options(const po::variables_map& vm) {
+    for (const char* name :
+         {"group", "triggers", "sharing", "ordering", "max-in-flight", "retries",
+          "retry-backoff-ms", "dlq", "delivery", "batch", "instance-id", "property"})
+        if (vm.count(name) && !vm[name].defaulted())
+            throw po::error(
+                fmt::format("--{} cannot be combined with --config (set it in the file)", name));
 }
 
 std::optional<options> parse_options(int argc, char** argv) {
@@ -156,7 +168,17 @@ std::optional<options> parse_options(int argc, char** argv) {
         "NAME=VALUE librdkafka consumer property for every trigger, repeatable (e.g. "
         "session.timeout.ms=6000)")(
         "batch", po::value(&o.batch)->default_value(0),
-        "batch trigger: up to N messages of a partition per handler call (0: single messages)");
+        "batch trigger: up to N messages of a partition per handler call (0: single messages)")(
+        "config", po::value(&o.config),
+        "run the consumers, producers and triggers of this JSON FILE instead (see "
+        "apps/kt-host/README-config.md); the trigger options above then come from the file. "
+        "Handler names: record (--handler-ms, --fail-every, --output apply), sleep:<ms> (record "
+        "after sleeping <ms>), copy (record and copy to --output-topic or <topic>.out), batch "
+        "(record each message of a batch). ${KAFKA_BOOTSTRAP_SERVERS} in the file is kt-host's "
+        "bootstrap (--bootstrap, that variable, or the embedded cluster); --topic gives partition "
+        "counts, --produce writes to the triggers' topics. Exit code 2: invalid options or file")(
+        "print-config",
+        "print the --config file's effective configuration as JSON (secrets redacted) and exit");
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, desc), vm);
     if (vm.count("help")) {
@@ -164,6 +186,9 @@ std::optional<options> parse_options(int argc, char** argv) {
         return std::nullopt;
     }
     po::notify(vm);
+    if (!o.config.empty()) refuse_trigger_options(vm);
+    o.print_config = vm.count("print-config") != 0;
+    if (o.print_config && o.config.empty()) throw po::error("--print-config needs --config");
     o.sharing = parse_choice("sharing", sharing, sharing_choices);
     o.log_level = parse_choice("log-level", level, level_choices);
     o.ordering = parse_choice("ordering", ordering, ordering_choices);
@@ -180,42 +205,12 @@ std::optional<options> parse_options(int argc, char** argv) {
             throw po::error(fmt::format("invalid --property '{}': use NAME=VALUE", p));
         o.properties.emplace_back(p.substr(0, equals), p.substr(equals + 1));
     }
-    if (topics.empty()) topics.push_back("orders");
+    if (topics.empty() && o.config.empty()) topics.push_back("orders");
     for (const auto& t : topics) o.topics.push_back(parse_topic(t));
     if (o.bootstrap.empty())
         if (const char* env = std::getenv("KAFKA_BOOTSTRAP_SERVERS")) o.bootstrap = env;
     return o;
 }
-
-/// Appends handled-message records; shared by handlers on every shard.
-class output_file {
-  public:
-    explicit output_file(const std::string& path) {
-        if (!path.empty()) {
-            file_.open(path, std::ios::app);
-            if (!file_) throw std::runtime_error("cannot open --output file " + path);
-        }
-    }
-    void record(const std::string& trigger, const kt::message& m) {
-        if (!file_.is_open()) return;
-        json::object line{{"trigger", trigger},
-                          {"topic", m.topic()},
-                          {"partition", m.partition()},
-                          {"offset", m.offset()}};
-        line["key"] = m.has_key() ? json::value(m.key()) : json::value(nullptr);
-        const auto text = json::serialize(line);
-        std::lock_guard lock(mutex_);
-        // Flushed per line: a record must survive kill -9 once its offset may be committed.
-        file_ << text << '\n' << std::flush;
-    }
-    ~output_file() {
-        if (file_.is_open()) file_.flush();
-    }
-
-  private:
-    std::mutex mutex_;
-    std::ofstream file_;
-};
 
 std::string dead_letter_topic(const options& o, const topic_spec& t) {
     if (o.dlq == "off") return {};
@@ -227,58 +222,78 @@ std::string output_topic(const options& o, const topic_spec& t) {
     return o.delivery == kt::delivery_guarantee::exactly_once ? t.name + ".out" : std::string{};
 }
 
-/// The consumed topics, and the dead letter and output topics the triggers write to.
-void create_topics(const options& o, kt::embedded_cluster* cluster) {
+/// The consumed topics, and the dead letter and output topics the CLI's triggers write to.
+std::vector<topic_spec> cli_topics(const options& o) {
+    std::vector<topic_spec> all;
+    for (const auto& t : o.topics) {
+        all.push_back(t);
+        all.push_back({dead_letter_topic(o, t), t.partitions});
+        all.push_back({output_topic(o, t), t.partitions});
+    }
+    return all;
+}
+
+/// With --config the triggers' topics are consumed (and produced to); --topic may have given
+/// their partition counts.
+void add_trigger_topics(std::vector<topic_spec>& topics, const kt::app_config& file) {
+    for (const auto& t : file.triggers)
+        if (std::none_of(topics.begin(), topics.end(),
+                         [&](const topic_spec& known) { return known.name == t.options.topic; }))
+            topics.push_back({t.options.topic});
+}
+
+/// The consumed topics, and the dead letter, copy and producer topics of the --config file.
+std::vector<topic_spec> config_topics(const options& o, const kt::app_config& file) {
+    auto partitions_of = [&](const std::string& name) {
+        for (const auto& t : o.topics)
+            if (t.name == name) return t.partitions;
+        return topic_spec{}.partitions;
+    };
+    std::vector<topic_spec> all = o.topics;
+    for (const auto& t : file.triggers) {
+        const auto& topic = t.options.topic;
+        if (t.options.dead_letter.enabled)
+            all.push_back({t.options.dead_letter.topic, partitions_of(topic)});
+        if (t.handler == "copy")
+            all.push_back({copy_topic(o.output_topic, topic), partitions_of(topic)});
+    }
+    for (const auto& p : file.producers)
+        for (const auto& topic : p.topics) all.push_back({topic, partitions_of(topic)});
+    return all;
+}
+
+void create_topics(const options& o, kt::embedded_cluster* cluster,
+                   const std::vector<topic_spec>& topics) {
     std::optional<kt::admin> admin;
     if (!cluster) admin.emplace(kt::consumer_config{{"bootstrap.servers", o.bootstrap}});
-    auto create = [&](const std::string& name, int partitions) {
-        if (name.empty()) return;
+    std::set<std::string> created;
+    for (const auto& [name, partitions] : topics) {
+        if (name.empty() || !created.insert(name).second) continue;
         if (cluster) {
             cluster->create_topic(name, partitions);
-            return;
+            continue;
         }
         try {  // an embedded cluster in another process (kt-cluster) has no CreateTopics
-            if (admin->partition_count(name) > 0) return;
+            if (admin->partition_count(name) > 0) continue;
         } catch (const kt::kafka_error&) {
         }
         admin->create_topic(name, partitions);
-    };
-    for (const auto& t : o.topics) {
-        create(t.name, t.partitions);
-        create(dead_letter_topic(o, t), t.partitions);
-        create(output_topic(o, t), t.partitions);
     }
 }
 
-/// The demo handler's work: simulated I/O, the --fail-every failure, the --output record, and the
-/// copy to the output topic.
-struct demo_work {
-    const options& o;
-    output_file& output;
-    std::atomic<std::int64_t>& last_handled;
-
-    asio::awaitable<void> operator()(const std::string& trigger, const kt::message& m,
-                                     kt::producer* out, const std::string& out_topic) const {
-        if (o.handler_ms > 0) {
-            asio::steady_timer timer(co_await asio::this_coro::executor,
-                                     std::chrono::milliseconds(o.handler_ms));
-            co_await timer.async_wait(asio::use_awaitable);
-        }
-        last_handled = std::chrono::steady_clock::now().time_since_epoch().count();
-        if (o.fail_every > 0 && m.offset() % o.fail_every == 0)
-            throw std::runtime_error(
-                fmt::format("--fail-every {}: offset {} fails", o.fail_every, m.offset()));
-        if (out) {
-            kt::record copy{.topic = out_topic,
-                            .headers = {{"kt-source-partition", std::to_string(m.partition())},
-                                        {"kt-source-offset", std::to_string(m.offset())}}};
-            if (m.has_key()) copy.key = std::string(m.key());
-            if (m.has_value()) copy.value = std::string(m.value());
-            co_await out->send(std::move(copy));
-        }
-        output.record(trigger, m);
-    }
-};
+/// The --config file, its values and handler names checked; ${KAFKA_BOOTSTRAP_SERVERS} in it
+/// resolves to kt-host's `bootstrap`.
+kt::app_config load_host_config(const options& o, const std::string& bootstrap,
+                                const demo_work& work) {
+    auto file = kt::load_config(o.config, [bootstrap](const std::string& name) {
+        return name == "KAFKA_BOOTSTRAP_SERVERS" ? std::optional(bootstrap)
+                                                 : kt::process_environment(name);
+    });
+    if (file.triggers.empty())
+        throw kt::config_error("$.triggers", "config: $.triggers: kt-host needs a trigger");
+    kt::check_handlers(file, demo_handlers(file, work, o.output_topic));
+    return file;
+}
 
 void produce(const options& o) {
     kt::producer producer({{"bootstrap.servers", o.bootstrap}, {"linger.ms", "5"}});
@@ -348,51 +363,32 @@ void write_summary(const options& o, const kt::trigger_host& host, const sampler
     std::ofstream(o.summary_json) << json::serialize(summary) << '\n';
 }
 
-int run(const options& o) {
-    kt::set_log_level(o.log_level);
-    options effective = o;
-    std::unique_ptr<kt::embedded_cluster> cluster;  // outlives the host and the runtime
-    if (effective.bootstrap.empty()) {
-        cluster =
-            std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
-        effective.bootstrap = cluster->bootstrap();
-        std::cout << "bootstrap: " << effective.bootstrap << std::endl;
-    }
-    create_topics(effective, cluster.get());
-    if (effective.produce > 0) produce(effective);
-
-    kt::runtime rt{{.shards = effective.shards}};
-    kt::trigger_host host{rt, {.sharing = effective.sharing}};
-    output_file output(effective.output);
-    std::atomic<std::int64_t> last_handled{0};  // steady_clock ticks; 0 until the first message
-    const demo_work work{effective, output, last_handled};
-    for (const auto& t : effective.topics) {
-        for (int i = 0; i < effective.triggers; ++i) {
+/// The CLI's triggers: --triggers per --topic, with the options of the command line.
+void add_cli_triggers(kt::trigger_host& host, const options& o, const demo_work& work) {
+    for (const auto& t : o.topics) {
+        for (int i = 0; i < o.triggers; ++i) {
             const auto name = fmt::format("{}.t{}", t.name, i);
-            const auto group = effective.sharing == kt::sharing::off
-                                   ? fmt::format("{}.{}", effective.group, name)
-                                   : effective.group;
+            const auto group =
+                o.sharing == kt::sharing::off ? fmt::format("{}.{}", o.group, name) : o.group;
             kt::trigger_options trigger{
                 .name = name,
                 .topic = t.name,
-                .consumer = {{"bootstrap.servers", effective.bootstrap}, {"group.id", group}},
-                .ordering = effective.ordering,
-                .max_in_flight = effective.max_in_flight,
-                .retry = {.max_attempts = effective.retries + 1,
-                          .initial_backoff = std::chrono::milliseconds(effective.retry_backoff_ms)},
-                .dead_letter = {.enabled = effective.dlq != "off",
-                                .topic = dead_letter_topic(effective, t)},
-                .delivery = effective.delivery,
-                .transactional_id =
-                    effective.instance_id.empty()
-                        ? std::string{}
-                        : fmt::format("kt.{}.{}.{}", group, name, effective.instance_id)};
-            for (const auto& [property, value] : effective.properties)
+                .consumer = {{"bootstrap.servers", o.bootstrap}, {"group.id", group}},
+                .ordering = o.ordering,
+                .max_in_flight = o.max_in_flight,
+                .retry = {.max_attempts = o.retries + 1,
+                          .initial_backoff = std::chrono::milliseconds(o.retry_backoff_ms)},
+                .dead_letter = {.enabled = o.dlq != "off", .topic = dead_letter_topic(o, t)},
+                .delivery = o.delivery,
+                .transactional_id = o.instance_id.empty()
+                                        ? std::string{}
+                                        : fmt::format("kt.{}.{}.{}", group, name, o.instance_id)};
+            for (const auto& [property, value] : o.properties)
                 trigger.consumer.set(property, value);
-            const auto out_topic = output_topic(effective, t);
-            if (effective.batch > 0) {
+            const auto out_topic = output_topic(o, t);
+            if (o.batch > 0) {
                 host.add_batch_trigger(
-                    std::move(trigger), {.max_messages = effective.batch},
+                    std::move(trigger), {.max_messages = o.batch},
                     [work, name](std::span<const kt::message> batch) -> asio::awaitable<void> {
                         for (const auto& m : batch) co_await work(name, m, nullptr, {});
                     });
@@ -409,6 +405,42 @@ int run(const options& o) {
             }
         }
     }
+}
+
+int run(const options& o) {
+    kt::set_log_level(o.log_level);
+    output_file output(o.output);
+    std::atomic<std::int64_t> last_handled{0};  // steady_clock ticks; 0 until the first message
+    const demo_work work{std::chrono::milliseconds(o.handler_ms), o.fail_every, output,
+                         last_handled};
+    std::optional<kt::app_config> file;
+    if (!o.config.empty()) {  // checked before anything starts
+        file = load_host_config(o, o.bootstrap.empty() ? "(embedded)" : o.bootstrap, work);
+        if (o.print_config) {
+            std::cout << kt::dump_redacted(*file) << '\n';
+            return 0;
+        }
+    }
+    options effective = o;
+    std::unique_ptr<kt::embedded_cluster> cluster;  // outlives the host and the runtime
+    if (effective.bootstrap.empty()) {
+        cluster =
+            std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
+        effective.bootstrap = cluster->bootstrap();
+        std::cout << "bootstrap: " << effective.bootstrap << std::endl;
+        if (file) file = load_host_config(o, effective.bootstrap, work);  // its real address
+    }
+    if (file) add_trigger_topics(effective.topics, *file);
+    create_topics(effective, cluster.get(),
+                  file ? config_topics(effective, *file) : cli_topics(effective));
+    if (effective.produce > 0) produce(effective);
+
+    kt::runtime rt{{.shards = effective.shards}};
+    kt::trigger_host host{rt, file ? file->host : kt::host_options{.sharing = effective.sharing}};
+    if (file)
+        kt::add_triggers(host, *file, demo_handlers(*file, work, effective.output_topic));
+    else
+        add_cli_triggers(host, effective, work);
     sampler samples(host);
     host.start();
 
@@ -449,6 +481,9 @@ int main(int argc, char** argv) {
         return o ? run(*o) : 0;
     } catch (const po::error& e) {
         std::cerr << "kt-host: " << e.what() << " (see --help)\n";
+        return 2;
+    } catch (const kt::config_error& e) {  // names the option or JSON path, never a secret
+        std::cerr << "kt-host: " << e.what() << '\n';
         return 2;
     } catch (const std::exception& e) {
         std::cerr << "kt-host: error: " << e.what() << '\n';

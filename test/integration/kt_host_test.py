@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """CLI test of kt-host on its embedded cluster: every trigger handles every message once, the
 summary's committed offsets reach the produced count, sharing modes give the documented consumer
-counts, and bad options fail clearly. Usage: kt_host_test.py <path-to-kt-host>"""
+counts, --config runs a file's triggers, and bad options and files fail clearly (naming the JSON
+path, never a secret). Usage: kt_host_test.py <path-to-kt-host>"""
 import collections
 import json
 import os
@@ -59,13 +60,108 @@ with tempfile.TemporaryDirectory() as tmp:
     check(run_host(tmp, "per_topic", idle="8")["consumers"] == 2, "per_topic: one consumer per topic")
     check(run_host(tmp, "off")["consumers"] == 4, "off: one consumer per trigger")
 
+def write_config(tmp, name, config):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        json.dump(config, f)
+    return path
+
+
+def run_config_file(tmp):
+    """kt-host --config: the file's three triggers (record, sleep:<ms>, batch) on one consumer
+    handle every produced message once; the brokers come from ${KAFKA_BOOTSTRAP_SERVERS}."""
+    orders = f"config-orders-{RUN}"
+    output, summary = os.path.join(tmp, "out-config.jsonl"), os.path.join(tmp, "summary-config.json")
+    config = write_config(tmp, "good.json", {
+        "common": {"bootstrap_servers": "${KAFKA_BOOTSTRAP_SERVERS}", "client_id": "kt-host-test",
+                   "properties": {"session.timeout.ms": 6000}},
+        "consumers": [{"name": "main", "group_id": f"kt-host-config-{RUN}", "topics": [orders]}],
+        "triggers": [
+            {"name": "billing", "consumer": "main", "topic": orders, "handler": "record",
+             "ordering": "key", "max_in_flight": 8},
+            {"name": "audit", "consumer": "main", "topic": orders, "handler": "sleep:1"},
+            {"name": "bulk", "consumer": "main", "topic": orders, "handler": "batch",
+             "batch": {"max_messages": 20, "max_wait_ms": 10}}]})
+    args = [KT_HOST, "--config", config, "--topic", f"{orders}:3", "--produce", "200",
+            "--exit-when-idle", "1", "--output", output, "--summary-json", summary,
+            "--log-level", "warning"]
+    if BOOTSTRAP:
+        args += ["--bootstrap", BOOTSTRAP]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    check(proc.returncode == 0, f"config: exit code 0 (stderr: {proc.stderr[-300:]})")
+    seen = collections.Counter()
+    with open(output) as f:
+        for line in f:
+            r = json.loads(line)
+            seen[(r["trigger"], r["topic"], r["partition"], r["offset"])] += 1
+    per_trigger = collections.Counter(trigger for trigger, _, _, _ in seen)
+    check(per_trigger == {"billing": 200, "audit": 200, "bulk": 200},
+          f"config: each of the file's 3 triggers handled the 200 messages ({dict(per_trigger)})")
+    check(all(c == 1 for c in seen.values()), "config: no message handled twice")
+    with open(summary) as f:
+        s = json.load(f)
+    check(s["consumers"] == 1, "config: the file's triggers share one consumer")
+    check(sum(s["committed"].get(orders, {}).values()) == 200, "config: committed offsets sum to 200")
+
+
+def check_config_errors(tmp):
+    """A bad file fails with exit code 2 naming the JSON path, never the secret; dumps redact it."""
+    secret = f"hunter2-{RUN}"
+    env = dict(os.environ, KT_HOST_TEST_PASSWORD=secret)
+    common = {"bootstrap_servers": "${KAFKA_BOOTSTRAP_SERVERS}",
+              "security": {"protocol": "sasl_plaintext", "sasl_mechanism": "PLAIN",
+                           "sasl_username": "svc", "sasl_password": "${KT_HOST_TEST_PASSWORD}"}}
+    consumers = [{"name": "main", "group_id": "g"}]
+    trigger = {"name": "t", "consumer": "main", "topic": "orders", "handler": "record"}
+    cases = [
+        ("bad-value.json", {"common": common, "consumers": consumers,
+                            "triggers": [dict(trigger, max_in_flight=-3)]},
+         "$.triggers[0].max_in_flight: expected a positive integer, got -3"),
+        ("bad-handler.json", {"common": common, "consumers": consumers,
+                              "triggers": [dict(trigger, handler="recrd")]},
+         '$.triggers[0].handler: unknown handler "recrd"'),
+        ("bad-secret.json", {"common": dict(common, properties={"ssl_key": secret}),
+                             "consumers": consumers, "triggers": [trigger]},
+         '$.common.properties["ssl_key"]: invalid value'),
+    ]
+    # A bootstrap nobody listens on: the file must fail before anything connects.
+    for name, config, expected in cases:
+        proc = subprocess.run([KT_HOST, "--config", write_config(tmp, name, config),
+                               "--bootstrap", "127.0.0.1:9"],
+                              capture_output=True, text=True, timeout=60, env=env)
+        check(proc.returncode == 2 and expected in proc.stderr,
+              f"{name}: exit code 2 and stderr names the path ({proc.returncode}: {proc.stderr.strip()})")
+        check(secret not in proc.stderr + proc.stdout, f"{name}: the secret is not printed")
+    good = write_config(tmp, "secret.json", {"common": common, "consumers": consumers,
+                                             "triggers": [trigger]})
+    dump = subprocess.run([KT_HOST, "--config", good, "--print-config"], capture_output=True,
+                          text=True, timeout=30, env=env)
+    check(dump.returncode == 0 and '"sasl.password":"***"' in dump.stdout and secret not in dump.stdout,
+          f"--print-config redacts the secret ({dump.returncode}: {dump.stdout[:200]} {dump.stderr[-200:]})")
+    example = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "apps", "kt-host",
+                           "example-config.json")
+    shown = subprocess.run([KT_HOST, "--config", example, "--print-config"], capture_output=True,
+                           text=True, timeout=30)
+    check(shown.returncode == 0 and '"name":"billing"' in shown.stdout,
+          f"the example config is valid ({shown.stderr.strip()})")
+    mixed = subprocess.run([KT_HOST, "--config", good, "--ordering", "key"], capture_output=True,
+                           text=True, timeout=30, env=env)
+    check(mixed.returncode == 2 and "--ordering cannot be combined with --config" in mixed.stderr,
+          f"trigger options are refused with --config ({mixed.stderr.strip()})")
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    run_config_file(tmp)
+    check_config_errors(tmp)
+
 bad = subprocess.run([KT_HOST, "--sharing", "sometimes"], capture_output=True, text=True, timeout=30)
 check(bad.returncode == 2 and "--sharing 'sometimes'" in bad.stderr,
       f"an invalid --sharing is refused by name ({bad.stderr.strip()})")
 usage = subprocess.run([KT_HOST, "--help"], capture_output=True, text=True, timeout=30)
 check(usage.returncode == 0 and all(o in usage.stdout for o in (
     "--bootstrap", "--topic", "--group", "--triggers", "--sharing", "--handler-ms", "--produce",
-    "--output", "--exit-when-idle", "--summary-json")), "--help documents every option")
+    "--output", "--exit-when-idle", "--summary-json", "--config", "--print-config")),
+    "--help documents every option")
 
 print(f"kt_host_test: {len(failures)} failure(s)")
 sys.exit(1 if failures else 0)

@@ -4,6 +4,7 @@
 #include <kt/admin.hpp>
 #include <kt/channel.hpp>
 #include <kt/config.hpp>
+#include <kt/config_file.hpp>
 #include <kt/embedded_cluster.hpp>
 #include <kt/errors.hpp>
 #include <kt/log.hpp>
