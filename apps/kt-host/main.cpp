@@ -21,6 +21,8 @@
 
 #include <kt/kt.hpp>
 
+#include <http_endpoints.hpp>
+
 #include "demo_handlers.hpp"
 
 namespace asio = boost::asio;
@@ -58,6 +60,7 @@ struct options {
     std::size_t batch = 0;
     std::string output_topic;  // transform: copy each message there
     std::string instance_id;
+    int metrics_port = -1;                                        // -1: no HTTP endpoints
     std::vector<std::pair<std::string, std::string>> properties;  // extra consumer properties
     std::string config;  // --config FILE: the triggers come from it
     bool print_config = false;
@@ -167,6 +170,10 @@ std::optional<options> parse_options(int argc, char** argv) {
         "property", po::value(&properties),
         "NAME=VALUE librdkafka consumer property for every trigger, repeatable (e.g. "
         "session.timeout.ms=6000)")(
+        "metrics-port", po::value(&o.metrics_port),
+        "serve GET /metrics (Prometheus), /healthz, /readyz, /triggers and POST "
+        "/triggers/{name}/pause|resume on 127.0.0.1:PORT (0: an ephemeral port, printed as "
+        "'metrics: 127.0.0.1:<port>')")(
         "batch", po::value(&o.batch)->default_value(0),
         "batch trigger: up to N messages of a partition per handler call (0: single messages)")(
         "config", po::value(&o.config),
@@ -443,6 +450,15 @@ int run(const options& o) {
         add_cli_triggers(host, effective, work);
     sampler samples(host);
     host.start();
+    if (effective.metrics_port > 65535) {
+        std::cerr << "kt-host: --metrics-port must be 0..65535\n";
+        return 2;
+    }
+    if (effective.metrics_port >= 0) {
+        const auto port = kt::http::serve(
+            rt, host, {.port = static_cast<unsigned short>(effective.metrics_port)});
+        std::cout << "metrics: 127.0.0.1:" << port << std::endl;
+    }
 
     std::atomic<bool> done{false};
     std::thread idle_watch;

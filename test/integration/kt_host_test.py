@@ -6,10 +6,13 @@ path, never a secret). Usage: kt_host_test.py <path-to-kt-host>"""
 import collections
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 
 KT_HOST = sys.argv[1]
 BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")  # real brokers; otherwise kt-host embeds a cluster
@@ -150,9 +153,54 @@ def check_config_errors(tmp):
           f"trigger options are refused with --config ({mixed.stderr.strip()})")
 
 
+def scrape(port, path):
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def handled_total(metrics_text):
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+               if line.startswith("kt_trigger_handled_total{"))
+
+
+def check_metrics_port():
+    """--metrics-port serves /metrics and /healthz while kt-host runs; SIGTERM still drains."""
+    topic = f"scraped-{RUN}"
+    args = [KT_HOST, "--topic", f"{topic}:2", "--produce", "200", "--triggers", "2",
+            "--group", f"kt-host-metrics-{RUN}", "--metrics-port", "0", "--log-level", "warning"]
+    if BOOTSTRAP:
+        args += ["--bootstrap", BOOTSTRAP]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        port = None
+        for line in proc.stdout:
+            if line.startswith("metrics: 127.0.0.1:"):
+                port = int(line.rsplit(":", 1)[1])
+                break
+        check(port is not None, "--metrics-port 0 prints the bound port")
+        if port is None:
+            return
+        deadline, total = time.time() + 90, 0
+        while time.time() < deadline and total < 400:
+            status, text = scrape(port, "/metrics")
+            total = handled_total(text) if status == 200 else 0
+            time.sleep(0.2)
+        check(total == 400, f"/metrics counts 2 triggers x 200 handled ({total})")
+        status, body = scrape(port, "/healthz")
+        check(status == 200 and body.strip() == "ok", f"/healthz answers ok ({status} {body!r})")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    check(code == 0, f"kt-host with --metrics-port stops on SIGTERM with exit code 0 ({code})")
+
+
 with tempfile.TemporaryDirectory() as tmp:
     run_config_file(tmp)
     check_config_errors(tmp)
+check_metrics_port()
 
 bad = subprocess.run([KT_HOST, "--sharing", "sometimes"], capture_output=True, text=True, timeout=30)
 check(bad.returncode == 2 and "--sharing 'sometimes'" in bad.stderr,
@@ -160,7 +208,8 @@ check(bad.returncode == 2 and "--sharing 'sometimes'" in bad.stderr,
 usage = subprocess.run([KT_HOST, "--help"], capture_output=True, text=True, timeout=30)
 check(usage.returncode == 0 and all(o in usage.stdout for o in (
     "--bootstrap", "--topic", "--group", "--triggers", "--sharing", "--handler-ms", "--produce",
-    "--output", "--exit-when-idle", "--summary-json", "--config", "--print-config")),
+    "--output", "--exit-when-idle", "--summary-json", "--config", "--print-config",
+    "--metrics-port")),
     "--help documents every option")
 
 print(f"kt_host_test: {len(failures)} failure(s)")
