@@ -388,8 +388,12 @@ constexpr std::string_view common_keys[] = {"bootstrap_servers",
                                             "commit_interval_ms",
                                             "drain_timeout_ms",
                                             "revoke_drain_timeout_ms",
+                                            "statistics_interval_ms",
+                                            "outage_recreate_after_ms",
+                                            "health",
                                             "channel_capacity",
                                             "properties"};
+constexpr std::string_view health_keys[] = {"stuck_after_ms", "max_lag", "scale_up_lag"};
 constexpr std::string_view security_keys[] = {
     "protocol",        "sasl_mechanism",           "sasl_username",    "sasl_password",
     "ssl_ca_location", "ssl_certificate_location", "ssl_key_location", "ssl_key_password"};
@@ -488,6 +492,15 @@ class config_parser {
         host.drain_timeout = r.millis("drain_timeout_ms", 0, host.drain_timeout);
         host.revoke_drain_timeout =
             r.millis("revoke_drain_timeout_ms", 0, host.revoke_drain_timeout);
+        host.statistics_interval = r.millis("statistics_interval_ms", 0, host.statistics_interval);
+        host.outage_recreate_after =
+            r.millis("outage_recreate_after_ms", 0, host.outage_recreate_after);
+        if (auto health = r.child("health", health_keys)) {
+            host.health.stuck_after = health->millis("stuck_after_ms", 1, host.health.stuck_after);
+            host.health.max_lag = health->integer<std::int64_t>("max_lag", 0, host.health.max_lag);
+            host.health.scale_up_lag =
+                health->integer<std::int64_t>("scale_up_lag", 0, host.health.scale_up_lag);
+        }
         read_channel_capacity(r);
     }
 
@@ -816,11 +829,17 @@ std::string dump_redacted(const app_config& config) {
                                          {"delivery", name_of(p.delivery, delivery_choices)},
                                          {"properties", redacted_properties(p.config)}});
     for (const auto& t : config.triggers) triggers.push_back(dump_trigger(t));
-    json::object host_json{{"sharing", name_of(host.sharing, sharing_choices)},
-                           {"commit_interval_ms", host.commit_interval.count()},
-                           {"drain_timeout_ms", host.drain_timeout.count()},
-                           {"revoke_drain_timeout_ms", host.revoke_drain_timeout.count()},
-                           {"channel_capacity", host.channel_capacity}};
+    json::object host_json{
+        {"sharing", name_of(host.sharing, sharing_choices)},
+        {"commit_interval_ms", host.commit_interval.count()},
+        {"drain_timeout_ms", host.drain_timeout.count()},
+        {"revoke_drain_timeout_ms", host.revoke_drain_timeout.count()},
+        {"statistics_interval_ms", host.statistics_interval.count()},
+        {"outage_recreate_after_ms", host.outage_recreate_after.count()},
+        {"health", json::object{{"stuck_after_ms", host.health.stuck_after.count()},
+                                {"max_lag", host.health.max_lag},
+                                {"scale_up_lag", host.health.scale_up_lag}}},
+        {"channel_capacity", host.channel_capacity}};
     return json::serialize(json::object{{"host", std::move(host_json)},
                                         {"consumers", std::move(consumers)},
                                         {"producers", std::move(producers)},

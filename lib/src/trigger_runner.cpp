@@ -150,7 +150,7 @@ asio::awaitable<void> run_in_transaction(std::shared_ptr<trigger_state> trigger,
         error = std::current_exception();
     }
     if (error && cancelled(co_await asio::this_coro::cancellation_state)) {
-        runner->finish(work, trigger_runner::outcome::cancelled);
+        (void)runner->finish(work, trigger_runner::outcome::cancelled);
         co_return;
     }
     runner->finish_in_transaction(work, error, error ? outcome::failed : result);
@@ -184,10 +184,11 @@ asio::awaitable<bool> write_dead_letters(trigger_state& trigger, trigger_runner&
     co_return true;
 }
 
-asio::awaitable<void> run_work(std::shared_ptr<trigger_state> trigger, trigger_runner* runner,
-                               work_items work) {
+/// Runs `work` with retries and dead letters; the outcome goes to trigger_runner::finish.
+asio::awaitable<trigger_runner::outcome> run_work(trigger_state& trigger, trigger_runner& runner,
+                                                  const work_items& work) {
     using outcome = trigger_runner::outcome;
-    const auto& policy = trigger->options.retry;
+    const auto& policy = trigger.options.retry;
     const unsigned max_attempts = std::max(1u, policy.max_attempts);
     std::exception_ptr error;
     unsigned attempt = 0;
@@ -195,39 +196,55 @@ asio::awaitable<void> run_work(std::shared_ptr<trigger_state> trigger, trigger_r
         ++attempt;
         error = nullptr;
         try {
-            co_await invoke(*trigger, work, trigger->output.get());
+            co_await invoke(trigger, work, trigger.output.get());
         } catch (...) {
             error = std::current_exception();
         }
-        if (!error) {
-            runner->finish(work, outcome::handled);
-            co_return;
-        }
-        if (cancelled(co_await asio::this_coro::cancellation_state)) {
-            runner->finish(work, outcome::cancelled);
-            co_return;
-        }
+        if (!error) co_return outcome::handled;
+        if (cancelled(co_await asio::this_coro::cancellation_state)) co_return outcome::cancelled;
         const bool again = attempt < max_attempts && retryable(policy, error);
         const auto& first = work.front();
         log(again ? log_level::warning : log_level::error,
-            "trigger '{}' failed on {}[{}]@{}{} (attempt {} of {}): {}{}", trigger->options.name,
+            "trigger '{}' failed on {}[{}]@{}{} (attempt {} of {}): {}{}", trigger.options.name,
             first.topic(), first.partition(), first.offset(),
             work.size() > 1 ? fmt::format(" (batch of {})", work.size()) : std::string{}, attempt,
             max_attempts, describe_failure(error).second, again ? "; retrying" : "");
         if (!again) break;
-        add_local(runner->retried, 1);
-        if (!co_await sleep_for(runner->backoff(policy, attempt))) {
-            runner->finish(work, outcome::cancelled);
-            co_return;
+        add_local(runner.retried, 1);
+        if (!co_await sleep_for(runner.backoff(policy, attempt))) co_return outcome::cancelled;
+    }
+    if (trigger.dead_letter_topic.empty()) co_return outcome::failed;
+    const bool written =
+        co_await write_dead_letters(trigger, runner, work, describe_failure(error), attempt);
+    co_return written ? outcome::dead_lettered : outcome::cancelled;
+}
+
+/// Work between two yields of a continuing coroutine, so one busy trigger does not hold its
+/// shard for long.
+constexpr unsigned continuation_batch = 64;
+
+/// Runs `work`, then whatever ready work the runner hands over when it finishes, in this one
+/// coroutine: a co_spawn (frame, post, completion) per burst instead of per message.
+asio::awaitable<void> run_continuously(std::shared_ptr<trigger_state> trigger,
+                                       trigger_runner* runner, std::uint32_t slot,
+                                       work_items work) {
+    for (unsigned ran = 1;; ++ran) {
+        const auto result = co_await run_work(*trigger, *runner, work);
+        auto next = runner->finish(work, result, slot);
+        if (!next) co_return;
+        work = std::move(*next);
+        // A handler may have finished normally despite a cancellation: the next work (perhaps of
+        // another partition) starts uncancelled.
+        if (cancelled(co_await asio::this_coro::cancellation_state))
+            co_await asio::this_coro::reset_cancellation_state();
+        if (ran % continuation_batch == 0) {
+            try {
+                co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+            } catch (const boost::system::system_error&) {
+                // Cancelled while yielding: the handler sees it at its first suspension.
+            }
         }
     }
-    if (trigger->dead_letter_topic.empty()) {
-        runner->finish(work, outcome::failed);
-        co_return;
-    }
-    const bool written =
-        co_await write_dead_letters(*trigger, *runner, work, describe_failure(error), attempt);
-    runner->finish(work, written ? outcome::dead_lettered : outcome::cancelled);
 }
 
 }  // namespace
@@ -339,7 +356,7 @@ void trigger_runner::deliver(message m) {
     if (closing_ || cancelled_) return;  // dropped: the trigger is leaving or the stop timed out
     const auto id = lane_of(m);
     auto& l = lanes_[id];
-    if (l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
+    if (owner_.is_batch() && l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
     l.pending.push_back(std::move(m));
     enqueue_ready(id, l);
     pump();
@@ -383,8 +400,22 @@ work_items trigger_runner::take_work(lane& l) {
         work.push_back(std::move(l.pending.front()));
         l.pending.pop_front();
     }
-    if (!l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
+    if (owner_.is_batch() && !l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
     return work;
+}
+
+std::optional<std::pair<std::uint64_t, work_items>> trigger_runner::take_ready() {
+    while (!ready_.empty()) {
+        const auto id = ready_.front();
+        ready_.pop_front();
+        auto it = lanes_.find(id);
+        if (it == lanes_.end()) continue;
+        auto& l = it->second;
+        l.ready = false;
+        if (l.busy || l.pending.empty()) continue;
+        return std::pair{id, take_work(l)};
+    }
+    return std::nullopt;
 }
 
 void trigger_runner::pump() {
@@ -394,17 +425,23 @@ void trigger_runner::pump() {
         return;
     }
     const unsigned limit = std::max(1u, owner_.options.max_in_flight);
-    while (running_ < limit && !ready_.empty() && (!txn_ || txn_->admits())) {
-        const auto id = ready_.front();
-        ready_.pop_front();
-        auto it = lanes_.find(id);
-        if (it == lanes_.end()) continue;
-        auto& l = it->second;
-        l.ready = false;
-        if (l.busy || l.pending.empty()) continue;
-        start(id, take_work(l));
+    while (running_ < limit && (!txn_ || txn_->admits())) {
+        auto next = take_ready();
+        if (!next) break;
+        start(next->first, std::move(next->second));
         if (txn_) txn_->started();
     }
+}
+
+std::optional<work_items> trigger_runner::claim_next(std::uint32_t slot) {
+    if (owner_.paused.load(std::memory_order_relaxed) || txn_ ||
+        running_ >= std::max(1u, owner_.options.max_in_flight))
+        return std::nullopt;
+    auto next = take_ready();
+    if (!next) return std::nullopt;
+    work_started(next->first, next->second.front().partition());
+    runs_[slot].partition = next->second.front().partition();
+    return std::move(next->second);
 }
 
 void trigger_runner::start(std::uint64_t lane_id, work_items work) {
@@ -428,9 +465,9 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
     }
     runs_[slot].partition = work.front().partition();
     runs_[slot].active = true;
-    auto work_coroutine = txn_
-                              ? run_in_transaction(owner_.shared_from_this(), this, std::move(work))
-                              : run_work(owner_.shared_from_this(), this, std::move(work));
+    auto work_coroutine =
+        txn_ ? run_in_transaction(owner_.shared_from_this(), this, std::move(work))
+             : run_continuously(owner_.shared_from_this(), this, slot, std::move(work));
     asio::co_spawn(shard_, std::move(work_coroutine),
                    asio::bind_cancellation_slot(
                        runs_[slot].signal->slot(),
@@ -490,13 +527,14 @@ void trigger_runner::publish_oldest() {
 }
 
 void trigger_runner::complete_pulled(const message& m) {
-    finish(work_items{m}, outcome::handled);
+    (void)finish(work_items{m}, outcome::handled);
 }
 
-void trigger_runner::finish(const work_items& work, outcome result) {
+std::optional<work_items> trigger_runner::finish(const work_items& work, outcome result,
+                                                 std::optional<std::uint32_t> continuing) {
     work_ended(work.front());
     const auto partition = work.front().partition();
-    if (cancelled_) return;
+    if (cancelled_) return std::nullopt;
     if (result == outcome::cancelled) {
         // Cancelled with its revoked partition: never reported done, redelivered to the next
         // owner; its lane is free again. An open transaction must not commit past it.
@@ -505,7 +543,7 @@ void trigger_runner::finish(const work_items& work, outcome result) {
         report_revoke_if_done(partition);
         pump();
         report_fence_if_drained();
-        return;
+        return std::nullopt;
     }
     const auto n = static_cast<std::uint64_t>(work.size());
     switch (result) {
@@ -524,8 +562,11 @@ void trigger_runner::finish(const work_items& work, outcome result) {
     for (const auto& m : work) link_.push_completion(completion_of(m, owner_.id));
     release_lane(work.front());
     report_revoke_if_done(partition);
+    // The finishing coroutine takes the next ready work itself, ahead of pump()'s spawns.
+    auto next = continuing ? claim_next(*continuing) : std::nullopt;
     pump();
     report_fence_if_drained();
+    return next;
 }
 
 void trigger_runner::revoke(std::int32_t partition, std::uint32_t generation) {

@@ -133,7 +133,10 @@ class trigger_runner {
     void requeue(std::vector<message> again);
     transaction_cycle* transaction() noexcept { return txn_.get(); }
     /// The work finished with `result`; reports completions (unless cancelled) and starts more.
-    void finish(const work_items& work, outcome result);
+    /// With `continuing` (the slot of the coroutine that ran it), returns the next ready work for
+    /// that coroutine to run itself, already counted as started.
+    std::optional<work_items> finish(const work_items& work, outcome result,
+                                     std::optional<std::uint32_t> continuing = std::nullopt);
     /// Backoff before retry `attempt` (1-based) of the policy, jittered.
     std::chrono::milliseconds backoff(const retry_policy& policy, unsigned attempt);
     trigger_state& owner() noexcept { return owner_; }
@@ -174,6 +177,10 @@ class trigger_runner {
     void enqueue_ready(std::uint64_t lane_id, lane& l);
     bool batch_due(std::uint64_t lane_id, lane& l);
     work_items take_work(lane& l);
+    /// The first ready lane's next work, taken out of the lane (nullopt: nothing ready).
+    std::optional<std::pair<std::uint64_t, work_items>> take_ready();
+    /// Next work for the coroutine in `slot`, when max_in_flight allows (not for transactions).
+    std::optional<work_items> claim_next(std::uint32_t slot);
     void release_lane(const message& first);
     void start(std::uint64_t lane_id, work_items work);
     void report_fence_if_drained();

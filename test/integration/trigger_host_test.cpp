@@ -394,6 +394,9 @@ const kt::trigger_metrics* find_trigger(const kt::metrics_snapshot& s, const std
     return nullptr;
 }
 
+// The result points into the snapshot: never ask a temporary one.
+const kt::trigger_metrics* find_trigger(kt::metrics_snapshot&&, const std::string&) = delete;
+
 std::int64_t committed_in(const kt::trigger_metrics& t) {
     std::int64_t total = 0;
     for (const auto& p : t.partitions) total += std::max<std::int64_t>(0, p.committed);
@@ -498,7 +501,8 @@ BOOST_AUTO_TEST_CASE(a_paused_trigger_starts_nothing_until_resumed_while_others_
     BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("other") == 100; }));
     // The paused trigger's messages were fetched (the other topic's were) but none started.
     BOOST_TEST(log.distinct("paused") == 0u);
-    const auto* paused = find_trigger(host.metrics(), "paused");
+    const auto snapshot = host.metrics();
+    const auto* paused = find_trigger(snapshot, "paused");
     BOOST_TEST_REQUIRE(paused);
     BOOST_TEST(paused->paused);
     BOOST_TEST(host.resume_trigger("paused"));
@@ -531,7 +535,8 @@ BOOST_AUTO_TEST_CASE(a_handler_running_past_the_stuck_threshold_makes_the_host_u
     }));
     BOOST_TEST_REQUIRE(health.reasons.size() == 1u);
     BOOST_TEST(health.reasons.front().find("trigger 'stuck'") != std::string::npos);
-    const auto* stuck = find_trigger(host.metrics(), "stuck");
+    const auto snapshot = host.metrics();
+    const auto* stuck = find_trigger(snapshot, "stuck");
     BOOST_TEST_REQUIRE(stuck);
     BOOST_TEST(stuck->in_flight == 1u);
     BOOST_TEST(stuck->oldest_in_flight_seconds > 0.2);
