@@ -412,11 +412,13 @@ BOOST_AUTO_TEST_CASE(metrics_count_what_was_handled_and_show_partitions_lag_and_
     kt::runtime rt{two_shards};
     kt::trigger_host host{rt, {.commit_interval = 100ms, .statistics_interval = 200ms}};
     handled_log log;
-    host.add_trigger({.name = "fast", .topic = topic, .consumer = k.consumer(group)},
-                     recording(log, "fast"));
+    // Ignored without SASL, but a secret all the same: it must not show in any rendering.
+    const std::string secret = "metrics-secret-5eb1";
+    auto config = k.consumer(group).set("sasl.password", secret);
+    host.add_trigger({.name = "fast", .topic = topic, .consumer = config}, recording(log, "fast"));
     host.add_trigger({.name = "failing",
                       .topic = topic,
-                      .consumer = k.consumer(group),
+                      .consumer = config,
                       .retry = {.max_attempts = 2, .initial_backoff = 1ms},
                       .dead_letter = {.enabled = false}},
                      [](const kt::message& m) -> asio::awaitable<void> {
@@ -474,6 +476,10 @@ BOOST_AUTO_TEST_CASE(metrics_count_what_was_handled_and_show_partitions_lag_and_
     BOOST_TEST(s.scaling.front().members == 1u);
     BOOST_TEST(s.scaling.front().recommended_members == 1u);
     BOOST_TEST(s.health.ready);
+    BOOST_TEST(kt::to_prometheus(s).find(secret) == std::string::npos);
+    BOOST_TEST(kt::to_json(s).find(secret) == std::string::npos);
+    BOOST_TEST(kt::to_prometheus(s).find("kt_trigger_handled_total{trigger=\"fast\"") !=
+               std::string::npos);
     BOOST_TEST(s.health.healthy,
                "reasons: " << (s.health.reasons.empty() ? "" : s.health.reasons[0]));
     stop_host(rt, host);
