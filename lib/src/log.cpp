@@ -1,6 +1,8 @@
 // Log sink, level filter and rate limiting of repeated lines.
 #include "log.hpp"
 
+#include <pthread.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -107,6 +109,10 @@ namespace detail {
 
 bool log_enabled(log_level level) noexcept {
     return level != log_level::off && level >= g_level.load(std::memory_order_relaxed);
+}
+
+void name_this_thread(const std::string& name) noexcept {
+    pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
 }
 
 void redact_in_logs(std::string_view secret) {

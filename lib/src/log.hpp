@@ -1,6 +1,8 @@
 // Internal logging front end: fmt formatting, level filter, rate-limited repeats, redaction.
 #pragma once
 
+#include <string>
+
 #include <fmt/format.h>
 
 #include <kt/log.hpp>
@@ -12,6 +14,8 @@ bool log_enabled(log_level level) noexcept;
 /// librdkafka's own lines, which repeat per broker and per retry).
 enum class repeats { all, limited };
 void log_line(log_level level, std::string_view text, repeats policy = repeats::all);
+/// Names the calling thread for top -H, perf and gdb (at most 15 characters kept).
+void name_this_thread(const std::string& name) noexcept;
 /// Replaces `secret` (a secret property's value) by *** in every later log line.
 void redact_in_logs(std::string_view secret);
 

@@ -119,7 +119,10 @@ producer::producer(const producer_config& config) : state_(std::make_shared<stat
     rd_kafka_conf_set_dr_msg_cb(conf.get(), &on_delivery);
     rd_kafka_conf_set_opaque(conf.get(), state_.get());
     state_->client = detail::make_client(RD_KAFKA_PRODUCER, std::move(conf));
-    state_->poller = std::thread([s = state_.get()] { s->poll_loop(); });
+    state_->poller = std::thread([s = state_.get()] {
+        detail::name_this_thread("kt-producer");
+        s->poll_loop();
+    });
 }
 
 producer::~producer() {

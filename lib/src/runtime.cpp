@@ -81,6 +81,7 @@ runtime::runtime(runtime_options options) : state_(std::make_unique<state>()) {
     }
     for (unsigned i = 0; i < count; ++i) {
         state_->threads.emplace_back([ctx = state_->contexts[i], i] {
+            detail::name_this_thread(fmt::format("kt-shard-{}", i));
             try {
                 ctx->run();
             } catch (const std::exception& e) {

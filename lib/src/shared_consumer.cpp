@@ -126,7 +126,10 @@ void shared_consumer::start() {
     open_client();
     for (unsigned i = 0; i < links_.size(); ++i)
         asio::co_spawn(rt_.shard(i), read_shard(links_[i], i), asio::detached);
-    thread_ = std::thread([this] { run(); });
+    thread_ = std::thread([this] {
+        name_this_thread("kt-poll");
+        run();
+    });
     log(log_level::info, "consumer for group '{}' started ({} shard links)", group_, links_.size());
 }
 
