@@ -230,9 +230,9 @@ asio::awaitable<void> run_continuously(std::shared_ptr<trigger_state> trigger,
                                        work_items work) {
     for (unsigned ran = 1;; ++ran) {
         const auto result = co_await run_work(*trigger, *runner, work);
-        auto next = runner->finish(work, result, slot);
-        if (!next) co_return;
-        work = std::move(*next);
+        work_items next;
+        if (!runner->finish(work, result, trigger_runner::continuation{slot, &next})) co_return;
+        work = std::move(next);
         // A handler may have finished normally despite a cancellation: the next work (perhaps of
         // another partition) starts uncancelled.
         if (cancelled(co_await asio::this_coro::cancellation_state))
@@ -404,18 +404,17 @@ work_items trigger_runner::take_work(lane& l) {
     return work;
 }
 
-std::optional<std::pair<std::uint64_t, work_items>> trigger_runner::take_ready() {
+trigger_runner::lane* trigger_runner::take_ready_lane(std::uint64_t& id) {
     while (!ready_.empty()) {
-        const auto id = ready_.front();
+        id = ready_.front();
         ready_.pop_front();
         auto it = lanes_.find(id);
         if (it == lanes_.end()) continue;
         auto& l = it->second;
         l.ready = false;
-        if (l.busy || l.pending.empty()) continue;
-        return std::pair{id, take_work(l)};
+        if (!l.busy && !l.pending.empty()) return &l;
     }
-    return std::nullopt;
+    return nullptr;
 }
 
 void trigger_runner::pump() {
@@ -425,23 +424,27 @@ void trigger_runner::pump() {
         return;
     }
     const unsigned limit = std::max(1u, owner_.options.max_in_flight);
+    std::uint64_t id;
     while (running_ < limit && (!txn_ || txn_->admits())) {
-        auto next = take_ready();
-        if (!next) break;
-        start(next->first, std::move(next->second));
+        auto* l = take_ready_lane(id);
+        if (!l) break;
+        start(id, take_work(*l));
         if (txn_) txn_->started();
     }
 }
 
-std::optional<work_items> trigger_runner::claim_next(std::uint32_t slot) {
+bool trigger_runner::claim_next(const continuation& into) {
     if (owner_.paused.load(std::memory_order_relaxed) || txn_ ||
         running_ >= std::max(1u, owner_.options.max_in_flight))
-        return std::nullopt;
-    auto next = take_ready();
-    if (!next) return std::nullopt;
-    work_started(next->first, next->second.front().partition());
-    runs_[slot].partition = next->second.front().partition();
-    return std::move(next->second);
+        return false;
+    std::uint64_t id;
+    auto* l = take_ready_lane(id);
+    if (!l) return false;
+    *into.next = take_work(*l);
+    const auto partition = into.next->front().partition();
+    work_started(id, partition);
+    runs_[into.slot].partition = partition;
+    return true;
 }
 
 void trigger_runner::start(std::uint64_t lane_id, work_items work) {
@@ -530,11 +533,11 @@ void trigger_runner::complete_pulled(const message& m) {
     (void)finish(work_items{m}, outcome::handled);
 }
 
-std::optional<work_items> trigger_runner::finish(const work_items& work, outcome result,
-                                                 std::optional<std::uint32_t> continuing) {
+bool trigger_runner::finish(const work_items& work, outcome result,
+                            std::optional<continuation> continuing) {
     work_ended(work.front());
     const auto partition = work.front().partition();
-    if (cancelled_) return std::nullopt;
+    if (cancelled_) return false;
     if (result == outcome::cancelled) {
         // Cancelled with its revoked partition: never reported done, redelivered to the next
         // owner; its lane is free again. An open transaction must not commit past it.
@@ -543,7 +546,7 @@ std::optional<work_items> trigger_runner::finish(const work_items& work, outcome
         report_revoke_if_done(partition);
         pump();
         report_fence_if_drained();
-        return std::nullopt;
+        return false;
     }
     const auto n = static_cast<std::uint64_t>(work.size());
     switch (result) {
@@ -563,10 +566,10 @@ std::optional<work_items> trigger_runner::finish(const work_items& work, outcome
     release_lane(work.front());
     report_revoke_if_done(partition);
     // The finishing coroutine takes the next ready work itself, ahead of pump()'s spawns.
-    auto next = continuing ? claim_next(*continuing) : std::nullopt;
+    const bool continues = continuing && claim_next(*continuing);
     pump();
     report_fence_if_drained();
-    return next;
+    return continues;
 }
 
 void trigger_runner::revoke(std::int32_t partition, std::uint32_t generation) {

@@ -132,11 +132,16 @@ class trigger_runner {
     /// exactly_once: the transaction holding `again` aborted; they run again, in order.
     void requeue(std::vector<message> again);
     transaction_cycle* transaction() noexcept { return txn_.get(); }
+    /// Where the coroutine in `slot` takes its next work from finish().
+    struct continuation {
+        std::uint32_t slot;
+        work_items* next;
+    };
     /// The work finished with `result`; reports completions (unless cancelled) and starts more.
-    /// With `continuing` (the slot of the coroutine that ran it), returns the next ready work for
-    /// that coroutine to run itself, already counted as started.
-    std::optional<work_items> finish(const work_items& work, outcome result,
-                                     std::optional<std::uint32_t> continuing = std::nullopt);
+    /// With `continuing`, moves the next ready work (already counted as started) into
+    /// `continuing->next` for that coroutine to run itself, and returns true.
+    bool finish(const work_items& work, outcome result,
+                std::optional<continuation> continuing = std::nullopt);
     /// Backoff before retry `attempt` (1-based) of the policy, jittered.
     std::chrono::milliseconds backoff(const retry_policy& policy, unsigned attempt);
     trigger_state& owner() noexcept { return owner_; }
@@ -177,10 +182,10 @@ class trigger_runner {
     void enqueue_ready(std::uint64_t lane_id, lane& l);
     bool batch_due(std::uint64_t lane_id, lane& l);
     work_items take_work(lane& l);
-    /// The first ready lane's next work, taken out of the lane (nullopt: nothing ready).
-    std::optional<std::pair<std::uint64_t, work_items>> take_ready();
-    /// Next work for the coroutine in `slot`, when max_in_flight allows (not for transactions).
-    std::optional<work_items> claim_next(std::uint32_t slot);
+    /// The first ready lane with work to start (its id in `id`), or nullptr.
+    lane* take_ready_lane(std::uint64_t& id);
+    /// Next work for a continuing coroutine, when max_in_flight allows (not for transactions).
+    bool claim_next(const continuation& into);
     void release_lane(const message& first);
     void start(std::uint64_t lane_id, work_items work);
     void report_fence_if_drained();
