@@ -16,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/program_options.hpp>
 
+#include <cli.hpp>
 #include <kt/admin.hpp>
 #include <kt/embedded_cluster.hpp>
 #include <kt/errors.hpp>
@@ -56,13 +57,7 @@ std::optional<options> parse_options(int argc, char** argv) {
         "HTTP port on 127.0.0.1 (0: ephemeral; printed as 'listening: 127.0.0.1:PORT')")(
         "produce", po::value(&o.produce)->default_value(o.produce),
         "produce N demo messages to the topic while the triggers run");
-    po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-        std::cout << desc << '\n';
-        return std::nullopt;
-    }
-    po::notify(vm);
+    if (!kt::cli::parse(argc, argv, desc)) return std::nullopt;
     if (o.partitions < 1) throw po::error("--partitions must be at least 1");
     return o;
 }

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <boost/program_options.hpp>
 
+#include <cli.hpp>
 #include <kt/log.hpp>
 
 #include "bench.hpp"
@@ -84,13 +85,7 @@ std::optional<options> parse_options(int argc, char** argv) {
         "smoke", po::bool_switch(&o.smoke),
         "tiny sizes and the scenarios running at the same time: checks that everything works "
         "(the ctest smoke test); the figures mean nothing");
-    po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-        std::cout << desc << '\n';
-        return std::nullopt;
-    }
-    po::notify(vm);
+    if (!kt::cli::parse(argc, argv, desc)) return std::nullopt;
     o.scenarios = select_scenarios(scenarios);
     o.quick = o.quick || o.smoke;
     o.messages = messages > 0 ? messages : o.smoke ? 2000 : o.quick ? 20000 : 200000;

@@ -19,6 +19,7 @@
 #include <boost/json.hpp>
 #include <boost/program_options.hpp>
 
+#include <cli.hpp>
 #include <kt/kt.hpp>
 
 #include <http_endpoints.hpp>
@@ -186,13 +187,9 @@ std::optional<options> parse_options(int argc, char** argv) {
         "counts, --produce writes to the triggers' topics. Exit code 2: invalid options or file")(
         "print-config",
         "print the --config file's effective configuration as JSON (secrets redacted) and exit");
-    po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, desc), vm);
-    if (vm.count("help")) {
-        std::cout << desc << '\n';
-        return std::nullopt;
-    }
-    po::notify(vm);
+    const auto parsed = kt::cli::parse(argc, argv, desc);
+    if (!parsed) return std::nullopt;
+    const auto& vm = *parsed;
     if (!o.config.empty()) refuse_trigger_options(vm);
     o.print_config = vm.count("print-config") != 0;
     if (o.print_config && o.config.empty()) throw po::error("--print-config needs --config");
