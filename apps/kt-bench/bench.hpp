@@ -15,6 +15,7 @@
 
 #include <kt/config.hpp>
 #include <kt/embedded_cluster.hpp>
+#include <kt/runtime.hpp>
 
 namespace kt_bench {
 
@@ -25,6 +26,8 @@ struct options {
     std::vector<std::string> scenarios;
     long messages = 200000;  ///< baseline and isolation topics; others scale from it
     unsigned shards = 2;
+    /// runtime_options::poll_before_sleep of every runtime under test (the hop scenario runs both)
+    unsigned poll_before_sleep_us = 0;
     unsigned rounds = 3;  ///< alternating rounds of the side-by-side pairs
     std::vector<unsigned> fanout_triggers{1, 8, 31, 100};
     double latency_rate = 5000;  ///< messages/s produced in the latency scenario
@@ -34,6 +37,12 @@ struct options {
     bool smoke = false;     ///< tiny sizes, scenarios at the same time: does everything work?
     bool progress = false;  ///< a progress bar on stderr
 };
+
+/// The runtime every scenario's triggers run on.
+inline kt::runtime_options runtime_of(const options& o) {
+    return {.shards = o.shards,
+            .poll_before_sleep = std::chrono::microseconds(o.poll_before_sleep_us)};
+}
 
 /// Every scenario name, in run order.
 inline const std::vector<std::string> all_scenarios{"baseline", "fanout",    "latency",
@@ -56,6 +65,7 @@ class bench_cluster {
     /// Consumer config for `group` (a unique name), reading from the earliest offset. On the
     /// embedded cluster fetch.wait.max.ms is 10: its brokers hold an empty fetch for the whole
     /// wait even when data arrives, which would time the broker instead of the consumer.
+    /// queued.min.messages is 1 000 000 everywhere (see cluster.cpp).
     kt::consumer_config consumer(const std::string& group) const;
 
   private:
@@ -95,6 +105,9 @@ class delivery_clock {
 
 /// How long to wait for `messages`: generous, so only a stuck run times out.
 std::chrono::steady_clock::duration patience(long messages);
+
+/// User + system CPU seconds of this process so far (getrusage).
+double cpu_seconds();
 
 /// What a stretch of the run cost the process (the embedded cluster included).
 struct process_usage {
@@ -187,7 +200,12 @@ struct latency_result {
 
 struct hop_result {
     double rate = 0;
-    percentiles hop;  ///< kt::spsc_channel push → parked coroutine resumed
+    percentiles hop;  ///< kt::spsc_channel push → coroutine resumed, shard sleeps when idle
+    double cpu_seconds = 0;  ///< process CPU over the run above
+    /// The same on a shard that polls `poll_before_sleep_us` before sleeping.
+    percentiles polling;
+    double polling_cpu_seconds = 0;
+    double poll_before_sleep_us = 0;
 };
 
 /// Fast trigger alone (alternative) vs sharing its consumer with a 100 ms trigger (ours).

@@ -1,15 +1,15 @@
 // Latency scenarios: produce → handler start at a fixed rate (raw librdkafka loop vs a trigger),
-// and the channel hop alone (push → parked coroutine resumed).
+// and the channel hop alone (push → coroutine on a shard resumed).
 #include <algorithm>
 #include <charconv>
+#include <future>
 #include <mutex>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <kt/channel.hpp>
@@ -148,7 +148,7 @@ latency_result run_latency(bench_cluster& cluster, const options& o, const progr
     {
         note("latency: 1 trigger");
         latency_probe probe(result.messages);
-        kt::runtime rt({.shards = o.shards});
+        kt::runtime rt(runtime_of(o));
         kt::trigger_host host(rt);
         host.add_trigger({.name = "latency",
                           .topic = trigger_topic,
@@ -167,37 +167,53 @@ latency_result run_latency(bench_cluster& cluster, const options& o, const progr
     return result;
 }
 
+namespace {
+
+/// Pushes timestamps at hop_rate into a channel read by a coroutine on a kt::runtime shard;
+/// returns the hop times and the process CPU seconds the run took.
+std::pair<percentiles, double> measure_hop(long samples, std::chrono::microseconds poll_for) {
+    std::vector<double> micros;  // shard thread only, until the runtime is gone
+    micros.reserve(static_cast<std::size_t>(samples));
+    std::promise<void> finished;  // outlives the shard, which sets it
+    const double cpu_before = cpu_seconds();
+    {
+        kt::runtime rt({.shards = 1, .poll_before_sleep = poll_for});
+        kt::spsc_channel<std::int64_t> channel(1024, rt.shard(0));
+        asio::co_spawn(
+            rt.shard(0),
+            [&]() -> asio::awaitable<void> {
+                for (;;) {
+                    auto [ec] = co_await channel.async_wait(asio::as_tuple(asio::use_awaitable));
+                    const auto resumed = now_ns();
+                    std::int64_t pushed = 0;
+                    while (channel.try_pop(pushed))
+                        micros.push_back(static_cast<double>(resumed - pushed) * 1e-3);
+                    if (ec) break;
+                }
+                finished.set_value();
+            },
+            asio::detached);
+        // Paced so that every push finds the coroutine parked: the hop, not a burst's throughput.
+        const pacer ticks(hop_rate);
+        for (long i = 0; i < samples; ++i) {
+            ticks.wait_for(i);
+            channel.push(now_ns());
+        }
+        channel.close();
+        finished.get_future().wait();
+    }
+    return {summarise(std::move(micros)), cpu_seconds() - cpu_before};
+}
+
+}  // namespace
+
 hop_result run_hop(const options& o) {
     const long samples = o.quick ? 5000 : 20000;
-    asio::io_context shard_context;
-    auto work = asio::make_work_guard(shard_context);
-    kt::spsc_channel<std::int64_t> channel(1024, shard_context.get_executor());
-    std::vector<double> micros;  // shard thread only, until it is joined
-    micros.reserve(static_cast<std::size_t>(samples));
-    asio::co_spawn(
-        shard_context,
-        [&]() -> asio::awaitable<void> {
-            for (;;) {
-                auto [ec] = co_await channel.async_wait(asio::as_tuple(asio::use_awaitable));
-                const auto resumed = now_ns();
-                std::int64_t pushed = 0;
-                while (channel.try_pop(pushed))
-                    micros.push_back(static_cast<double>(resumed - pushed) * 1e-3);
-                if (ec) co_return;
-            }
-        },
-        asio::detached);
-    std::thread shard([&] { shard_context.run(); });
-    // Paced so that every push finds the coroutine parked: the hop, not a burst's throughput.
-    const pacer ticks(hop_rate);
-    for (long i = 0; i < samples; ++i) {
-        ticks.wait_for(i);
-        channel.push(now_ns());
-    }
-    channel.close();
-    work.reset();
-    shard.join();
-    return {.rate = hop_rate, .hop = summarise(std::move(micros))};
+    constexpr std::chrono::microseconds poll_for(200);  // two intervals at hop_rate
+    hop_result result{.rate = hop_rate, .poll_before_sleep_us = poll_for.count() * 1.0};
+    std::tie(result.hop, result.cpu_seconds) = measure_hop(samples, {});
+    std::tie(result.polling, result.polling_cpu_seconds) = measure_hop(samples, poll_for);
+    return result;
 }
 
 }  // namespace kt_bench

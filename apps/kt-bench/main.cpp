@@ -72,6 +72,8 @@ std::optional<options> parse_options(int argc, char** argv) {
         "messages of the baseline and isolation topics; fan-out, latency and concurrency "
         "scale from it (default 200000, --quick 20000)")(
         "shards", po::value(&o.shards)->default_value(o.shards), "handler threads per runtime")(
+        "poll-before-sleep", po::value(&o.poll_before_sleep_us)->default_value(0),
+        "microseconds an idle shard polls before sleeping (kt::runtime_options)")(
         "rounds", po::value(&rounds),
         "alternating rounds of each side-by-side pair (default 3, --quick 1)")(
         "triggers", po::value(&triggers),

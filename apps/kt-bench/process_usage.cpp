@@ -17,8 +17,6 @@
 
 namespace kt_bench {
 
-namespace {
-
 double cpu_seconds() {
     rusage usage{};
     ::getrusage(RUSAGE_SELF, &usage);
@@ -27,6 +25,8 @@ double cpu_seconds() {
     };
     return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
+
+namespace {
 
 std::int64_t resident_bytes() {
     std::ifstream statm("/proc/self/statm");

@@ -23,8 +23,8 @@ constexpr int partitions = 6;
 
 /// One runtime and host per measured run; the host is destroyed first (it drains and commits).
 struct host_under_test {
-    host_under_test(unsigned shards, kt::host_options options = {})
-        : runtime({.shards = shards}), host(runtime, std::move(options)) {}
+    host_under_test(const options& o, kt::host_options host_options = {})
+        : runtime(runtime_of(o)), host(runtime, std::move(host_options)) {}
     kt::runtime runtime;
     kt::trigger_host host;
 };
@@ -104,7 +104,7 @@ baseline_result run_baseline(bench_cluster& cluster, const options& o, const pro
     auto trigger = [&](unsigned round) {
         note(fmt::format("baseline round {}: 1 no-op trigger", round + 1));
         delivery_clock clock(o.messages, partitions);
-        host_under_test h(o.shards);
+        host_under_test h(o);
         h.host.add_trigger(
             {.name = "noop",
              .topic = topic,
@@ -127,7 +127,7 @@ fanout_run fan_out(bench_cluster& cluster, const options& o, const std::string& 
     release_free_memory();
     usage_sampler sampler;
     delivery_clock clock(run.expected, partitions);
-    host_under_test h(o.shards, {.sharing = mode});
+    host_under_test h(o, {.sharing = mode});
     const auto group = cluster.unique(fmt::format("fanout-{}-{}", triggers, sharing_name(mode)));
     for (unsigned i = 0; i < triggers; ++i) {
         // Sharing off: a group per trigger, so each consumer reads every partition (as kt-host).
@@ -179,7 +179,7 @@ double fast_trigger(bench_cluster& cluster, const options& o, const std::string&
                     const std::string& slow_topic, bool with_slow, unsigned round,
                     isolation_result& result) {
     // The slow trigger never finishes its backlog: do not wait the default 10 s for it.
-    host_under_test h(o.shards, {.drain_timeout = 200ms});
+    host_under_test h(o, {.drain_timeout = 200ms});
     const auto consumer = cluster.consumer(
         cluster.unique(fmt::format("isolation-{}-{}", with_slow ? "shared" : "alone", round)));
     delivery_clock fast(o.messages, partitions);
@@ -231,7 +231,7 @@ constexpr auto concurrency_handler_time = 10ms;
 concurrency_run ordered(bench_cluster& cluster, const options& o, const std::string& topic,
                         kt::ordering ordering, const char* name, long messages) {
     delivery_clock clock(messages, 1);
-    host_under_test h(o.shards);
+    host_under_test h(o);
     h.host.add_trigger({.name = name,
                         .topic = topic,
                         .consumer = cluster.consumer(cluster.unique(fmt::format("order-{}", name))),

@@ -45,6 +45,7 @@ struct options {
     int triggers = 1;
     kt::sharing sharing = kt::sharing::per_group;
     unsigned shards = 0;
+    unsigned poll_before_sleep_us = 0;
     int handler_ms = 0;
     long produce = 0;
     std::string output;
@@ -140,6 +141,9 @@ std::optional<options> parse_options(int argc, char** argv) {
         "consumer sharing: per_group | per_topic | off (off: one consumer and group "
         "<group>.<trigger> each)")("shards", po::value(&o.shards)->default_value(0),
                                    "handler threads (0: one per core)")(
+        "poll-before-sleep", po::value(&o.poll_before_sleep_us)->default_value(0),
+        "microseconds an idle shard polls for work before its thread sleeps (lower hop latency, "
+        "a busy core while messages trickle in)")(
         "handler-ms", po::value(&o.handler_ms)->default_value(0),
         "each handler awaits an Asio timer this long (simulated I/O)")(
         "produce", po::value(&o.produce)->default_value(0),
@@ -439,7 +443,9 @@ int run(const options& o) {
                   file ? config_topics(effective, *file) : cli_topics(effective));
     if (effective.produce > 0) produce(effective);
 
-    kt::runtime rt{{.shards = effective.shards}};
+    kt::runtime rt{
+        {.shards = effective.shards,
+         .poll_before_sleep = std::chrono::microseconds(effective.poll_before_sleep_us)}};
     kt::trigger_host host{rt, file ? file->host : kt::host_options{.sharing = effective.sharing}};
     if (file)
         kt::add_triggers(host, *file, demo_handlers(*file, work, effective.output_topic));

@@ -24,6 +24,26 @@
 namespace asio = boost::asio;
 
 namespace kt {
+namespace {
+
+/// Runs a shard's io_context; with `poll_for` > 0 it polls that long for new work before the
+/// thread sleeps in run_one().
+void run_shard(asio::io_context& context, std::chrono::microseconds poll_for) {
+    if (poll_for.count() <= 0) {
+        context.run();
+        return;
+    }
+    using clock = std::chrono::steady_clock;
+    while (!context.stopped()) {
+        if (context.poll() > 0) continue;
+        bool found = false;
+        for (const auto until = clock::now() + poll_for; !found && clock::now() < until;)
+            found = context.poll() > 0;
+        if (!found) context.run_one();
+    }
+}
+
+}  // namespace
 
 struct runtime::state {
     using work_guard = asio::executor_work_guard<asio::io_context::executor_type>;
@@ -80,14 +100,15 @@ runtime::runtime(runtime_options options) : state_(std::make_unique<state>()) {
         state_->guards.emplace_back(state_->contexts.back()->get_executor());
     }
     for (unsigned i = 0; i < count; ++i) {
-        state_->threads.emplace_back([ctx = state_->contexts[i], i] {
-            detail::name_this_thread(fmt::format("kt-shard-{}", i));
-            try {
-                ctx->run();
-            } catch (const std::exception& e) {
-                detail::log(log_level::error, "shard {} stopped by exception: {}", i, e.what());
-            }
-        });
+        state_->threads.emplace_back(
+            [ctx = state_->contexts[i], i, poll = options.poll_before_sleep] {
+                detail::name_this_thread(fmt::format("kt-shard-{}", i));
+                try {
+                    run_shard(*ctx, poll);
+                } catch (const std::exception& e) {
+                    detail::log(log_level::error, "shard {} stopped by exception: {}", i, e.what());
+                }
+            });
     }
     state_->own_control.emplace(1);
     state_->control = &*state_->own_control;

@@ -225,9 +225,9 @@ constexpr unsigned continuation_batch = 64;
 
 /// Runs `work`, then whatever ready work the runner hands over when it finishes, in this one
 /// coroutine: a co_spawn (frame, post, completion) per burst instead of per message.
-asio::awaitable<void> run_continuously(std::shared_ptr<trigger_state> trigger,
-                                       trigger_runner* runner, std::uint32_t slot,
-                                       work_items work) {
+asio::awaitable<void> run_continuously([[maybe_unused]] shard_keepalive keep,
+                                       trigger_state* trigger, trigger_runner* runner,
+                                       std::uint32_t slot, work_items work) {
     for (unsigned ran = 1;; ++ran) {
         const auto result = co_await run_work(*trigger, *runner, work);
         work_items next;
@@ -328,6 +328,20 @@ trigger_runner::trigger_runner(trigger_state& owner, unsigned shard_index,
 }
 
 trigger_runner::~trigger_runner() = default;
+
+shard_keepalive::shard_keepalive(trigger_runner& runner) noexcept : runner_(&runner) {
+    if (runner.keepalives_++ == 0) runner.kept_ = runner.owner_.shared_from_this();
+}
+
+shard_keepalive::shard_keepalive(const shard_keepalive& other) noexcept : runner_(other.runner_) {
+    if (runner_) ++runner_->keepalives_;
+}
+
+shard_keepalive::~shard_keepalive() {
+    if (!runner_ || --runner_->keepalives_ > 0) return;
+    // May destroy the trigger and with it the runner: nothing of it is touched after this.
+    auto last = std::move(runner_->kept_);
+}
 
 std::chrono::milliseconds trigger_runner::backoff(const retry_policy& policy, unsigned attempt) {
     double delay = static_cast<double>(policy.initial_backoff.count());
@@ -468,22 +482,23 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
     }
     runs_[slot].partition = work.front().partition();
     runs_[slot].active = true;
-    auto work_coroutine =
-        txn_ ? run_in_transaction(owner_.shared_from_this(), this, std::move(work))
-             : run_continuously(owner_.shared_from_this(), this, slot, std::move(work));
-    asio::co_spawn(shard_, std::move(work_coroutine),
-                   asio::bind_cancellation_slot(
-                       runs_[slot].signal->slot(),
-                       [keep = owner_.shared_from_this(), this, slot](std::exception_ptr e) {
-                           if (e)  // run_work reports every outcome itself; this is a bug
-                               log(log_level::error, "trigger '{}': work ended without its report",
-                                   owner_.options.name);
-                           // Free later: the slot is still in use while this handler runs.
-                           asio::post(shard_, [keep, this, slot] {
-                               runs_[slot].active = false;
-                               free_runs_.push_back(slot);
-                           });
-                       }));
+    shard_keepalive keep(*this);
+    auto work_coroutine = txn_
+                              ? run_in_transaction(owner_.shared_from_this(), this, std::move(work))
+                              : run_continuously(keep, &owner_, this, slot, std::move(work));
+    asio::co_spawn(
+        shard_, std::move(work_coroutine),
+        asio::bind_cancellation_slot(
+            runs_[slot].signal->slot(), [keep = std::move(keep), this, slot](std::exception_ptr e) {
+                if (e)  // run_work reports every outcome itself; this is a bug
+                    log(log_level::error, "trigger '{}': work ended without its report",
+                        owner_.options.name);
+                // Free later: the slot is still in use while this handler runs.
+                asio::post(shard_, [keep = std::move(keep), this, slot] {
+                    runs_[slot].active = false;
+                    free_runs_.push_back(slot);
+                });
+            }));
 }
 
 void trigger_runner::work_started(std::uint64_t lane_id, std::int32_t partition) {

@@ -13,6 +13,7 @@
 #include <optional>
 #include <random>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -98,6 +99,24 @@ class trigger_state : public std::enable_shared_from_this<trigger_state> {
     std::shared_ptr<kt::producer> dead_letters_;
 };
 
+/// Keeps a trigger alive while work runs on one shard. Copies are counted by the runner without
+/// atomics (they are made and dropped on its shard) and only the first holds the trigger's
+/// shared_ptr: one shared count per busy period instead of several per message, so the count no
+/// longer bounces between the cores of two busy shards. Shard thread only.
+class shard_keepalive {
+  public:
+    explicit shard_keepalive(trigger_runner& runner) noexcept;
+    shard_keepalive(const shard_keepalive& other) noexcept;
+    shard_keepalive(shard_keepalive&& other) noexcept
+        : runner_(std::exchange(other.runner_, nullptr)) {}
+    shard_keepalive& operator=(const shard_keepalive&) = delete;
+    shard_keepalive& operator=(shard_keepalive&&) = delete;
+    ~shard_keepalive();
+
+  private:
+    trigger_runner* runner_;
+};
+
 /// Runs one trigger's messages on one shard. A "lane" is the unit that runs one piece of work at a
 /// time: the partition, the (partition, key), or the message itself, by ordering mode (batch
 /// triggers use partition lanes). Shard-local: every member function runs on the shard's thread.
@@ -161,6 +180,9 @@ class trigger_runner {
 
   private:
     friend class transaction_cycle;
+    friend class shard_keepalive;
+    unsigned keepalives_ = 0;
+    std::shared_ptr<trigger_state> kept_;  // set while keepalives_ > 0
     struct lane {
         std::deque<message> pending;
         bool busy = false;

@@ -56,8 +56,10 @@ def check_latency(l):
 
 
 def check_hop(h):
-    check(positive(h["samples"]) and positive(h["p50_us"]) and h["p50_us"] <= h["p99_us"],
-          "hop: percentiles positive and ordered")
+    for name, side in (("sleeping", h), ("polling", h["polling"])):
+        check(positive(side["samples"]) and positive(side["p50_us"]) and side["p50_us"] <= side["p99_us"],
+              f"hop ({name}): percentiles positive and ordered")
+        check(positive(side["cpu_seconds"]), f"hop ({name}): CPU seconds measured")
 
 
 def check_isolation(i):

@@ -1,7 +1,10 @@
-// Unit tests of kt::spsc_channel: wake-ups, close, capacity, and a cross-thread stress run.
+// Unit tests of kt::spsc_channel: wake-ups, close, capacity, and cross-thread stress runs (one
+// into a kt::runtime shard, sleeping or polling when idle).
 #define BOOST_TEST_MODULE channel
 #include <boost/test/unit_test.hpp>
 
+#include <chrono>
+#include <future>
 #include <random>
 #include <thread>
 #include <vector>
@@ -13,6 +16,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <kt/channel.hpp>
+#include <kt/runtime.hpp>
 
 namespace asio = boost::asio;
 
@@ -128,6 +132,49 @@ BOOST_AUTO_TEST_CASE(a_producer_thread_and_a_coroutine_consumer_lose_and_reorder
         for (int i = 0; i < total; ++i)
             in_order &= consumer.received[static_cast<std::size_t>(i)] == i;
         BOOST_TEST(in_order);
+        BOOST_TEST(consumer.closed);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(a_runtime_shard_gets_everything_whether_it_sleeps_or_polls_when_idle) {
+    // Bursts with pauses longer than the polling window: the shard alternates between polling,
+    // sleeping and being woken. The runtime's destructor must end the polling loop.
+    for (auto poll_for : {std::chrono::microseconds(0), std::chrono::microseconds(200)}) {
+        counting_consumer consumer;
+        std::promise<void> done;
+        {
+            kt::runtime rt({.shards = 1, .poll_before_sleep = poll_for});
+            kt::spsc_channel<int> channel(64, rt.shard(0));
+            asio::co_spawn(
+                rt.shard(0),
+                [&]() -> asio::awaitable<void> {
+                    co_await consumer.run(channel);
+                    done.set_value();
+                },
+                asio::detached);
+            constexpr int total = 20000;
+            std::mt19937 rng(7);
+            for (int next = 0; next < total;) {
+                for (int burst = static_cast<int>(rng() % 32) + 1; burst > 0 && next < total;)
+                    if (channel.try_push(next)) {
+                        ++next;
+                        --burst;
+                    } else {
+                        channel.notify();
+                        std::this_thread::yield();
+                    }
+                channel.notify();
+                if (rng() % 16 == 0) std::this_thread::sleep_for(std::chrono::microseconds(500));
+            }
+            channel.close();
+            BOOST_TEST_REQUIRE((done.get_future().wait_for(std::chrono::seconds(30)) ==
+                                std::future_status::ready));
+        }
+        BOOST_TEST_REQUIRE(consumer.received.size() == 20000u);
+        bool in_order = true;
+        for (int i = 0; i < 20000; ++i)
+            in_order &= consumer.received[static_cast<std::size_t>(i)] == i;
+        BOOST_TEST(in_order, "poll_before_sleep " << poll_for.count() << " us");
         BOOST_TEST(consumer.closed);
     }
 }

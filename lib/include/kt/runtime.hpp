@@ -14,6 +14,11 @@ namespace kt {
 struct runtime_options {
     /// Number of shards; 0 means one per hardware thread.
     unsigned shards = 0;
+    /// How long an idle shard keeps polling for work before its thread sleeps. 0 (the default)
+    /// sleeps at once; a few hundred microseconds take the wake-up of a sleeping thread off the
+    /// poll thread → handler hop, at the price of a busy core while messages trickle in
+    /// (Seastar-style polling). Owned shards only.
+    std::chrono::microseconds poll_before_sleep{0};
 };
 
 /// A Seastar-style set of shards. Each shard is one thread running its own io_context; state
