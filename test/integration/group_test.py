@@ -118,7 +118,8 @@ def every_offset(topic):
 def membership(tmp):
     """A and B consume together, C joins, B leaves gracefully, A is killed -9; C goes on alone."""
     topic, group, total = MEMBERS_TOPIC, f"members-{RUN}", 6000
-    producer = threading.Thread(target=produce, args=(topic, total, 400))
+    late = 600  # produced once B has left, so that A and C have new work whenever B leaves
+    producer = threading.Thread(target=produce, args=(topic, total - late, 400))
     producer.start()
     handler = ("--handler-ms", "5")
     a, out_a = start_host(tmp, "a", topic, group, *handler)
@@ -132,12 +133,22 @@ def membership(tmp):
     code = b.wait(60)
     check(code == 0, f"membership: B leaves gracefully on SIGTERM (exit {code}: "
                      f"{stderr_tail(tmp, 'b') if code else ''})")
-    handled_by_a = len(records(out_a))
-    check(wait_for(lambda: len(records(out_a)) > handled_by_a + 50, 30),
-          "membership: A takes over B's partitions and keeps consuming")
+    producer.join()
+    handled_by_a, handled_by_c = len(records(out_a)), len(records(out_c))
+    late_producer = threading.Thread(target=produce, args=(topic, late, 400))
+    late_producer.start()
+
+    def late_partitions():
+        return {p for p, _ in records(out_a)[handled_by_a:] + records(out_c)[handled_by_c:]}
+
+    check(wait_for(lambda: late_partitions() == set(range(TOPICS[topic])) and
+                   len(records(out_a)) > handled_by_a + 50, 30),
+          f"membership: after B left, A and C consume every partition, B's included, and A keeps "
+          f"consuming (partitions {sorted(late_partitions())}, "
+          f"A +{len(records(out_a)) - handled_by_a})")
     a.send_signal(signal.SIGKILL)
     a.wait()
-    producer.join()
+    late_producer.join()
     # C gets A's partitions once A's session timed out; it then catches up and goes idle.
     everything = every_offset(topic)
     seen_all = lambda: {r for path in (out_a, out_b, out_c) for r in records(path)} >= everything
