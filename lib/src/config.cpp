@@ -170,6 +170,14 @@ void route_librdkafka_log(const rd_kafka_t* rk, int level, const char* facility,
 
 }  // namespace
 
+void check_managed_property(std::string_view name, std::string_view value) {
+    if ((name == "enable.auto.commit" || name == "enable.auto.offset.store") && value != "false")
+        throw config_error(std::string(name),
+                           fmt::format("property '{}' is managed by kafka-triggers (offsets are "
+                                       "committed when handlers complete); remove it",
+                                       name));
+}
+
 conf_ptr make_conf(const consumer_config& config) {
     conf_ptr conf(rd_kafka_conf_new());
     char reason[512];

@@ -9,12 +9,15 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <set>
 #include <span>
 #include <sstream>
+#include <utility>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <boost/json.hpp>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include <kt/errors.hpp>
 #include <kt/producer.hpp>
@@ -312,6 +315,7 @@ void validate_property(const std::string& name, const std::string& value, const 
     consumer_config single;
     single.set(name, value);
     try {
+        detail::check_managed_property(name, value);
         (void)detail::make_conf(single);
     } catch (const config_error& e) {
         fail(path, e.what());  // make_conf never quotes a secret's value
@@ -692,10 +696,91 @@ std::pair<std::size_t, std::size_t> line_and_column(std::string_view text, std::
     return {line, line_start == std::string_view::npos ? offset + 1 : offset - line_start};
 }
 
+/// basic_parser handler that finds a key written twice in one object: Boost.JSON would keep the
+/// last value silently, and the setting written first would be lost without a word.
+class duplicate_key_finder {
+  public:
+    static constexpr std::size_t max_object_size = std::numeric_limits<std::size_t>::max();
+    static constexpr std::size_t max_array_size = std::numeric_limits<std::size_t>::max();
+    static constexpr std::size_t max_key_size = std::numeric_limits<std::size_t>::max();
+    static constexpr std::size_t max_string_size = std::numeric_limits<std::size_t>::max();
+
+    /// Path of the repeated member, once found.
+    std::optional<std::string> duplicate;
+
+    bool on_document_begin(json::error_code&) { return true; }
+    bool on_document_end(json::error_code&) { return true; }
+    bool on_object_begin(json::error_code&) { return open(true); }
+    bool on_object_end(std::size_t, json::error_code&) { return close(); }
+    bool on_array_begin(json::error_code&) { return open(false); }
+    bool on_array_end(std::size_t, json::error_code&) { return close(); }
+    bool on_key_part(json::string_view s, std::size_t, json::error_code&) {
+        key_.append(s);
+        return true;
+    }
+    bool on_key(json::string_view s, std::size_t, json::error_code& ec) {
+        key_.append(s);
+        auto& object = frames_.back();
+        object.key = std::exchange(key_, {});
+        if (!object.keys.insert(object.key).second) {
+            duplicate = member_path(object.path, object.key);
+            ec = json::error::syntax;  // stops the parser; parse_json reports `duplicate`
+            return false;
+        }
+        return true;
+    }
+    bool on_string_part(json::string_view, std::size_t, json::error_code&) { return true; }
+    bool on_string(json::string_view, std::size_t, json::error_code&) { return value(); }
+    bool on_number_part(json::string_view, json::error_code&) { return true; }
+    bool on_int64(std::int64_t, json::string_view, json::error_code&) { return value(); }
+    bool on_uint64(std::uint64_t, json::string_view, json::error_code&) { return value(); }
+    bool on_double(double, json::string_view, json::error_code&) { return value(); }
+    bool on_bool(bool, json::error_code&) { return value(); }
+    bool on_null(json::error_code&) { return value(); }
+    bool on_comment_part(json::string_view, json::error_code&) { return true; }
+    bool on_comment(json::string_view, json::error_code&) { return true; }
+
+  private:
+    struct frame {
+        bool object;
+        std::string path;
+        std::set<std::string, std::less<>> keys;  // objects
+        std::string key;                          // objects: the member being read
+        std::size_t index = 0;                    // arrays: the element being read
+    };
+    bool open(bool object) {
+        std::string path = "$";
+        if (!frames_.empty()) {
+            const auto& parent = frames_.back();
+            path = parent.object ? member_path(parent.path, parent.key)
+                                 : element_path(parent.path, parent.index);
+        }
+        frames_.push_back({object, std::move(path)});
+        return true;
+    }
+    bool close() {
+        frames_.pop_back();
+        return value();
+    }
+    bool value() {
+        if (!frames_.empty() && !frames_.back().object) ++frames_.back().index;
+        return true;
+    }
+    std::vector<frame> frames_;
+    std::string key_;
+};
+
 json::value parse_json(std::string_view text) {
     json::parse_options options;
     options.allow_comments = true;
     options.allow_trailing_commas = true;
+    {
+        json::basic_parser<duplicate_key_finder> finder(options);
+        json::error_code ec;
+        finder.write_some(false, text.data(), text.size(), ec);
+        if (const auto& duplicate = finder.handler().duplicate)
+            fail(*duplicate, "written twice in one object (only one value can apply)");
+    }  // syntax errors are reported below, with their line and column
     json::stream_parser parser({}, options);
     json::error_code ec;
     const auto consumed = parser.write(text.data(), text.size(), ec);

@@ -41,6 +41,10 @@ using message_ptr = std::unique_ptr<rd_kafka_message_t, message_deleter>;
 /// kt::config_error naming an unknown or invalid property (a secret's value is never quoted).
 conf_ptr make_conf(const consumer_config& config);
 
+/// Throws kt::config_error when `name` is a property kafka-triggers manages itself
+/// (enable.auto.commit, enable.auto.offset.store) and `value` contradicts ours ("false").
+void check_managed_property(std::string_view name, std::string_view value);
+
 /// rd_kafka_new() of `type`; throws kt::config_error with librdkafka's reason on failure.
 client_ptr make_client(rd_kafka_type_t type, conf_ptr conf);
 

@@ -67,17 +67,6 @@ bool is_rebalance_commit_error(rd_kafka_resp_err_t err) {
            err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || err == RD_KAFKA_RESP_ERR__STATE;
 }
 
-/// Properties kafka-triggers manages itself; a user value that contradicts ours is refused.
-void check_managed(const consumer_config& config) {
-    for (const char* name : {"enable.auto.commit", "enable.auto.offset.store"}) {
-        if (config.contains(name) && config.get(name) != "false")
-            throw config_error(name, fmt::format("property '{}' is managed by kafka-triggers "
-                                                 "(offsets are committed when handlers complete); "
-                                                 "remove it",
-                                                 name));
-    }
-}
-
 }  // namespace
 
 shared_consumer::shared_consumer(sharing_key key, const consumer_config& config, runtime& rt,
@@ -87,7 +76,7 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
         throw config_error("bootstrap.servers", "consumer config needs 'bootstrap.servers'");
     if (config.get("group.id").empty())
         throw config_error("group.id", "consumer config needs a non-empty 'group.id'");
-    check_managed(config);
+    for (const auto& [name, value] : config.properties()) check_managed_property(name, value);
 
     consumer_config effective = config;
     effective.set("enable.auto.commit", "false");

@@ -251,6 +251,39 @@ BOOST_AUTO_TEST_CASE(missing_empty_unknown_and_duplicate_entries_name_the_json_p
                 "consumer \"c\" has no bootstrap servers");
 }
 
+BOOST_AUTO_TEST_CASE(properties_kafka_triggers_manages_are_refused_at_load) {
+    check_error(R"({"common": {"bootstrap_servers": "b"},
+                    "consumers": [{"name": "c", "group_id": "g",
+                                   "properties": {"enable.auto.commit": "true"}}]})",
+                R"($.consumers[0].properties["enable.auto.commit"])", "managed by kafka-triggers");
+    check_error(R"({"common": {"bootstrap_servers": "b",
+                               "properties": {"enable.auto.offset.store": true}}})",
+                R"($.common.properties["enable.auto.offset.store"])", "managed by kafka-triggers");
+    BOOST_CHECK_NO_THROW(kt::parse_config(
+        R"({"common": {"bootstrap_servers": "b", "properties": {"enable.auto.commit": false}}})",
+        no_env));
+}
+
+BOOST_AUTO_TEST_CASE(a_key_written_twice_in_one_object_is_refused_with_its_path) {
+    // Boost.JSON keeps the last value; the first would be lost without a word.
+    check_error(with_trigger(R"("max_in_flight": 8, "max_in_flight": 64)"),
+                "$.triggers[0].max_in_flight", "written twice in one object");
+    check_error(R"({"common": {"bootstrap_servers": "b"}, "common": {"client_id": "x"}})",
+                "$.common", "written twice");
+    check_error(R"({"common": {"bootstrap_servers": "b",
+                               "properties": {"fetch.wait.max.ms": 10, "x": [1, {}, {"a": 1}],
+                                              "fetch.wait.max.ms": 20}}})",
+                R"($.common.properties["fetch.wait.max.ms"])", "written twice");
+    check_error(R"({"common": {"bootstrap_servers": "b"},
+                    "consumers": [{"name": "a", "group_id": "g"}, [0, {"x": 1, "x": 2}]]})",
+                "$.consumers[1][1].x", "written twice");
+    // The same key in sibling objects is fine.
+    BOOST_CHECK_NO_THROW(kt::parse_config(
+        R"({"common": {"bootstrap_servers": "b"},
+            "consumers": [{"name": "a", "group_id": "g"}, {"name": "b", "group_id": "g"}]})",
+        no_env));
+}
+
 BOOST_AUTO_TEST_CASE(rule_violations_name_the_json_path) {
     check_error(R"({"common": {"bootstrap_servers": "b"},
                     "consumers": [{"name": "c", "group_id": "g", "topics": ["a", "b"]}],
@@ -507,13 +540,19 @@ BOOST_AUTO_TEST_CASE(a_trigger_the_host_refuses_is_named_by_its_path) {
     kt::trigger_host host{rt};
     kt::handler_registry handlers;
     handlers.add("h", ignore);
+    // Only the host knows its triggers: the file cannot see that "t" is taken.
+    host.add_trigger({.name = "t",
+                      .topic = "x",
+                      .consumer = kt::consumer_config{{"bootstrap.servers", "localhost:9092"},
+                                                      {"group.id", "g"}}},
+                     ignore);
     const auto e = add_triggers_error(
         R"({"common": {"bootstrap_servers": "localhost:9092"},
-            "consumers": [{"name": "c", "group_id": "g",
-                           "properties": {"enable.auto.commit": "true"}}],
+            "consumers": [{"name": "c", "group_id": "g"}],
             "triggers": [{"name": "t", "consumer": "c", "topic": "x", "handler": "h"}]})",
         handlers, host);
     BOOST_TEST(e.property() == "$.triggers[0]");
     BOOST_TEST(std::string(e.what()).find("config: $.triggers[0]: ") == 0, e.what());
-    BOOST_TEST(std::string(e.what()).find("enable.auto.commit") != std::string::npos, e.what());
+    BOOST_TEST(std::string(e.what()).find("duplicate trigger name 't'") != std::string::npos,
+               e.what());
 }
