@@ -43,12 +43,20 @@ void run_shard(asio::io_context& context, std::chrono::microseconds poll_for) {
     }
 }
 
+/// An io_context whose pending handlers can be destroyed before any shard's context is: one of
+/// them may hold the last reference to a trigger whose runners still post to the other shards.
+class shard_context : public asio::io_context {
+  public:
+    using asio::io_context::io_context;
+    void abandon_pending() { shutdown(); }  // destruction shuts down again, harmlessly
+};
+
 }  // namespace
 
 struct runtime::state {
     using work_guard = asio::executor_work_guard<asio::io_context::executor_type>;
 
-    std::vector<std::unique_ptr<asio::io_context>> owned_contexts;
+    std::vector<std::unique_ptr<shard_context>> owned_contexts;
     std::vector<asio::io_context*> contexts;
     std::vector<work_guard> guards;
     std::vector<std::thread> threads;
@@ -95,7 +103,7 @@ runtime::runtime(runtime_options options) : state_(std::make_unique<state>()) {
     unsigned count =
         options.shards ? options.shards : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < count; ++i) {
-        state_->owned_contexts.push_back(std::make_unique<asio::io_context>(1));
+        state_->owned_contexts.push_back(std::make_unique<shard_context>(1));
         state_->contexts.push_back(state_->owned_contexts.back().get());
         state_->guards.emplace_back(state_->contexts.back()->get_executor());
     }
@@ -124,6 +132,7 @@ runtime::~runtime() {
         for (auto* ctx : state_->contexts) ctx->stop();
         state_->join_shards();
     }
+    for (auto& context : state_->owned_contexts) context->abandon_pending();
 }
 
 unsigned runtime::shard_count() const noexcept {

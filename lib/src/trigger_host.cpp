@@ -169,7 +169,10 @@ class host_core : public std::enable_shared_from_this<host_core> {
             };
             co_await await_remote(stop);
         }
-        for (auto& trigger : triggers) close_inbox(trigger);
+        for (auto& trigger : triggers) {
+            close_inbox(trigger);
+            retire_workers(trigger);
+        }
         release_producers();
     }
 
@@ -186,7 +189,10 @@ class host_core : public std::enable_shared_from_this<host_core> {
                     consumer->group(),
                     std::chrono::duration_cast<std::chrono::milliseconds>(bound).count());
         }
-        for (auto& trigger : triggers) close_inbox(trigger);
+        for (auto& trigger : triggers) {
+            close_inbox(trigger);
+            retire_workers(trigger);
+        }
         release_producers();
     }
 
@@ -368,6 +374,12 @@ class host_core : public std::enable_shared_from_this<host_core> {
         pool_.clear();
         triggers_.clear();
         return {consumers, triggers};
+    }
+
+    /// Parked workers keep their shard's io_context busy: they leave once the host stopped.
+    void retire_workers(const std::shared_ptr<trigger_state>& trigger) {
+        for (unsigned shard = 0; shard < trigger->runners.size(); ++shard)
+            asio::post(rt_.shard(shard), [trigger, shard] { trigger->runners[shard]->retire(); });
     }
 
     static void close_inbox(const std::shared_ptr<trigger_state>& trigger) {

@@ -223,15 +223,26 @@ asio::awaitable<trigger_runner::outcome> run_work(trigger_state& trigger, trigge
 /// shard for long.
 constexpr unsigned continuation_batch = 64;
 
-/// Runs `work`, then whatever ready work the runner hands over when it finishes, in this one
-/// coroutine: a co_spawn (frame, post, completion) per burst instead of per message.
-asio::awaitable<void> run_continuously([[maybe_unused]] shard_keepalive keep,
-                                       trigger_state* trigger, trigger_runner* runner,
-                                       std::uint32_t slot, work_items work) {
+/// A worker: runs `work`, then whatever ready work the runner hands over when it finishes, then
+/// parks until start() gives it more. A coroutine per worker instead of one per message: waking a
+/// parked worker is one post, against a frame, a work guard, a cancellation handler and two posts.
+asio::awaitable<void> run_worker(std::optional<shard_keepalive> keep,
+                                 std::shared_ptr<trigger_runner::worker> self,
+                                 trigger_state* trigger, trigger_runner* runner, std::uint32_t slot,
+                                 work_items work) {
     for (unsigned ran = 1;; ++ran) {
         const auto result = co_await run_work(*trigger, *runner, work);
         work_items next;
-        if (!runner->finish(work, result, trigger_runner::continuation{slot, &next})) co_return;
+        if (!runner->finish(work, result, trigger_runner::continuation{slot, &next})) {
+            if (!runner->may_park()) {
+                runner->worker_exits(slot);
+                co_return;
+            }
+            work.clear();  // a parked worker pins no message (a stop waits for every one)
+            if (!co_await runner->park(slot, keep)) co_return;  // the runner may be gone
+            next = std::move(self->handoff);
+            self->handoff.clear();
+        }
         work = std::move(next);
         // A handler may have finished normally despite a cancellation: the next work (perhaps of
         // another partition) starts uncancelled.
@@ -327,7 +338,58 @@ trigger_runner::trigger_runner(trigger_state& owner, unsigned shard_index,
         txn_ = std::make_unique<transaction_cycle>(*this);
 }
 
-trigger_runner::~trigger_runner() = default;
+trigger_runner::~trigger_runner() {
+    // Parked workers hold no keepalive, so the runner can go while they wait: tell them to leave.
+    retire_parked();
+}
+
+void trigger_runner::retire_parked() {
+    for (const auto slot : std::exchange(parked_, {})) {
+        auto w = std::exchange(runs_[slot], nullptr);
+        free_runs_.push_back(slot);
+        asio::post(shard_,
+                   [resume = std::move(*w->parked)]() mutable { std::move(resume)(false); });
+        w->parked.reset();
+    }
+}
+
+std::uint32_t trigger_runner::new_slot() {
+    std::uint32_t slot;
+    if (free_runs_.empty()) {
+        slot = static_cast<std::uint32_t>(runs_.size());
+        runs_.emplace_back();
+    } else {
+        slot = free_runs_.back();
+        free_runs_.pop_back();
+    }
+    runs_[slot] = std::make_shared<worker>();
+    return slot;
+}
+
+void trigger_runner::worker_exits(std::uint32_t slot) {
+    runs_[slot] = nullptr;  // its signal lives on with the coroutine's own reference
+    free_runs_.push_back(slot);
+}
+
+asio::awaitable<bool> trigger_runner::park(std::uint32_t slot,
+                                           std::optional<shard_keepalive>& keep) {
+    auto self = runs_[slot];  // the runner may be gone when this resumes
+    self->active = false;
+    const bool resumed = co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(bool)>(
+        [this, slot, &keep](auto resume) {
+            runs_[slot]->parked.emplace(std::move(resume));
+            parked_.push_back(slot);
+            // Last: this may destroy the trigger, whose runner then retires the worker just parked.
+            auto released = std::move(keep);
+            keep.reset();
+        },
+        asio::use_awaitable);
+    if (resumed) {
+        keep.emplace(std::move(*self->handoff_keep));
+        self->handoff_keep.reset();
+    }
+    co_return resumed;
+}
 
 shard_keepalive::shard_keepalive(trigger_runner& runner) noexcept : runner_(&runner) {
     if (runner.keepalives_++ == 0) runner.kept_ = runner.owner_.shared_from_this();
@@ -457,7 +519,7 @@ bool trigger_runner::claim_next(const continuation& into) {
     *into.next = take_work(*l);
     const auto partition = into.next->front().partition();
     work_started(id, partition);
-    runs_[into.slot].partition = partition;
+    runs_[into.slot]->partition = partition;
     return true;
 }
 
@@ -472,33 +534,43 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
             });
         return;
     }
-    std::uint32_t slot;
-    if (free_runs_.empty()) {
-        slot = static_cast<std::uint32_t>(runs_.size());
-        runs_.push_back({.signal = std::make_unique<asio::cancellation_signal>()});
-    } else {
-        slot = free_runs_.back();
-        free_runs_.pop_back();
+    const auto partition = work.front().partition();
+    if (!parked_.empty()) {
+        const auto slot = parked_.back();
+        parked_.pop_back();
+        auto& w = *runs_[slot];
+        w.partition = partition;
+        w.active = true;
+        w.handoff = std::move(work);
+        w.handoff_keep.emplace(*this);
+        asio::post(shard_, [resume = std::move(*w.parked)]() mutable { std::move(resume)(true); });
+        w.parked.reset();
+        return;
     }
-    runs_[slot].partition = work.front().partition();
-    runs_[slot].active = true;
-    shard_keepalive keep(*this);
-    auto work_coroutine = txn_
-                              ? run_in_transaction(owner_.shared_from_this(), this, std::move(work))
-                              : run_continuously(keep, &owner_, this, slot, std::move(work));
-    asio::co_spawn(
-        shard_, std::move(work_coroutine),
-        asio::bind_cancellation_slot(
-            runs_[slot].signal->slot(), [keep = std::move(keep), this, slot](std::exception_ptr e) {
-                if (e)  // run_work reports every outcome itself; this is a bug
-                    log(log_level::error, "trigger '{}': work ended without its report",
-                        owner_.options.name);
-                // Free later: the slot is still in use while this handler runs.
-                asio::post(shard_, [keep = std::move(keep), this, slot] {
-                    runs_[slot].active = false;
-                    free_runs_.push_back(slot);
-                });
-            }));
+    const auto slot = new_slot();
+    auto w = runs_[slot];
+    w->partition = partition;
+    w->active = true;
+    // Neither completion handler touches the runner: it may be gone when they run.
+    auto ended = [name = owner_.options.name](std::exception_ptr e) {
+        if (e)  // run_work reports every outcome itself; this is a bug
+            log(log_level::error, "trigger '{}': work ended without its report", name);
+    };
+    if (txn_) {
+        shard_keepalive keep(*this);
+        asio::co_spawn(shard_, run_in_transaction(owner_.shared_from_this(), this, std::move(work)),
+                       asio::bind_cancellation_slot(
+                           w->signal.slot(), [w, keep, this, slot, ended](std::exception_ptr e) {
+                               ended(e);
+                               // Free later: the slot's signal is in use while this handler runs.
+                               asio::post(shard_, [w, keep, this, slot] { worker_exits(slot); });
+                           }));
+        return;
+    }
+    asio::co_spawn(shard_,
+                   run_worker(shard_keepalive(*this), w, &owner_, this, slot, std::move(work)),
+                   asio::bind_cancellation_slot(w->signal.slot(),
+                                                [w, ended](std::exception_ptr e) { ended(e); }));
 }
 
 void trigger_runner::work_started(std::uint64_t lane_id, std::int32_t partition) {
@@ -619,9 +691,9 @@ void trigger_runner::report_revoke_if_done(std::int32_t partition) {
 }
 
 void trigger_runner::cancel_partition(std::int32_t partition) {
-    for (auto& work : runs_)
-        if (work.active && work.partition == partition)
-            work.signal->emit(asio::cancellation_type::all);
+    for (auto& w : runs_)
+        if (w && w->active && w->partition == partition)
+            w->signal.emit(asio::cancellation_type::all);
 }
 
 void trigger_runner::release_lane(const message& first) {
@@ -687,6 +759,7 @@ void trigger_runner::close() {
         it = it->second.busy ? std::next(it) : lanes_.erase(it);
     }
     ready_.clear();
+    retire_parked();
     report_fence_if_drained();
 }
 
@@ -697,8 +770,9 @@ void trigger_runner::cancel() {
     running_since_.clear();
     publish_oldest();
     ready_.clear();
-    for (auto& work : runs_)
-        if (work.active) work.signal->emit(asio::cancellation_type::all);
+    retire_parked();
+    for (auto& w : runs_)
+        if (w && w->active) w->signal.emit(asio::cancellation_type::all);
 }
 
 void trigger_runner::report_fence_if_drained() {

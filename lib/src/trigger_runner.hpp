@@ -16,7 +16,9 @@
 #include <utility>
 #include <vector>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/experimental/channel.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -151,6 +153,32 @@ class trigger_runner {
     /// exactly_once: the transaction holding `again` aborted; they run again, in order.
     void requeue(std::vector<message> again);
     transaction_cycle* transaction() noexcept { return txn_.get(); }
+    /// A long-lived work coroutine: it runs work, then parks until start() hands it more. Shared
+    /// by the runner and the coroutine, so its cancellation signal lives as long as either.
+    struct worker {
+        boost::asio::cancellation_signal signal;
+        std::int32_t partition = 0;
+        bool active = false;  // running work: cancellations reach it
+        /// Set while parked; resumes it with true (work in `handoff`) or false (leave).
+        std::optional<boost::asio::any_completion_handler<void(bool)>> parked;
+        work_items handoff;
+        std::optional<shard_keepalive> handoff_keep;
+    };
+    /// Whether a worker without work may park (not once retired, closing or cancelled, nor in
+    /// transactional runners).
+    bool may_park() const noexcept { return !retired_ && !closing_ && !cancelled_ && !txn_; }
+    /// The host stopped: parked workers leave and no worker parks again. A parked worker holds
+    /// outstanding work on its io_context, which would otherwise never run out of work.
+    void retire() {
+        retired_ = true;
+        retire_parked();
+    }
+    /// Parks the worker in `slot` until start() hands it work (true, `keep` taken again) or it is
+    /// told to leave (false; the runner may be gone by then). `keep` is released while parked, so
+    /// parked workers never keep the trigger alive.
+    boost::asio::awaitable<bool> park(std::uint32_t slot, std::optional<shard_keepalive>& keep);
+    /// The worker in `slot` ends (it still holds a keepalive).
+    void worker_exits(std::uint32_t slot);
     /// Where the coroutine in `slot` takes its next work from finish().
     struct continuation {
         std::uint32_t slot;
@@ -220,21 +248,22 @@ class trigger_runner {
     std::deque<std::uint64_t> ready_;
     unsigned running_ = 0;
     bool closing_ = false;
+    bool retired_ = false;
     bool cancelled_ = false;
     bool fence_reported_ = false;
     std::uint64_t next_run_seq_ = 0;
     /// (run_seq, start) of running work in start order; bounded by max_in_flight.
     std::vector<std::pair<std::uint64_t, std::chrono::steady_clock::time_point>> running_since_;
     void report_revoke_if_done(std::int32_t partition);
-    struct running_work {
-        std::int32_t partition = 0;
-        bool active = false;
-        std::unique_ptr<boost::asio::cancellation_signal> signal;  // reused by later work
-    };
-    /// Running work by slot; finished slots (and their signals) are reused, so starting work
-    /// allocates nothing here.
-    std::vector<running_work> runs_;
+    /// Slot of a new worker (or of transactional work).
+    std::uint32_t new_slot();
+    /// Tells every parked worker to leave (removal, cancellation, destruction).
+    void retire_parked();
+    /// Workers by slot (null: free); parked ones are woken before new ones are spawned, so
+    /// starting work usually costs one post instead of a coroutine.
+    std::vector<std::shared_ptr<worker>> runs_;
     std::vector<std::uint32_t> free_runs_;
+    std::vector<std::uint32_t> parked_;
     std::unordered_map<std::int32_t, unsigned> running_by_partition_;
     std::unordered_map<std::int32_t, std::uint32_t> revoking_;  // partition → revoked generation
     std::unordered_map<std::int32_t, std::uint32_t> revoked_up_to_;  // never run these again
