@@ -239,6 +239,9 @@ asio::awaitable<void> run_worker(std::optional<shard_keepalive> keep,
                 co_return;
             }
             work.clear();  // a parked worker pins no message (a stop waits for every one)
+            // Cancelled work leaves the coroutine cancelled, and its next co_await would throw.
+            if (cancelled(co_await asio::this_coro::cancellation_state))
+                co_await asio::this_coro::reset_cancellation_state();
             if (!co_await runner->park(slot, keep)) co_return;  // the runner may be gone
             next = std::move(self->handoff);
             self->handoff.clear();

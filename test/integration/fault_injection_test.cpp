@@ -381,6 +381,8 @@ void run_scenario(const std::string& name, const std::function<void(scenario&)>&
         BOOST_TEST(committed == high, "final committed " << describe(committed)
                                                          << " vs high watermarks "
                                                          << describe(high));
+        // A worker coroutine that dies with an exception (e.g. parking while cancelled) says so.
+        BOOST_TEST(capture.since(log_mark, {"'" + name + "'", "ended without its report"}).empty());
 
         BOOST_TEST_MESSAGE(
             name << ": " << produced << " messages, " << handled.duplicates() << " duplicates; "
