@@ -35,11 +35,10 @@ void run_shard(asio::io_context& context, std::chrono::microseconds poll_for) {
     }
     using clock = std::chrono::steady_clock;
     while (!context.stopped()) {
-        if (context.poll() > 0) continue;
         bool found = false;
         for (const auto until = clock::now() + poll_for; !found && clock::now() < until;)
             found = context.poll() > 0;
-        if (!found) context.run_one();
+        if (!found) context.run_one();  // sleeps until the next handler
     }
 }
 

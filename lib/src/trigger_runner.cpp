@@ -348,12 +348,17 @@ trigger_runner::~trigger_runner() {
 
 void trigger_runner::retire_parked() {
     for (const auto slot : std::exchange(parked_, {})) {
-        auto w = std::exchange(runs_[slot], nullptr);
+        wake(*std::exchange(runs_[slot], nullptr), false);
         free_runs_.push_back(slot);
-        asio::post(shard_,
-                   [resume = std::move(*w->parked)]() mutable { std::move(resume)(false); });
-        w->parked.reset();
     }
+}
+
+void trigger_runner::wake(worker& w, bool with_work) {
+    // Posted, never called inline: resuming here would re-enter the runner mid-update.
+    asio::post(shard_, [resume = std::move(*w.parked), with_work]() mutable {
+        std::move(resume)(with_work);
+    });
+    w.parked.reset();
 }
 
 std::uint32_t trigger_runner::new_slot() {
@@ -546,8 +551,7 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
         w.active = true;
         w.handoff = std::move(work);
         w.handoff_keep.emplace(*this);
-        asio::post(shard_, [resume = std::move(*w.parked)]() mutable { std::move(resume)(true); });
-        w.parked.reset();
+        wake(w, true);
         return;
     }
     const auto slot = new_slot();

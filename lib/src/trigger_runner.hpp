@@ -259,6 +259,8 @@ class trigger_runner {
     std::uint32_t new_slot();
     /// Tells every parked worker to leave (removal, cancellation, destruction).
     void retire_parked();
+    /// Resumes the parked worker `w`: with the work in its `handoff`, or to leave.
+    void wake(worker& w, bool with_work);
     /// Workers by slot (null: free); parked ones are woken before new ones are spawned, so
     /// starting work usually costs one post instead of a coroutine.
     std::vector<std::shared_ptr<worker>> runs_;
