@@ -6,16 +6,26 @@
 
 #include <boost/program_options.hpp>
 
+#include <kt/version.hpp>
+
 namespace kt::cli {
 
-/// Parses argv into `options`' variables; nullopt once --help printed them.
+/// Parses argv into `options`' variables (and --version); nullopt once --help printed the
+/// options or --version the versions of kafka-triggers and librdkafka.
 inline std::optional<boost::program_options::variables_map> parse(
     int argc, char** argv, const boost::program_options::options_description& options) {
     namespace po = boost::program_options;
+    po::options_description all;
+    all.add(options).add_options()("version", "print kafka-triggers' and librdkafka's versions");
     po::variables_map vm;
-    po::store(po::parse_command_line(argc, argv, options), vm);
+    po::store(po::parse_command_line(argc, argv, all), vm);
     if (vm.count("help")) {
-        std::cout << options << '\n';
+        std::cout << all << '\n';
+        return std::nullopt;
+    }
+    if (vm.count("version")) {
+        std::cout << "kafka-triggers " << kt::version() << ", librdkafka "
+                  << kt::librdkafka_version() << '\n';
         return std::nullopt;
     }
     po::notify(vm);

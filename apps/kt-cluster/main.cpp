@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <boost/program_options.hpp>
 
+#include <cli.hpp>
 #include <kt/kt.hpp>
 
 namespace po = boost::program_options;
@@ -23,13 +24,7 @@ int main(int argc, char** argv) {
         "topic", po::value(&topics),
         "NAME[:PARTITIONS] to create (default 6 partitions), repeatable");
     try {
-        po::variables_map vm;
-        po::store(po::parse_command_line(argc, argv, desc), vm);
-        if (vm.count("help")) {
-            std::cout << desc << '\n';
-            return 0;
-        }
-        po::notify(vm);
+        if (!kt::cli::parse(argc, argv, desc)) return 0;
         if (brokers < 1) throw po::error("--brokers must be at least 1");
         // Block the stop signals before the cluster starts its threads, then wait for one.
         sigset_t stop_signals;

@@ -600,7 +600,8 @@ class config_parser {
         auto& o = t.options;
         o.name = r.required_string("name");
         t.consumer = r.required_string("consumer");
-        const auto& consumer = resolve(config_.consumers, t.consumer, r.at("consumer"), "consumer");
+        const auto consumer_path = r.at("consumer");
+        const auto& consumer = resolve(config_.consumers, t.consumer, consumer_path, "consumer");
         o.consumer = consumer.config;
         o.topic = r.required_string("topic");
         if (!consumer.topics.empty() && std::find(consumer.topics.begin(), consumer.topics.end(),

@@ -1,6 +1,8 @@
 // kt::message accessors over rd_kafka_message_t.
 #include <kt/message.hpp>
 
+#include <string>
+
 #include "message_data.hpp"
 
 namespace kt {

@@ -21,7 +21,6 @@ using steady = std::chrono::steady_clock;
 
 namespace {
 /// How long after a cooperative rebalance callback periodic commits wait (see on_rebalance).
-constexpr auto rebalance_settle_time = std::chrono::seconds(5);
 }  // namespace
 
 namespace kt::detail {
@@ -87,9 +86,6 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
     if (!effective.contains("statistics.interval.ms") && options.statistics_interval.count() > 0)
         effective.set("statistics.interval.ms",
                       std::to_string(options.statistics_interval.count()));
-    cooperative_configured_ =
-        effective.get("partition.assignment.strategy").find("cooperative-sticky") !=
-        std::string::npos;
     conf_template_ = make_conf(effective);
     rd_kafka_conf_set_rebalance_cb(conf_template_.get(), &shared_consumer::rebalance_trampoline);
     rd_kafka_conf_set_stats_cb(conf_template_.get(), &shared_consumer::statistics_trampoline);
@@ -331,18 +327,18 @@ void shared_consumer::run() {
         if (subscription_dirty_ && !stopping_) resubscribe();
         drain_completions();
         flush_pending();
-        if (gate_dirty_ && !gate_in_flight_ && !stopping_ && steady::now() >= gate_retry_at_ &&
-            !(awaiting_rebalance_ && steady::now() < awaiting_rebalance_until_))
+        if (gate_dirty_ && !gate_in_flight_ && !stopping_ && steady::now() >= gate_retry_at_)
             send_gate_commit();
         if (stopping_) {
             const bool done = drained(nullptr) && !gate_in_flight_;
             if (done || steady::now() >= stop_deadline_) {
                 if (!done) cancel_runners();
-                finish_stop();
-                break;
+                if (final_commit_settled()) {
+                    finish_stop();
+                    break;
+                }
             }
-        } else if (steady::now() >= next_commit_ && steady::now() >= commits_quiet_until_ &&
-                   !(awaiting_rebalance_ && steady::now() < awaiting_rebalance_until_)) {
+        } else if (steady::now() >= next_commit_) {
             commit_async(nullptr);
             next_commit_ = steady::now() + options_.commit_interval;
         }
@@ -424,8 +420,6 @@ void shared_consumer::resubscribe() {
         return;
     }
     log(log_level::info, "group '{}': subscribed to {} topic(s)", group_, wanted.size());
-    // Until the rebalance this causes, a commit carries the old generation: the broker refuses it
-    // and librdkafka then treats the whole assignment as lost, so commits wait as well.
     awaiting_rebalance_ = true;
     awaiting_rebalance_until_ = steady::now() + 10s;
 }
@@ -677,19 +671,20 @@ void shared_consumer::commit_async(done_callback done) {
     }
 }
 
-void shared_consumer::mark_sent(const rd_kafka_topic_partition_list_t* list) {
+void shared_consumer::mark_sent(const rd_kafka_topic_partition_list_t* list, bool sent) {
     for (int i = 0; i < list->cnt; ++i) {
         const auto& p = list->elems[i];
         if (auto it = partitions_.find({topic_ids_.at(p.topic), p.partition});
             it != partitions_.end())
-            it->second.commit_sent = p.offset;
+            it->second.commit_sent = sent ? p.offset : -1;
     }
 }
 
 void shared_consumer::commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                         rd_kafka_topic_partition_list_t* offsets, void* opaque) {
     auto* self = static_cast<shared_consumer*>(rd_kafka_opaque(rk));
-    if (offsets) self->record_committed(offsets);
+    // committed() reports what the broker acknowledged, nothing a refused commit only asked for.
+    if (offsets && !err) self->record_committed(offsets);
     if (!err) self->broker_reached();
     if (opaque == &self->gate_marker_) {
         self->on_gate_committed(err, offsets);
@@ -713,11 +708,34 @@ rd_kafka_resp_err_t shared_consumer::commit_sync(const std::vector<partition_id>
     mark_sent(list.get());
     auto err = rd_kafka_commit(client_.get(), list.get(), 0);
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    if (err)
+    if (err) {
         log(is_rebalance_commit_error(err) ? log_level::info : log_level::warning,
             "group '{}': commit failed: {}", group_, rd_kafka_err2str(err));
-    record_committed(list.get());
+        mark_sent(list.get(), false);  // the next commit (the final one on stop) sends them again
+    } else {
+        record_committed(list.get());
+    }
     return err;
+}
+
+bool shared_consumer::final_commit_settled() {
+    if (steady::now() < final_commit_retry_at_) return false;
+    const auto err = commit_sync(nullptr);
+    // A rebalance under way (another member joining, our own last subscription change) refuses
+    // commits until it completes. The partitions stay ours meanwhile, so the loop keeps polling
+    // (which completes it) and commits again, until the stop deadline.
+    const bool rebalancing = err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+                             err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION;
+    if (rebalancing && steady::now() < stop_deadline_) {
+        final_commit_retry_at_ = steady::now() + 100ms;
+        return false;
+    }
+    if (err)
+        log(log_level::warning,
+            "group '{}': the final commit was refused ({}); the next owner repeats the work "
+            "completed since the last commit",
+            group_, rd_kafka_err2str(err));
+    return true;
 }
 
 void shared_consumer::record_committed(const rd_kafka_topic_partition_list_t* offsets) {
@@ -751,13 +769,7 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
     rebalances_.fetch_add(1, std::memory_order_relaxed);
     const char* protocol = rd_kafka_rebalance_protocol(rk);
     const bool cooperative = protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
-    // A cooperative rebalance takes several rounds (revocations, then other members' joins). A
-    // commit sent with a generation that a later JoinGroup bumped is refused, and librdkafka
-    // < 2.10 then declares the whole assignment lost (librdkafka #4059; 600 duplicates seen with
-    // two kt-hosts on Kafka 3.9): periodic commits wait until the group has been quiet a while.
-    if (cooperative) commits_quiet_until_ = steady::now() + rebalance_settle_time;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        ever_assigned_ = true;
         assign_partitions(partitions);  // takes the partition queues before fetching starts
         if (cooperative) {
             if (auto* error = rd_kafka_incremental_assign(rk, partitions)) {
@@ -945,8 +957,8 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
         cancel_partition_handlers();
         notify_listeners(rebalance_event::lost, ids);
         // Nothing may be committed, but what we completed stays completed: if the partition comes
-        // straight back to us (librdkafka 2.0 declares an assignment lost on a commit refused for
-        // its generation), it restarts there instead of at the older commit.
+        // straight back to us (a fenced member rejoining, a session that timed out while the
+        // group had no one else), it restarts there instead of at the older commit.
         for (const auto& id : ids)
             if (auto it = partitions_.find(id); it != partitions_.end())
                 if (auto position = committable(it->second))
@@ -1031,15 +1043,6 @@ void shared_consumer::fail_commit_waiters(rd_kafka_resp_err_t err) {
     }
 }
 
-bool shared_consumer::close_would_abort() const {
-    bool joined = false;
-    if (char* member = rd_kafka_memberid(client_.get())) {
-        joined = *member != '\0';
-        rd_kafka_mem_free(client_.get(), member);
-    }
-    return joined && !ever_assigned_ && rd_kafka_version() < 0x020300ff && cooperative_configured_;
-}
-
 bool shared_consumer::release_messages() {
     // Once finish_stop closed the links nothing more goes to the shards (they may be gone).
     const bool links_open = !links_.front()->poll_side_gone.load(std::memory_order_relaxed);
@@ -1096,21 +1099,20 @@ void shared_consumer::recreate(const std::string& reason) {
     topic_by_handle_.clear();  // topic handles belong to the old client
     {
         std::lock_guard lock(client_mutex_);
-        if (!released || close_would_abort()) {
-            log(log_level::warning, "group '{}': the failed consumer is not destroyed ({})", group_,
-                released ? "librdkafka #4312" : "handlers still reference its messages");
+        if (!released) {
+            log(log_level::warning,
+                "group '{}': the failed consumer is not destroyed (handlers still reference its "
+                "messages)",
+                group_);
             (void)client_.release();
-            if (!released) {
-                (void)live_messages_.release();  // leaked with the client, as in finish_stop
-                live_messages_ = std::make_unique<std::atomic<std::int64_t>>(0);
-            }
+            (void)live_messages_.release();  // leaked with the client, as in finish_stop
+            live_messages_ = std::make_unique<std::atomic<std::int64_t>>(0);
         } else {
             // A fenced member cannot leave its group: destroy without the consumer close.
             rd_kafka_destroy_flags(client_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
         }
     }
     open_client();
-    ever_assigned_ = false;
     awaiting_rebalance_ = false;
     gate_dirty_ = gate_in_flight_ = false;
     subscribed_.clear();
@@ -1227,14 +1229,11 @@ shared_consumer::metrics_view shared_consumer::metrics() const {
 }
 
 void shared_consumer::finish_stop() {
-    commit_sync(nullptr);
     for (auto& link : links_) {
         link->poll_side_gone.store(true, std::memory_order_release);
         link->to_shard.close();
     }
-    // The assignor is chosen at JoinGroup: leak that one client instead of aborting the process.
-    const bool abort_on_close = close_would_abort();
-    if (!abort_on_close) rd_kafka_consumer_close(client_.get());
+    rd_kafka_consumer_close(client_.get());
     partitions_.clear();  // releases the partition queues (and gated messages) before the client
     const bool released = release_messages();
     std::vector<command> late;
@@ -1248,13 +1247,7 @@ void shared_consumer::finish_stop() {
     close_queues();
     {
         std::lock_guard lock(client_mutex_);
-        if (abort_on_close) {
-            log(log_level::warning,
-                "group '{}': consumer closed during its first group join; not destroyed "
-                "(librdkafka < 2.3.0 aborts on it, librdkafka #4312)",
-                group_);
-            (void)client_.release();
-        } else if (!released) {
+        if (!released) {
             log(log_level::error,
                 "group '{}': {} message(s) still referenced after close (kt::message must not "
                 "outlive its trigger_host); leaking the client rather than blocking",

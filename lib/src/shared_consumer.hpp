@@ -109,7 +109,11 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
         std::function<void()> reject;  // instead of run, when the consumer is already closed
     };
     void post_command(std::function<void()> run, std::function<void()> reject = {});
-    void mark_sent(const rd_kafka_topic_partition_list_t* list);
+    /// Remembers the offsets of `list` as sent (or forgets them, after a refused commit).
+    /// The commit before closing: true once it succeeded or cannot any more; false while a
+    /// rebalance refuses it and the stop deadline allows another try.
+    bool final_commit_settled();
+    void mark_sent(const rd_kafka_topic_partition_list_t* list, bool sent = true);
     void run();
     void run_commands();
     void route(rd_kafka_message_t* raw);
@@ -158,9 +162,6 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     void broker_reached();
     /// Refreshes partition_view_ for metrics().
     void publish_partitions();
-    /// librdkafka < 2.3.0 aborts when closing a cooperative consumer that joined but was never
-    /// assigned (librdkafka #4312).
-    bool close_would_abort() const;
     /// Waits (bounded) until no message of the current client is referenced any more; false if
     /// some still are after the deadline.
     bool release_messages();
@@ -221,20 +222,18 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     std::map<std::uint32_t, std::pair<unsigned, done_callback>>
         fences_;  // trigger id → (left, done)
     void finish_detach(std::uint32_t trigger_id);
-    bool ever_assigned_ = false;
     bool awaiting_rebalance_ = false;  // our subscription change has not rebalanced yet
     std::chrono::steady_clock::time_point awaiting_rebalance_until_;
     bool subscription_dirty_ = false;
-    std::chrono::steady_clock::time_point commits_quiet_until_;
     /// Completed positions of partitions lost without a commit: (offset, valid until).
     std::map<partition_id, std::pair<std::int64_t, std::chrono::steady_clock::time_point>>
         lost_positions_;
     int paused_count_ = 0;
-    bool cooperative_configured_ = false;
     std::vector<std::string> warned_missing_;
     bool stopping_ = false;
     bool stopped_ = false;
     bool cancelled_ = false;
+    std::chrono::steady_clock::time_point final_commit_retry_at_;
     std::chrono::steady_clock::time_point stop_deadline_;
     std::vector<done_callback> stop_waiters_;
     std::chrono::steady_clock::time_point next_commit_;

@@ -27,10 +27,12 @@
 #include "coro_test.hpp"
 #include "host_helpers.hpp"
 #include "kafka_fixture.hpp"
+#include "log_capture.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using kt_test::kafka;
+using kt_test::log_capture;
 using kt_test::stop_host;
 using kt_test::two_shards;
 using kt_test::wait_until;
@@ -193,50 +195,6 @@ class trickle_producer {
     kt::producer producer_;
     bool stopped_ok_ = false;
     std::jthread thread_;
-};
-
-/// Lines logged by kafka-triggers and librdkafka, kept (and still printed) so a scenario can tell
-/// what its fault did.
-class log_capture {
-  public:
-    static log_capture& instance() {
-        // Immortal, like the library's own sink: librdkafka threads may log during exit.
-        static log_capture& capture = *[] {
-            auto* c = new log_capture;
-            kt::set_log_sink(
-                [c](kt::log_level level, std::string_view text) { c->add(level, text); });
-            return c;
-        }();
-        return capture;
-    }
-    std::size_t mark() const {
-        std::lock_guard lock(mutex_);
-        return lines_.size();
-    }
-    /// Lines since `from` containing every one of `parts`.
-    std::vector<std::string> since(std::size_t from, std::vector<std::string> parts) const {
-        std::lock_guard lock(mutex_);
-        std::vector<std::string> found;
-        for (std::size_t i = from; i < lines_.size(); ++i) {
-            bool all = true;
-            for (const auto& part : parts) all = all && lines_[i].find(part) != std::string::npos;
-            if (all) found.push_back(lines_[i]);
-        }
-        return found;
-    }
-
-  private:
-    void add(kt::log_level level, std::string_view text) {
-        const char* name = level == kt::log_level::debug     ? "debug"
-                           : level == kt::log_level::info    ? "info"
-                           : level == kt::log_level::warning ? "warn"
-                                                             : "error";
-        std::fprintf(stderr, "[kt %s] %.*s\n", name, static_cast<int>(text.size()), text.data());
-        std::lock_guard lock(mutex_);
-        lines_.emplace_back(text);
-    }
-    mutable std::mutex mutex_;
-    std::vector<std::string> lines_;
 };
 
 long long ms_since(steady::time_point start) {

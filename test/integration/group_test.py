@@ -40,16 +40,22 @@ def create_topics():
         future.result(30)
 
 
-def produce(topic, count, per_second):
+def produce(topic, count, per_second, until=None, produced=None):
+    """Produces `count` records at `per_second`, or as many as fit until the event `until` is
+    set (their number then goes into the list `produced`)."""
     producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 5})
     started = time.time()
-    for i in range(count):
+    i = 0
+    while (i < count) if until is None else not until.is_set():
         producer.produce(topic, key=f"key-{i % 100}", value=f"value-{i}")
         producer.poll(0)
-        delay = started + (i + 1) / per_second - time.time()
+        i += 1
+        delay = started + i / per_second - time.time()
         if delay > 0:
             time.sleep(delay)
-    check(producer.flush(30) == 0, f"{topic}: all {count} produced")
+    check(producer.flush(30) == 0, f"{topic}: all {i} produced")
+    if produced is not None:
+        produced.append(i)
 
 
 def start_host(tmp, name, topic, group, *extra):
@@ -192,10 +198,12 @@ def membership(tmp):
 
 def crashes(tmp):
     """One kt-host at a time, killed -9 at a random moment 0.3-3 s after it starts handling,
-    restarted each time; a last run drains what is left and exits when idle."""
-    topic, group, total, kills = CRASH_TOPIC, f"crash-{RUN}", 4000, 4
+    restarted each time; a last run drains what is left and exits when idle. Records are
+    produced until the last kill, so every run has work whatever a restart redoes."""
+    topic, group, kills = CRASH_TOPIC, f"crash-{RUN}", 4
     rng = random.Random(SEED)
-    producer = threading.Thread(target=produce, args=(topic, total, 250))
+    last_kill, produced = threading.Event(), []
+    producer = threading.Thread(target=produce, args=(topic, 0, 250, last_kill, produced))
     producer.start()
     outputs = []
     for run in range(kills):
@@ -209,7 +217,9 @@ def crashes(tmp):
         proc.wait()
         check(started and alive, f"crashes: run {run + 1} was consuming when killed -9 after "
                                  f"{delay:.1f} s ({len(records(output))} handled)")
+    last_kill.set()
     producer.join()
+    total = produced[0] if produced else -1
     proc, output = start_host(tmp, "crash-last", topic, group, "--exit-when-idle", "3")
     outputs.append(output)
     try:

@@ -14,3 +14,4 @@
 #include <kt/runtime.hpp>
 #include <kt/trigger_host.hpp>
 #include <kt/typed.hpp>
+#include <kt/version.hpp>

@@ -1,0 +1,29 @@
+# Finds librdkafka >= KT_LIBRDKAFKA_MIN as PkgConfig::RDKAFKA: KT_LIBRDKAFKA_PREFIX when given,
+# else the build scripts/setup.sh made in its cache (used only where the system's is too old),
+# else the system's. Binaries get its directory as RPATH, so they run without LD_LIBRARY_PATH.
+set(KT_LIBRDKAFKA_MIN 2.14.2)
+set(KT_LIBRDKAFKA_PREFIX "" CACHE PATH "librdkafka installation to build against (default: setup's, else the system's)")
+
+if(NOT KT_LIBRDKAFKA_PREFIX)
+  if(DEFINED ENV{KT_CACHE})
+    set(kt_cache "$ENV{KT_CACHE}")
+  elseif(DEFINED ENV{XDG_CACHE_HOME})
+    set(kt_cache "$ENV{XDG_CACHE_HOME}/kafka-triggers")
+  else()
+    set(kt_cache "$ENV{HOME}/.cache/kafka-triggers")
+  endif()
+  if(EXISTS "${kt_cache}/librdkafka/.complete")
+    file(REAL_PATH "${kt_cache}/librdkafka" KT_LIBRDKAFKA_PREFIX)
+  endif()
+endif()
+if(KT_LIBRDKAFKA_PREFIX)
+  set(ENV{PKG_CONFIG_PATH} "${KT_LIBRDKAFKA_PREFIX}/lib/pkgconfig:$ENV{PKG_CONFIG_PATH}")
+endif()
+
+pkg_check_modules(RDKAFKA IMPORTED_TARGET rdkafka>=${KT_LIBRDKAFKA_MIN})
+if(NOT RDKAFKA_FOUND)
+  message(FATAL_ERROR "kafka-triggers needs librdkafka >= ${KT_LIBRDKAFKA_MIN}; scripts/setup.sh "
+                      "builds Debian's source package of it where the system's is older "
+                      "(or set KT_LIBRDKAFKA_PREFIX to an installation of it).")
+endif()
+message(STATUS "librdkafka ${RDKAFKA_VERSION} from ${RDKAFKA_LIBDIR}")

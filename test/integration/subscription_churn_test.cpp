@@ -1,0 +1,159 @@
+// Subscription churn on one shared consumer: a trigger on a second topic comes and goes every few
+// seconds while another trigger streams. The streaming topic must not notice beyond the
+// rebalances themselves, commits must reach the broker (read back with an independent client),
+// and stop() must commit and close without an abort. Embedded cluster, or $KT_BOOTSTRAP.
+#define BOOST_TEST_MODULE subscription_churn
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+#include <kt/kt.hpp>
+
+#include "broker_offsets.hpp"
+#include "coro_test.hpp"
+#include "host_helpers.hpp"
+#include "kafka_fixture.hpp"
+#include "log_capture.hpp"
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using kt_test::kafka;
+using kt_test::wait_until;
+using steady = std::chrono::steady_clock;
+
+namespace {
+
+/// Produces to `topic` at about `per_second` until stopped; counts what was delivered.
+class steady_producer {
+  public:
+    steady_producer(const std::string& topic, int per_second)
+        : thread_([this, topic, per_second](std::stop_token stop) {
+              kt::producer producer(
+                  {{"bootstrap.servers", kafka::instance().bootstrap()}, {"linger.ms", "2"}});
+              const int per_tick = std::max(1, per_second / 100);
+              for (int i = 0; !stop.stop_requested();) {
+                  for (int n = 0; n < per_tick; ++n, ++i)
+                      producer.produce(topic, fmt::format("key-{}", i % 50),
+                                       fmt::format("value-{}", i));
+                  std::this_thread::sleep_for(10ms);
+              }
+              ok_ = producer.flush(30s) && producer.failed() == 0;
+              produced_ = producer.delivered();
+          }) {}
+    /// Stops producing; the number of records delivered (0 if any delivery failed).
+    std::uint64_t finish() {
+        thread_.request_stop();
+        thread_.join();
+        return ok_ ? produced_ : 0;
+    }
+
+  private:
+    std::uint64_t produced_ = 0;
+    bool ok_ = false;
+    std::jthread thread_;
+};
+
+/// When each message of a trigger was handled, for the longest pause between two of them.
+class handling_times {
+  public:
+    void add() {
+        std::lock_guard lock(mutex_);
+        times_.push_back(steady::now());
+    }
+    std::chrono::milliseconds longest_gap() const {
+        std::lock_guard lock(mutex_);
+        steady::duration longest{};
+        for (std::size_t i = 1; i < times_.size(); ++i)
+            longest = std::max(longest, times_[i] - times_[i - 1]);
+        return std::chrono::duration_cast<std::chrono::milliseconds>(longest);
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::vector<steady::time_point> times_;
+};
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(a_trigger_coming_and_going_on_another_topic_leaves_the_stream_untouched) {
+    auto& k = kafka::instance();
+    auto& logs = kt_test::log_capture::instance();
+    const auto log_mark = logs.mark();
+    const auto stream_topic = k.new_topic("churn-stream", 4);
+    const auto churn_topic = k.new_topic("churn-other", 2);
+    const auto group = k.unique("churn");
+    constexpr int cycles = 4;
+    constexpr int per_cycle = 20;  // new records on the churn topic for each trigger that comes
+
+    kt::runtime rt{kt_test::two_shards};
+    kt::trigger_host host{rt, {.commit_interval = 500ms}};
+    kt_test::handled_log handled;
+    handling_times stream_times;
+    host.add_trigger({.name = "stream", .topic = stream_topic, .consumer = k.consumer(group)},
+                     [&](const kt::message& m) -> asio::awaitable<void> {
+                         handled.add("stream", m);
+                         stream_times.add();
+                         co_return;
+                     });
+    host.start();
+    steady_producer producer(stream_topic, 1000);
+    BOOST_TEST_REQUIRE(wait_until([&] { return handled.distinct("stream") > 0; }),
+                       "the stream is being handled");
+
+    for (int cycle = 0; cycle < cycles; ++cycle) {
+        const auto started = steady::now();
+        k.produce(churn_topic, per_cycle, 10, cycle * per_cycle);
+        const auto name = fmt::format("churn-{}", cycle);
+        host.add_trigger({.name = name, .topic = churn_topic, .consumer = k.consumer(group)},
+                         kt_test::recording(handled, "churn"));
+        BOOST_TEST_REQUIRE(
+            wait_until([&] { return handled.distinct("churn") == (cycle + 1u) * per_cycle; }),
+            name << " handled its records (" << handled.distinct("churn") << " of "
+                 << (cycle + 1) * per_cycle << ")");
+        kt_test::run_coro(rt.shard(0),
+                          [&]() -> asio::awaitable<void> { co_await host.remove_trigger(name); });
+        std::this_thread::sleep_for(std::max(
+            0ms,
+            std::chrono::duration_cast<std::chrono::milliseconds>(started + 3s - steady::now())));
+    }
+
+    const auto produced = producer.finish();
+    BOOST_TEST_REQUIRE(produced > 0u, "every record of the stream was delivered");
+    BOOST_TEST(wait_until([&] { return handled.distinct("stream") == produced; }),
+               "the stream handled " << handled.distinct("stream") << " of " << produced);
+    kt_test::stop_host(rt, host);
+
+    BOOST_TEST(handled.duplicates() == 0u, handled.duplicates() << " records handled twice");
+    BOOST_TEST_MESSAGE("longest pause between two handled stream records: "
+                       << stream_times.longest_gap().count() << " ms over " << cycles
+                       << " subscription changes and back");
+    // A revocation that waits for handlers long finished stalls every trigger on the consumer.
+    BOOST_TEST(logs.since(log_mark, {"'" + group + "'", "still running"}).empty(),
+               "no revocation or listener waited for handlers that were not running");
+
+    // The broker holds what was handled, and committed() reports exactly what it acknowledged.
+    const auto ours = host.committed();
+    for (const auto& topic : {stream_topic, churn_topic}) {
+        const auto broker = kt_test::broker_offsets(k.bootstrap(), group, topic);
+        for (const auto& [partition, offsets] : broker) {
+            BOOST_TEST(offsets.committed == offsets.high_watermark,
+                       topic << "[" << partition << "] committed " << offsets.committed
+                             << ", high watermark " << offsets.high_watermark);
+            const auto topic_it = ours.find(topic);
+            const auto reported = topic_it == ours.end() || !topic_it->second.count(partition)
+                                      ? -1
+                                      : topic_it->second.at(partition);
+            BOOST_TEST(reported == offsets.committed,
+                       topic << "[" << partition << "] committed() says " << reported
+                             << ", the broker " << offsets.committed);
+        }
+    }
+}
