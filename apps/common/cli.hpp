@@ -15,8 +15,8 @@ namespace kt::cli {
 inline std::optional<boost::program_options::variables_map> parse(
     int argc, char** argv, const boost::program_options::options_description& options) {
     namespace po = boost::program_options;
-    po::options_description all;
-    all.add(options).add_options()("version", "print kafka-triggers' and librdkafka's versions");
+    auto all = options;  // the app's options and caption, then --version
+    all.add_options()("version", "print kafka-triggers' and librdkafka's versions");
     po::variables_map vm;
     po::store(po::parse_command_line(argc, argv, all), vm);
     if (vm.count("help")) {

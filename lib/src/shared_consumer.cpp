@@ -38,7 +38,7 @@ asio::awaitable<void> read_shard(std::shared_ptr<shard_link> link, unsigned shar
                 runner.close();
                 break;
             case shard_item::kind::revoke:
-                runner.revoke(item.partition, item.generation);
+                runner.revoke(item.topic_id, item.partition, item.generation);
                 break;
             case shard_item::kind::cancel_partition:
                 runner.cancel_partition(item.partition);
@@ -921,8 +921,9 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
         auto part = partitions_.find(id);
         if (part == partitions_.end()) continue;
         for (const auto& entry : routes_[id.first]) {
-            push_to_shard(part->second.shard, {shard_item::kind::revoke, entry.trigger.get(),
-                                               nullptr, id.second, part->second.generation});
+            push_to_shard(part->second.shard,
+                          {shard_item::kind::revoke, entry.trigger.get(), nullptr, id.second,
+                           part->second.generation, id.first});
             ++revokes_pending_[id];
         }
     }

@@ -666,7 +666,8 @@ bool trigger_runner::finish(const work_items& work, outcome result,
     return continues;
 }
 
-void trigger_runner::revoke(std::int32_t partition, std::uint32_t generation) {
+void trigger_runner::revoke(std::uint32_t topic_id, std::int32_t partition,
+                            std::uint32_t generation) {
     for (auto it = lanes_.begin(); it != lanes_.end();) {
         auto& pending = it->second.pending;
         std::erase_if(pending, [&](const message& m) {
@@ -683,7 +684,7 @@ void trigger_runner::revoke(std::int32_t partition, std::uint32_t generation) {
     });
     for (auto& [id, l] : lanes_)
         if (l.ready && l.pending.empty()) l.ready = false;
-    revoking_[partition] = generation;
+    revoking_[partition] = {topic_id, generation};
     auto& revoked = revoked_up_to_[partition];
     revoked = std::max(revoked, generation);
     report_revoke_if_done(partition);
@@ -693,7 +694,8 @@ void trigger_runner::report_revoke_if_done(std::int32_t partition) {
     auto it = revoking_.find(partition);
     if (it == revoking_.end()) return;
     if (running_by_partition_[partition] > 0 || (txn_ && !txn_->idle())) return;
-    link_.push_completion({completion::kind::revoke_done, owner_.id, 0, it->second, partition, 0});
+    link_.push_completion({completion::kind::revoke_done, owner_.id, it->second.topic_id,
+                           it->second.generation, partition, 0});
     revoking_.erase(it);
 }
 
@@ -735,7 +737,7 @@ void trigger_runner::report_committed(const std::vector<message>& done, std::siz
     add_local(failed, dead + gave_up);
     for (const auto& m : done) link_.push_completion(completion_of(m, owner_.id));
     std::vector<std::int32_t> revoking;
-    for (const auto& [partition, generation] : revoking_) revoking.push_back(partition);
+    for (const auto& entry : revoking_) revoking.push_back(entry.first);
     for (auto partition : revoking) report_revoke_if_done(partition);
     report_fence_if_drained();
 }

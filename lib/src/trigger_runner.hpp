@@ -137,7 +137,7 @@ class trigger_runner {
     void cancel();
     /// `partition` was revoked: drop its queued messages of `generation` or older; report
     /// revoke_done once none of its handlers runs (or sits in an open transaction).
-    void revoke(std::int32_t partition, std::uint32_t generation);
+    void revoke(std::uint32_t topic_id, std::int32_t partition, std::uint32_t generation);
     /// The revoke deadline passed: cancel the partition's running handlers (never reported).
     void cancel_partition(std::int32_t partition);
 
@@ -267,7 +267,11 @@ class trigger_runner {
     std::vector<std::uint32_t> free_runs_;
     std::vector<std::uint32_t> parked_;
     std::unordered_map<std::int32_t, unsigned> running_by_partition_;
-    std::unordered_map<std::int32_t, std::uint32_t> revoking_;  // partition → revoked generation
+    struct revocation {
+        std::uint32_t topic_id;    // in the consumer's topic table, for the revoke_done report
+        std::uint32_t generation;  // the revoked one
+    };
+    std::unordered_map<std::int32_t, revocation> revoking_;          // by partition
     std::unordered_map<std::int32_t, std::uint32_t> revoked_up_to_;  // never run these again
     std::minstd_rand jitter_random_;
     std::unique_ptr<transaction_cycle> txn_;  // exactly_once triggers only

@@ -157,3 +157,49 @@ BOOST_AUTO_TEST_CASE(a_trigger_coming_and_going_on_another_topic_leaves_the_stre
         }
     }
 }
+
+// Regression: a stalled revocation. The chain: runner::revoke reported revoke_done with topic id
+// 0 whatever the partition's topic, so shared_consumer::on_completion never counted down
+// revokes_pending_ for a partition of the consumer's second topic, and revoke_partitions (inside
+// the rebalance callback, on the poll thread) waited the whole revoke_drain_timeout for handlers
+// that had finished long before, every trigger of the consumer standing still meanwhile.
+BOOST_AUTO_TEST_CASE(a_revocation_on_a_consumers_second_topic_waits_only_for_running_handlers) {
+    auto& k = kafka::instance();
+    auto& logs = kt_test::log_capture::instance();
+    const auto log_mark = logs.mark();
+    const auto [first_topic, group] = k.topic_with_data("revoke-first", 4, 200);
+    const auto second_topic = k.new_topic("revoke-second", 4);
+    k.produce(second_topic, 200);
+
+    kt::runtime rt{kt_test::two_shards};
+    kt_test::handled_log handled;
+    auto add = [&](kt::trigger_host& host, const std::string& member, const std::string& topic) {
+        host.add_trigger(
+            {.name = member + ":" + topic, .topic = topic, .consumer = k.consumer(group)},
+            kt_test::recording(handled, topic));
+    };
+    kt::trigger_host first{rt};
+    add(first, "first", first_topic);
+    add(first, "first", second_topic);
+    first.start();
+    BOOST_TEST_REQUIRE(wait_until([&] {
+        return handled.distinct(first_topic) == 200u && handled.distinct(second_topic) == 200u;
+    }));
+    // A second member subscribed to the second topic only: the first one can only give up
+    // partitions of its consumer's second topic.
+    kt::trigger_host second{rt};
+    add(second, "second", second_topic);
+    second.start();
+    BOOST_TEST(wait_until(
+                   [&] {
+                       return !logs.since(log_mark, {"'" + group + "'", "revoked"}).empty();
+                   },
+                   30s),
+               "the first member revoked partitions");
+    kt_test::stop_host(rt, second);
+    kt_test::stop_host(rt, first);
+    for (const auto& line : logs.since(log_mark, {"'" + group + "'", "revoked"}))
+        BOOST_TEST_MESSAGE(line);
+    BOOST_TEST(logs.since(log_mark, {"'" + group + "'", "still running"}).empty(),
+               "no revocation waited for handlers that were not running");
+}
