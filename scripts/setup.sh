@@ -104,6 +104,7 @@ build_rdkafka() {
     return
   fi
   echo "setup: building librdkafka $version (Debian source package) into $prefix"
+  local started=$SECONDS
   # Debian's patches only switch the bundled cJSON/nanopb/OpenTelemetry code to Debian's packages
   # of them (--enable-*-ext); upstream's build below keeps the bundled copies, so they stay off.
   (cd "$work" && apt-get -q "${opts[@]}" source --download-only "librdkafka=$version" &&
@@ -122,7 +123,7 @@ build_rdkafka() {
   rm -f "$prefix"/lib/*.a "$prefix"/lib/pkgconfig/rdkafka-static.pc
   touch "$prefix/.complete"
   ln -sfn "$(basename "$prefix")" "$cache/librdkafka"
-  echo "setup: librdkafka ${version%-*} installed in $prefix"
+  echo "setup: librdkafka ${version%-*} installed in $prefix ($((SECONDS - started)) s)"
 }
 
 mkdir -p "$cache"

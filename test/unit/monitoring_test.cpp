@@ -12,7 +12,7 @@ using kt::detail::parse_statistics;
 
 namespace {
 
-// The shape of librdkafka 2.0's statistics (STATISTICS.md), trimmed to the fields we read.
+// The shape of librdkafka's statistics (STATISTICS.md), trimmed to the fields we read.
 constexpr const char* statistics_json = R"({
   "name": "rdkafka#consumer-1", "type": "consumer", "ts": 5000000, "rxmsgs": 1200,
   "brokers": {
