@@ -19,10 +19,6 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
-namespace {
-/// How long after a cooperative rebalance callback periodic commits wait (see on_rebalance).
-}  // namespace
-
 namespace kt::detail {
 namespace {
 
