@@ -1,7 +1,15 @@
 # Finds librdkafka >= KT_LIBRDKAFKA_MIN as PkgConfig::RDKAFKA: KT_LIBRDKAFKA_PREFIX when given,
 # else the build scripts/setup.sh made in its cache (used only where the system's is too old),
 # else the system's. Binaries get its directory as RPATH, so they run without LD_LIBRARY_PATH.
+# scripts/setup.sh reads the next line.
 set(KT_LIBRDKAFKA_MIN 2.14.2)
+# The same as RD_KAFKA_VERSION encodes it (0xMMmmrrff), for the header check in version.cpp.
+string(REPLACE "." ";" kt_min_parts ${KT_LIBRDKAFKA_MIN})
+list(GET kt_min_parts 0 kt_major)
+list(GET kt_min_parts 1 kt_minor)
+list(GET kt_min_parts 2 kt_revision)
+math(EXPR KT_LIBRDKAFKA_MIN_HEX "(${kt_major} << 24) | (${kt_minor} << 16) | (${kt_revision} << 8) | 255"
+     OUTPUT_FORMAT HEXADECIMAL)
 set(KT_LIBRDKAFKA_PREFIX "" CACHE PATH "librdkafka installation to build against (default: setup's, else the system's)")
 
 if(NOT KT_LIBRDKAFKA_PREFIX)

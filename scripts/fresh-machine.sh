@@ -19,9 +19,7 @@ base_tar="$cache/roots/$release-minbase.tar"
 root="$PWD/build/fresh-$release"
 repo_in_root=/work/kafka-triggers
 
-. /etc/os-release
-host_codename="${VERSION_CODENAME:-}"
-mirror=$(apt-cache policy | awk -v s="$host_codename/main" '$3 == s && $2 ~ /^[a-z]+:\/\// { print $2; exit }')
+mirror=$(scripts/debian-mirror.sh)
 [ -n "$mirror" ] || { echo "fresh-machine: no Debian archive in this machine's apt sources" >&2; exit 1; }
 
 if ! command -v debootstrap > /dev/null; then

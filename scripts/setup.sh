@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-min_rdkafka="${KT_LIBRDKAFKA_MIN:-2.14.2}"
+# The minimum is CMake's (cmake/librdkafka.cmake), so the two cannot disagree.
+min_rdkafka="${KT_LIBRDKAFKA_MIN:-$(sed -n 's/^set(KT_LIBRDKAFKA_MIN \([0-9.]*\))$/\1/p' cmake/librdkafka.cmake)}"
 cache="${KT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kafka-triggers}"
 
 . /etc/os-release
@@ -57,15 +58,9 @@ else
 fi
 install_missing "${packages[@]}"
 
-# The Debian archive this machine already uses, read from apt (works for one-line and deb822
-# sources alike): the URI serving "<codename>/main".
-debian_mirror() {
-  apt-cache policy | awk -v s="$codename/main" '$3 == s && $2 ~ /^[a-z]+:\/\// { print $2; exit }'
-}
-
 build_rdkafka() {
   local mirror work aptdir version prefix
-  mirror=$(debian_mirror)
+  mirror=$(scripts/debian-mirror.sh)
   if [ -z "$mirror" ]; then
     echo "setup: no Debian archive for '$codename' in this machine's apt sources;" \
          "cannot fetch librdkafka's source package" >&2

@@ -4,8 +4,9 @@
 #include <librdkafka/rdkafka.h>
 
 // The oldest librdkafka whose behaviour the consumer relies on (no workaround for older bugs
-// remains); CMake checks the same version through pkg-config.
-static_assert(RD_KAFKA_VERSION >= 0x020e02ff, "kafka-triggers needs librdkafka >= 2.14.2");
+// remains): pkg-config found it, and this catches an older rdkafka.h shadowing its headers.
+static_assert(RD_KAFKA_VERSION >= KT_LIBRDKAFKA_MIN_HEX,
+              "kafka-triggers needs librdkafka >= " KT_LIBRDKAFKA_MIN);
 
 namespace kt {
 

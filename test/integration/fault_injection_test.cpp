@@ -28,12 +28,14 @@
 #include "host_helpers.hpp"
 #include "kafka_fixture.hpp"
 #include "log_capture.hpp"
+#include "trickle_producer.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using kt_test::kafka;
 using kt_test::log_capture;
 using kt_test::stop_host;
+using kt_test::trickle_producer;
 using kt_test::two_shards;
 using kt_test::wait_until;
 using steady = std::chrono::steady_clock;
@@ -156,44 +158,6 @@ class commit_watch {
     std::vector<std::string> violations_;
     std::atomic<std::int64_t> last_sum_{0};
     std::atomic<int> samples_{0}, failed_samples_{0};
-    std::jthread thread_;
-};
-
-/// Produces a few messages every 50 ms on a thread of its own until stopped.
-class trickle_producer {
-  public:
-    trickle_producer(std::string topic, int first)
-        : topic_(std::move(topic)),
-          next_(first),
-          producer_({{"bootstrap.servers", kafka::instance().bootstrap()},
-                     {"linger.ms", "1"},
-                     // Reconnect soon after a broker comes back, so the final flush is quick.
-                     {"reconnect.backoff.max.ms", "500"}}) {
-        thread_ = std::jthread([this](std::stop_token stop) {
-            while (!stop.stop_requested()) {
-                for (int i = 0; i < 5; ++i, ++next_)
-                    producer_.produce(topic_, "key-" + std::to_string(next_ % 100),
-                                      "value-" + std::to_string(next_));
-                std::this_thread::sleep_for(50ms);
-            }
-        });
-    }
-    ~trickle_producer() { stop(); }
-    /// Stops producing and waits until everything produced is delivered; false if it was not.
-    bool stop() {
-        if (!thread_.joinable()) return stopped_ok_;
-        thread_.request_stop();
-        thread_.join();
-        stopped_ok_ = producer_.flush(30s) && producer_.failed() == 0;
-        return stopped_ok_;
-    }
-    int next() const { return next_; }
-
-  private:
-    std::string topic_;
-    std::atomic<int> next_;
-    kt::producer producer_;
-    bool stopped_ok_ = false;
     std::jthread thread_;
 };
 

@@ -6,10 +6,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <mutex>
-#include <stop_token>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +20,7 @@
 #include "host_helpers.hpp"
 #include "kafka_fixture.hpp"
 #include "log_capture.hpp"
+#include "trickle_producer.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -30,36 +29,6 @@ using kt_test::wait_until;
 using steady = std::chrono::steady_clock;
 
 namespace {
-
-/// Produces to `topic` at about `per_second` until stopped; counts what was delivered.
-class steady_producer {
-  public:
-    steady_producer(const std::string& topic, int per_second)
-        : thread_([this, topic, per_second](std::stop_token stop) {
-              kt::producer producer(
-                  {{"bootstrap.servers", kafka::instance().bootstrap()}, {"linger.ms", "2"}});
-              const int per_tick = std::max(1, per_second / 100);
-              for (int i = 0; !stop.stop_requested();) {
-                  for (int n = 0; n < per_tick; ++n, ++i)
-                      producer.produce(topic, fmt::format("key-{}", i % 50),
-                                       fmt::format("value-{}", i));
-                  std::this_thread::sleep_for(10ms);
-              }
-              ok_ = producer.flush(30s) && producer.failed() == 0;
-              produced_ = producer.delivered();
-          }) {}
-    /// Stops producing; the number of records delivered (0 if any delivery failed).
-    std::uint64_t finish() {
-        thread_.request_stop();
-        thread_.join();
-        return ok_ ? produced_ : 0;
-    }
-
-  private:
-    std::uint64_t produced_ = 0;
-    bool ok_ = false;
-    std::jthread thread_;
-};
 
 /// When each message of a trigger was handled, for the longest pause between two of them.
 class handling_times {
@@ -104,7 +73,7 @@ BOOST_AUTO_TEST_CASE(a_trigger_coming_and_going_on_another_topic_leaves_the_stre
                          co_return;
                      });
     host.start();
-    steady_producer producer(stream_topic, 1000);
+    kt_test::trickle_producer producer(stream_topic, 0, 50);  // ~1000 records/s
     BOOST_TEST_REQUIRE(wait_until([&] { return handled.distinct("stream") > 0; }),
                        "the stream is being handled");
 
@@ -125,8 +94,8 @@ BOOST_AUTO_TEST_CASE(a_trigger_coming_and_going_on_another_topic_leaves_the_stre
             std::chrono::duration_cast<std::chrono::milliseconds>(started + 3s - steady::now())));
     }
 
-    const auto produced = producer.finish();
-    BOOST_TEST_REQUIRE(produced > 0u, "every record of the stream was delivered");
+    BOOST_TEST_REQUIRE(producer.stop(), "every record of the stream was delivered");
+    const auto produced = static_cast<std::size_t>(producer.next());
     BOOST_TEST(wait_until([&] { return handled.distinct("stream") == produced; }),
                "the stream handled " << handled.distinct("stream") << " of " << produced);
     kt_test::stop_host(rt, host);
