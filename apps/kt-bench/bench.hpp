@@ -200,7 +200,8 @@ struct latency_result {
 
 struct hop_result {
     double rate = 0;
-    percentiles hop;  ///< kt::spsc_channel push → coroutine resumed, shard sleeps when idle
+    long pushed = 0;  ///< samples pushed per run
+    percentiles hop;  ///< kt::spsc_channel push → popped on the shard, shard sleeps when idle
     double cpu_seconds = 0;  ///< process CPU over the run above
     /// The same on a shard that polls `poll_before_sleep_us` before sleeping.
     percentiles polling;

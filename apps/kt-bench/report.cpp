@@ -205,7 +205,8 @@ void print_latency(const latency_result& l) {
 
 void print_hop(const hop_result& h) {
     fmt::print(
-        "\nchannel hop: kt::spsc_channel push -> coroutine on a kt::runtime shard resumed, paced "
+        "\nchannel hop: kt::spsc_channel push -> popped by a coroutine on a kt::runtime shard, "
+        "paced "
         "at {:.0f} msg/s\n",
         h.rate);
     print_percentiles("shard sleeps when idle (default)", h.hop.samples, h.hop);
@@ -311,6 +312,7 @@ json::object to_json(const latency_result& l) {
 json::object to_json(const hop_result& h) {
     auto object = to_json(h.hop);
     object["rate"] = h.rate;
+    object["pushed"] = h.pushed;
     object["cpu_seconds"] = h.cpu_seconds;
     auto polling = to_json(h.polling);
     polling["poll_before_sleep_us"] = h.poll_before_sleep_us;
