@@ -18,7 +18,7 @@
 #include <kt/message.hpp>
 
 #include "message_data.hpp"
-#include "shard_link.hpp"
+#include "shard/shard_link.hpp"
 
 namespace {
 
@@ -63,7 +63,7 @@ class fake_record {
     rd_kafka_message_t raw_{};
 };
 
-std::atomic<std::int64_t> live_messages{0};
+kt::detail::in_flight live_messages;
 
 /// `handles` references plus one the benchmark keeps, so the last trigger never runs
 /// ~message_data (which would pass the stack-built raw message to librdkafka).
@@ -77,7 +77,7 @@ message_data* share(fake_record& record, std::size_t handles) {
 /// alternative pays as well).
 void release_storage(message_data* data) {
     if (data->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) std::abort();
-    data->live_count->fetch_sub(1, std::memory_order_release);
+    data->live_count->leave();
     ::operator delete(data);
 }
 

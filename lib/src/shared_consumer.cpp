@@ -6,13 +6,16 @@
 #include <cstring>
 #include <set>
 
+#include <boost/asio/append.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "log.hpp"
+#include "shard/shard_reader.hpp"
 #include "trigger_runner.hpp"
 
 namespace asio = boost::asio;
@@ -22,38 +25,24 @@ using steady = std::chrono::steady_clock;
 namespace kt::detail {
 namespace {
 
-/// Shard-side reader of one link: hands deliveries and fences to the trigger runners.
-asio::awaitable<void> read_shard(std::shared_ptr<shard_link> link, unsigned shard) {
-    auto dispatch = [shard](const shard_item& item) {
-        auto& runner = *item.trigger->runners[shard];
-        switch (item.what) {
-            case shard_item::kind::deliver:
-                runner.deliver(message(item.message));
-                break;
-            case shard_item::kind::fence:
-                runner.close();
-                break;
-            case shard_item::kind::revoke:
-                runner.revoke(item.topic_id, item.partition, item.generation);
-                break;
-            case shard_item::kind::cancel_partition:
-                runner.cancel_partition(item.partition);
-                break;
-        }
-    };
-    for (;;) {
-        link->to_shard.consume_all(dispatch);
-        auto [ec] = co_await link->to_shard.async_wait(asio::as_tuple(asio::use_awaitable));
-        if (ec) {
-            link->to_shard.consume_all(dispatch);
-            co_return;
-        }
-    }
-}
-
 std::exception_ptr kafka_exception(rd_kafka_resp_err_t err, std::string_view what) {
     return std::make_exception_ptr(
         kafka_error(make_kafka_error(err), fmt::format("{}: {}", what, rd_kafka_err2str(err))));
+}
+
+/// Completes `done` on its associated executor: posted there from the poll thread, run inline
+/// only when it has none (a plain callback).
+void complete(done_handler done, std::exception_ptr error = nullptr) {
+    asio::dispatch(asio::append(std::move(done), error));
+}
+
+/// The same from a caller's thread (a refused command): never inline, so never inside the
+/// caller's own initiation.
+void post_completion(done_handler done, std::exception_ptr error = nullptr) {
+    // Boost 1.81's any_completion_executor cannot be required to never block (asio::post asks
+    // that), only preferred.
+    auto ex = asio::prefer(asio::get_associated_executor(done), asio::execution::blocking.never);
+    ex.execute([done = std::move(done), error]() mutable { std::move(done)(error); });
 }
 
 bool is_rebalance_commit_error(rd_kafka_resp_err_t err) {
@@ -66,7 +55,14 @@ bool is_rebalance_commit_error(rd_kafka_resp_err_t err) {
 
 shared_consumer::shared_consumer(sharing_key key, const consumer_config& config, runtime& rt,
                                  const host_options& options, delivery_guarantee delivery)
-    : key_(std::move(key)), delivery_(delivery), rt_(rt), options_(options) {
+    : key_(std::move(key)),
+      delivery_(delivery),
+      rt_(rt),
+      options_(options),
+      life_(config.get("group.id")),
+      ledger_(delivery),
+      outage_(options.outage_recreate_after),
+      probe_(config.get("group.id")) {
     if (!config.contains("bootstrap.servers") && !config.contains("metadata.broker.list"))
         throw config_error("bootstrap.servers", "consumer config needs 'bootstrap.servers'");
     if (config.get("group.id").empty())
@@ -90,7 +86,6 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
 
     for (unsigned i = 0; i < rt.shard_count(); ++i)
         links_.push_back(std::make_shared<shard_link>(options.channel_capacity, rt.shard(i)));
-    shard_dirty_.assign(rt.shard_count(), false);
 }
 
 shared_consumer::~shared_consumer() {
@@ -103,7 +98,8 @@ shared_consumer::~shared_consumer() {
 }
 
 void shared_consumer::start() {
-    if (started_.exchange(true)) return;
+    if (!life_.advance(consumer_phase::running, fmt::format("{} shard links", links_.size())))
+        return;
     open_client();
     for (unsigned i = 0; i < links_.size(); ++i)
         asio::co_spawn(rt_.shard(i), read_shard(links_[i], i), asio::detached);
@@ -111,7 +107,6 @@ void shared_consumer::start() {
         name_this_thread("kt-poll");
         run();
     });
-    log(log_level::info, "consumer for group '{}' started ({} shard links)", group_, links_.size());
 }
 
 void shared_consumer::open_client() {
@@ -121,46 +116,30 @@ void shared_consumer::open_client() {
         client_ = std::move(client);
     }
     rd_kafka_poll_set_consumer(client_.get());
-    {
-        std::lock_guard lock(metrics_mutex_);
-        client_name_ = rd_kafka_name(client_.get());
-        statistics_.reset();
-        statistics_rates_ = {};
-    }
+    probe_.client_opened(rd_kafka_name(client_.get()));
     consumer_queue_.reset(rd_kafka_queue_get_consumer(client_.get()));
     commit_queue_.reset(rd_kafka_queue_new(client_.get()));
     rd_kafka_queue_cb_event_enable(consumer_queue_.get(), &shared_consumer::queue_event, this);
     rd_kafka_queue_cb_event_enable(commit_queue_.get(), &shared_consumer::queue_event, this);
 }
 
-void shared_consumer::post_command(std::function<void()> run, std::function<void()> reject) {
-    bool accepted = false;
-    {
-        std::lock_guard lock(commands_mutex_);
-        if (!closed_) {
-            commands_.push_back({std::move(run), std::move(reject)});
-            has_commands_.store(true, std::memory_order_release);
-            accepted = true;
-        }
-    }
-    if (accepted)
+void shared_consumer::post(command c) {
+    if (auto refused = inbox_.post(std::move(c)))
+        reject(std::move(*refused));  // closed: nothing to do, but never leave a waiter hanging
+    else
         wake();
-    else if (reject)
-        reject();  // the consumer is closed: nothing to do, but never leave a waiter hanging
+}
+
+void shared_consumer::reject(command c) {
+    std::visit(
+        [](auto& refused) {
+            if constexpr (requires { refused.done; }) post_completion(std::move(refused.done));
+        },
+        c);
 }
 
 void shared_consumer::wake() noexcept {
-    {
-        std::lock_guard lock(wake_mutex_);
-        wake_pending_ = true;
-    }
-    wake_cv_.notify_one();
-}
-
-void shared_consumer::wait_for_work(std::chrono::milliseconds timeout) {
-    std::unique_lock lock(wake_mutex_);
-    wake_cv_.wait_for(lock, timeout, [this] { return wake_pending_; });
-    wake_pending_ = false;
+    wakeup_.wake();
 }
 
 void shared_consumer::queue_event(rd_kafka_t*, void* opaque) {
@@ -179,61 +158,48 @@ shared_consumer::partition_queue::~partition_queue() {
 }
 
 void shared_consumer::run_commands() {
-    if (!has_commands_.load(std::memory_order_acquire)) return;
-    std::vector<command> batch;
-    {
-        std::lock_guard lock(commands_mutex_);
-        batch.swap(commands_);
-        has_commands_.store(false, std::memory_order_relaxed);
+    if (!inbox_.waiting()) return;
+    for (auto& c : inbox_.take()) std::visit([this](auto& each) { run(each); }, c);
+}
+
+void shared_consumer::start_attach(std::shared_ptr<trigger_state> trigger) {
+    post(attach_command{std::move(trigger)});
+}
+
+void shared_consumer::run(attach_command& c) {
+    const auto topic = topic_id(c.trigger->options.topic);
+    routes_[topic].push_back({c.trigger});
+    ledger_.add_trigger(topic, c.trigger->id);
+    subscription_dirty_ = true;
+}
+
+void shared_consumer::start_detach(std::shared_ptr<trigger_state> trigger, done_handler done) {
+    post(detach_command{std::move(trigger), std::move(done)});
+}
+
+void shared_consumer::run(detach_command& c) {
+    auto& route = routes_[topic_id(c.trigger->options.topic)];
+    auto it = std::find_if(route.begin(), route.end(),
+                           [&](const route_entry& e) { return e.trigger == c.trigger; });
+    if (it == route.end() || it->detaching) {
+        complete(std::move(c.done));
+        return;
     }
-    for (auto& c : batch) c.run();
+    it->detaching = true;
+    // Fence: once every shard has seen this item, no earlier delivery to the trigger remains;
+    // then its finished work is committed and its tracker forgotten.
+    fences_.emplace(c.trigger->id, fence{static_cast<unsigned>(links_.size()), std::move(c.done)});
+    for (auto& link : links_) link->push({shard_item::kind::fence, c.trigger.get(), nullptr});
+    fencing_.push_back(std::move(c.trigger));
+    notify_shards();
 }
 
-void shared_consumer::attach(std::shared_ptr<trigger_state> trigger) {
-    post_command([this, trigger = std::move(trigger)] {
-        const auto topic = topic_id(trigger->options.topic);
-        routes_[topic].push_back({trigger});
-        for (auto& [id, state] : partitions_)
-            if (id.first == topic) state.trackers.emplace_back();
-        subscription_dirty_ = true;
-    });
-}
-
-void shared_consumer::detach(std::shared_ptr<trigger_state> trigger, done_callback on_done) {
-    auto done = std::make_shared<done_callback>(std::move(on_done));
-    post_command(
-        [this, trigger = std::move(trigger), done]() mutable {
-            auto& route = routes_[topic_id(trigger->options.topic)];
-            auto it = std::find_if(route.begin(), route.end(),
-                                   [&](const route_entry& e) { return e.trigger == trigger; });
-            if (it == route.end() || it->detaching) {
-                (*done)(nullptr);
-                return;
-            }
-            it->detaching = true;
-            // Fence: once every shard has seen this item, no earlier delivery to the trigger
-            // remains; then its finished work is committed and its tracker forgotten.
-            fences_[trigger->id] = {static_cast<unsigned>(links_.size()), std::move(*done)};
-            for (unsigned shard = 0; shard < links_.size(); ++shard) {
-                auto& link = *links_[shard];
-                const shard_item fence{shard_item::kind::fence, trigger.get(), nullptr};
-                if (!link.pending_to_shard.empty() || !link.to_shard.try_push(fence))
-                    link.pending_to_shard.push_back(fence);
-                shard_dirty_[shard] = true;
-            }
-            fencing_.push_back(std::move(trigger));
-            notify_shards();
-        },
-        [done] { (*done)(nullptr); });
-}
-
-void shared_consumer::finish_detach(std::uint32_t trigger_id) {
+void shared_consumer::finish_detach(std::uint32_t removed) {
     for (std::uint32_t topic = 0; topic < routes_.size(); ++topic) {
         auto& route = routes_[topic];
         auto it = std::find_if(route.begin(), route.end(),
-                               [&](const route_entry& e) { return e.trigger->id == trigger_id; });
+                               [&](const route_entry& e) { return e.trigger->id == removed; });
         if (it == route.end()) continue;
-        const auto index = static_cast<std::ptrdiff_t>(it - route.begin());
         std::vector<partition_id> ids;
         for (const auto& [id, state] : partitions_)
             if (id.first == topic) ids.push_back(id);
@@ -241,78 +207,65 @@ void shared_consumer::finish_detach(std::uint32_t trigger_id) {
         // one: what it did not handle is redelivered, never skipped.
         commit_sync(&ids);
         route.erase(it);
-        for (const auto& id : ids) {
-            auto& state = partitions_[id];
-            state.trackers.erase(state.trackers.begin() + index);
-            maybe_resume(id, state);
-        }
+        ledger_.remove_trigger(topic, removed);
+        for (const auto& id : ids) maybe_resume(id, partitions_[id]);
     }
     subscription_dirty_ = true;
 }
 
-void shared_consumer::commit(done_callback done) {
-    if (!started_.load()) {
-        done(nullptr);
+void shared_consumer::start_commit(done_handler done) {
+    if (!life_.reached(consumer_phase::running)) {
+        post_completion(std::move(done));
         return;
     }
-    auto shared_done = std::make_shared<done_callback>(std::move(done));
-    post_command(
-        [this, shared_done] {
-            drain_completions();
-            commit_async(std::move(*shared_done));
-        },
-        [shared_done] { (*shared_done)(nullptr); });
+    post(commit_command{std::move(done)});
 }
 
-void shared_consumer::stop(done_callback done) {
-    if (!started_.load()) {
+void shared_consumer::run(commit_command& c) {
+    drain_completions();
+    send_commit(std::move(c.done));
+}
+
+void shared_consumer::start_stop(done_handler done) {
+    if (!life_.reached(consumer_phase::running)) {
         // Never started: drop the queued commands (they hold the triggers, which hold us).
-        std::vector<command> dropped;
-        {
-            std::lock_guard lock(commands_mutex_);
-            closed_ = true;
-            dropped.swap(commands_);
-        }
-        done(nullptr);
+        auto dropped = inbox_.close();
+        life_.advance(consumer_phase::closed, "stopped before it started");
+        post_completion(std::move(done));
         return;
     }
-    auto shared_done = std::make_shared<done_callback>(std::move(done));
-    post_command(
-        [this, shared_done] {
-            stop_waiters_.push_back(std::move(*shared_done));
-            if (stopping_) return;
-            stopping_ = true;
-            stop_deadline_ = steady::now() + options_.drain_timeout;
-            rd_kafka_topic_partition_list_t* assigned = nullptr;
-            if (!rd_kafka_assignment(client_.get(), &assigned)) {
-                partition_list_ptr owner(assigned);
-                rd_kafka_pause_partitions(client_.get(), assigned);
-            }
-            log(log_level::info, "consumer for group '{}' stopping: draining in-flight handlers",
-                group_);
-        },
-        [shared_done] { (*shared_done)(nullptr); });
+    post(stop_command{std::move(done)});
+}
+
+void shared_consumer::run(stop_command& c) {
+    stop_waiters_.push_back(std::move(c.done));
+    if (!life_.advance(consumer_phase::draining,
+                       fmt::format("stop: in-flight handlers get up to {} ms",
+                                   options_.drain_timeout.count())))
+        return;
+    stop_deadline_ = steady::now() + options_.drain_timeout;
+    rd_kafka_topic_partition_list_t* assigned = nullptr;
+    if (!rd_kafka_assignment(client_.get(), &assigned)) {
+        partition_list_ptr owner(assigned);
+        rd_kafka_pause_partitions(client_.get(), assigned);
+    }
 }
 
 consumer_stats shared_consumer::stats() const {
-    return {.group = group_,
-            .assigned_partitions = assigned_count_.load(std::memory_order_relaxed),
-            .rebalances = rebalances_.load(std::memory_order_relaxed),
-            .recreations = recreations_.load(std::memory_order_relaxed)};
+    return probe_.stats();
 }
 
 committed_offsets shared_consumer::committed() const {
-    std::lock_guard lock(committed_mutex_);
-    return committed_;
+    return ledger_.acknowledged();
 }
 
 // ---- poll thread -------------------------------------------------------------------------
 
 void shared_consumer::run() {
     next_commit_ = steady::now() + options_.commit_interval;
-    while (!stopped_) {
+    while (!life_.reached(consumer_phase::closed)) {
         run_commands();
-        if (!stopping_) {
+        if (!stopping()) {
             char reason[512] = "";
             if (rd_kafka_fatal_error(client_.get(), reason, sizeof reason))
                 recreate(fmt::format("fatal consumer error ({})", reason));
@@ -320,13 +273,12 @@ void shared_consumer::run() {
         }
         if (steady::now() >= next_partition_view_) publish_partitions();
         // One subscribe per command batch, so triggers added together cause one join.
-        if (subscription_dirty_ && !stopping_) resubscribe();
+        if (subscription_dirty_ && !stopping()) resubscribe();
         drain_completions();
         flush_pending();
-        if (gate_dirty_ && !gate_in_flight_ && !stopping_ && steady::now() >= gate_retry_at_)
-            send_gate_commit();
-        if (stopping_) {
-            const bool done = drained(nullptr) && !gate_in_flight_;
+        if (!stopping() && hold_.commit_due(steady::now())) send_hold_commit();
+        if (stopping()) {
+            const bool done = ledger_.idle() && !hold_.in_flight();
             if (done || steady::now() >= stop_deadline_) {
                 if (!done) cancel_runners();
                 if (final_commit_settled()) {
@@ -335,7 +287,7 @@ void shared_consumer::run() {
                 }
             }
         } else if (steady::now() >= next_commit_) {
-            commit_async(nullptr);
+            send_commit({});
             next_commit_ = steady::now() + options_.commit_interval;
         }
         rd_kafka_queue_poll_callback(commit_queue_.get(), 0);
@@ -345,10 +297,10 @@ void shared_consumer::run() {
         if (got == 0) {
             // Completions are read on each turn: turn quickly while handlers run or ring items
             // wait, so commits, drains and held-back partitions move without delay.
-            bool busy = paused_count_ > 0 || stopping_;
-            for (auto& link : links_) busy |= !link->pending_to_shard.empty();
-            if (!busy) busy = !drained(nullptr);
-            wait_for_work(busy ? 1ms : 10ms);
+            bool busy = paused_count_ > 0 || stopping();
+            for (auto& link : links_) busy |= link->backed_up();
+            if (!busy) busy = !ledger_.idle();
+            wakeup_.wait(busy ? 1ms : 10ms);
         }
     }
 }
@@ -363,7 +315,7 @@ std::size_t shared_consumer::poll_messages() {
         route(raw);
         ++got;
     }
-    if (stopping_) return got;
+    if (stopping()) return got;
     std::array<rd_kafka_message_t*, 128> batch;
     for (auto& [id, state] : partitions_) {
         if (state.paused || !state.queue) continue;
@@ -443,10 +395,8 @@ void shared_consumer::route(rd_kafka_message_t* raw) {
     if (delivery_ == delivery_guarantee::at_most_once) {
         // Handed out only once a commit past it is acknowledged: a crash can lose it, never
         // repeat it.
-        state.gated.emplace_back(raw);
-        state.gate_position = raw->offset + 1;
-        gate_dirty_ = true;
-        if (!state.paused && state.gated.size() > route.front().trigger->options.max_backlog)
+        const auto held = hold_.hold(part->first, raw->offset, message_ptr(raw));
+        if (!state.paused && held > route.front().trigger->options.max_backlog)
             set_paused(part->first, true);
         return;
     }
@@ -462,61 +412,65 @@ void shared_consumer::dispatch(rd_kafka_message_t* raw, std::uint32_t topic, con
         rd_kafka_message_destroy(raw);
         return;
     }
-    state.released_position = raw->offset + 1;
+    auto& ledger = *state.ledger;
+    ledger.released(raw->offset + 1);
     auto* data = new message_data(raw, static_cast<std::uint32_t>(receivers), topic,
-                                  state.generation, live_messages_.get());
-    for (std::size_t i = 0; i < route.size(); ++i) {
-        if (route[i].detaching) continue;
-        state.trackers[i].delivered(raw->offset);
-        push_to_shard(state.shard, {shard_item::kind::deliver, route[i].trigger.get(), data});
-        if (!state.paused && state.trackers[i].backlog() > route[i].trigger->options.max_backlog)
-            set_paused(id, true);
+                                  ledger.generation(), live_messages_.get());
+    for (const auto& entry : route) {
+        if (entry.detaching) continue;
+        const auto backlog = ledger.delivered(entry.trigger->id, raw->offset);
+        links_[state.shard]->push({shard_item::kind::deliver, entry.trigger.get(), data});
+        if (!state.paused && backlog > entry.trigger->options.max_backlog) set_paused(id, true);
     }
 }
 
-void shared_consumer::send_gate_commit() {
-    partition_list_ptr list(rd_kafka_topic_partition_list_new(8));
-    for (const auto& [id, state] : partitions_)
-        if (!state.gated.empty())
-            rd_kafka_topic_partition_list_add(list.get(), topics_[id.first].c_str(), id.second)
-                ->offset = state.gate_position;
-    gate_dirty_ = false;
-    if (list->cnt == 0) return;
+partition_list_ptr shared_consumer::partition_list(const std::vector<commit_entry>& entries) const {
+    partition_list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(entries.size())));
+    for (const auto& e : entries)
+        rd_kafka_topic_partition_list_add(list.get(), topics_[e.partition.first].c_str(),
+                                          e.partition.second)
+            ->offset = e.offset;
+    return list;
+}
+
+std::vector<commit_entry> shared_consumer::commit_entries(
+    const rd_kafka_topic_partition_list_t* list) const {
+    std::vector<commit_entry> entries;
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& p = list->elems[i];
+        auto topic = topic_ids_.find(p.topic);
+        if (p.err || topic == topic_ids_.end()) continue;
+        entries.push_back({{topic->second, p.partition}, p.offset});
+    }
+    return entries;
+}
+
+void shared_consumer::send_hold_commit() {
+    auto list = partition_list(hold_.to_commit());
+    auto op = std::make_unique<pending_commit>(pending_commit::kind::hold, done_handler{});
     if (auto err = rd_kafka_commit_queue(client_.get(), list.get(), commit_queue_.get(),
-                                         &shared_consumer::commit_trampoline, &gate_marker_)) {
+                                         &shared_consumer::commit_trampoline, op.get())) {
         log(log_level::warning, "group '{}': at-most-once commit failed: {}", group_,
             rd_kafka_err2str(err));
-        gate_dirty_ = true;
-        gate_retry_at_ = steady::now() + 100ms;
+        hold_.commit_failed(steady::now());
         return;
     }
-    gate_in_flight_ = true;
+    pending_commits_.emplace(op.get(), std::move(op));
+    hold_.commit_sent();
 }
 
-void shared_consumer::on_gate_committed(rd_kafka_resp_err_t err,
+void shared_consumer::on_hold_committed(rd_kafka_resp_err_t err,
                                         const rd_kafka_topic_partition_list_t* offsets) {
-    gate_in_flight_ = false;
     if (err || !offsets) {
         log(is_rebalance_commit_error(err) ? log_level::debug : log_level::warning,
             "group '{}': at-most-once commit failed: {}; retrying", group_, rd_kafka_err2str(err));
-        gate_dirty_ = true;
-        gate_retry_at_ = steady::now() + 100ms;
+        hold_.commit_failed(steady::now());
         return;
     }
-    for (int i = 0; i < offsets->cnt; ++i) {
-        const auto& p = offsets->elems[i];
-        auto topic = topic_ids_.find(p.topic);
-        if (p.err || topic == topic_ids_.end()) continue;
-        const partition_id id{topic->second, p.partition};
-        auto part = partitions_.find(id);
-        if (part == partitions_.end()) continue;  // revoked meanwhile: its messages are gone
-        auto& gated = part->second.gated;
-        while (!gated.empty() && gated.front()->offset < p.offset) {
-            dispatch(gated.front().release(), id.first, id, part->second);
-            gated.pop_front();
-        }
-    }
-    for (const auto& [id, state] : partitions_) gate_dirty_ |= !state.gated.empty();
+    hold_.committed(commit_entries(offsets), [this](const partition_id& id, message_ptr held) {
+        if (auto part = partitions_.find(id); part != partitions_.end())
+            dispatch(held.release(), id.first, id, part->second);
+    });
 }
 
 void shared_consumer::handle_consume_error(const rd_kafka_message_t* raw) {
@@ -535,19 +489,14 @@ void shared_consumer::handle_consume_error(const rd_kafka_message_t* raw) {
         return;
     }
     if (err == RD_KAFKA_RESP_ERR__FATAL) return;  // the poll loop recreates the client
-    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN && !all_down_since_) {
-        all_down_since_ = steady::now();
-        recovering_.store(true, std::memory_order_relaxed);
-        std::lock_guard lock(metrics_mutex_);
-        recovery_reason_ = "no broker reachable";
-    }
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) brokers_down();
     log(log_level::warning, "group '{}': consume error on '{}': {}", group_, topic,
         rd_kafka_message_errstr(raw));
 }
 
 void shared_consumer::drain_completions() {
     for (auto& link : links_)
-        link->to_poll.consume_all([this](const completion& c) { on_completion(c); });
+        link->drain_completions([this](const completion& c) { on_completion(c); });
 }
 
 void shared_consumer::on_completion(const completion& c) {
@@ -558,31 +507,26 @@ void shared_consumer::on_completion(const completion& c) {
         return;
     }
     if (c.what == completion::kind::fence_done) {
-        auto fence = fences_.find(c.trigger_id);
-        if (fence == fences_.end() || --fence->second.first > 0) return;
-        auto done = std::move(fence->second.second);
-        fences_.erase(fence);
+        auto it = fences_.find(c.trigger_id);
+        if (it == fences_.end() || --it->second.shards_left > 0) return;
+        auto done = std::move(it->second.done);
+        fences_.erase(it);
         finish_detach(c.trigger_id);
         std::erase_if(fencing_, [&](const auto& t) { return t->id == c.trigger_id; });
-        done(nullptr);
+        complete(std::move(done));
         return;
     }
     auto part = partitions_.find({c.topic_id, c.partition});
-    if (part == partitions_.end() || part->second.generation != c.generation) return;  // fenced
-    auto& route = routes_[c.topic_id];
-    for (std::size_t i = 0; i < route.size(); ++i) {
-        if (route[i].trigger->id != c.trigger_id) continue;
-        part->second.trackers[i].completed(c.offset);
-        if (part->second.paused) maybe_resume(part->first, part->second);
-        return;
-    }
+    if (part == partitions_.end()) return;  // revoked: fenced
+    if (part->second.ledger->completed(c.generation, c.trigger_id, c.offset) && part->second.paused)
+        maybe_resume(part->first, part->second);
 }
 
 void shared_consumer::maybe_resume(const partition_id& id, partition_state& state) {
-    if (!state.paused || stopping_) return;
-    const auto& route = routes_[id.first];
-    for (std::size_t i = 0; i < route.size(); ++i)
-        if (state.trackers[i].backlog() > route[i].trigger->options.max_backlog / 2) return;
+    if (!state.paused || stopping()) return;
+    for (const auto& entry : routes_[id.first])
+        if (state.ledger->backlog(entry.trigger->id) > entry.trigger->options.max_backlog / 2)
+            return;
     set_paused(id, false);
 }
 
@@ -596,84 +540,35 @@ void shared_consumer::set_paused(const partition_id& id, bool paused) {
 }
 
 void shared_consumer::flush_pending() {
-    for (unsigned shard = 0; shard < links_.size(); ++shard) {
-        auto& link = *links_[shard];
-        while (!link.pending_to_shard.empty() &&
-               link.to_shard.try_push(link.pending_to_shard.front())) {
-            link.pending_to_shard.pop_front();
-            shard_dirty_[shard] = true;
-        }
-    }
+    for (auto& link : links_) link->flush();
 }
 
 void shared_consumer::notify_shards() {
-    for (unsigned shard = 0; shard < links_.size(); ++shard) {
-        if (!shard_dirty_[shard]) continue;
-        shard_dirty_[shard] = false;
-        links_[shard]->to_shard.notify();
-    }
+    for (auto& link : links_) link->notify();
 }
 
-std::optional<std::int64_t> shared_consumer::committable(const partition_state& state) const {
-    if (delivery_ == delivery_guarantee::at_most_once) {
-        // Everything handed out is committed already; never commit past what was handed out.
-        if (state.released_position < 0) return std::nullopt;
-        return state.released_position;
-    }
-    std::optional<std::int64_t> lowest;
-    for (const auto& tracker : state.trackers)
-        if (auto offset = tracker.committable(); offset && (!lowest || *offset < *lowest))
-            lowest = offset;
-    return lowest;
-}
-
-partition_list_ptr shared_consumer::committable_offsets(const std::vector<partition_id>* only,
-                                                        bool all) const {
-    partition_list_ptr list(
-        rd_kafka_topic_partition_list_new(static_cast<int>(partitions_.size())));
-    auto add = [&](const partition_id& id, const partition_state& state) {
-        auto offset = committable(state);
-        if (!offset || (!all && *offset <= state.commit_sent)) return;
-        rd_kafka_topic_partition_list_add(list.get(), topics_[id.first].c_str(), id.second)
-            ->offset = *offset;
-    };
-    if (only) {
-        for (const auto& id : *only)
-            if (auto it = partitions_.find(id); it != partitions_.end()) add(it->first, it->second);
-    } else {
-        for (const auto& [id, state] : partitions_) add(id, state);
-    }
-    return list;
-}
-
-void shared_consumer::commit_async(done_callback done) {
-    // An explicit commit resends everything, so its waiter resumes only after an acknowledgement
+void shared_consumer::send_commit(done_handler done) {
+    // A requested commit resends everything, so its waiter resumes only after an acknowledgement
     // that covers every finished offset (a periodic commit may still be in flight).
-    auto list = committable_offsets(nullptr, static_cast<bool>(done));
-    if (list->cnt == 0) {
-        if (done) done(nullptr);
+    const auto entries = ledger_.to_commit(nullptr, static_cast<bool>(done));
+    if (entries.empty()) {
+        if (done) complete(std::move(done));
         return;
     }
-    mark_sent(list.get());
-    auto* waiter = done ? new done_callback(std::move(done)) : nullptr;
+    ledger_.sent(entries);
+    auto list = partition_list(entries);
+    if (!done) {  // periodic: nobody waits, no state
+        rd_kafka_commit_queue(client_.get(), list.get(), commit_queue_.get(),
+                              &shared_consumer::commit_trampoline, nullptr);
+        return;
+    }
+    auto op = std::make_unique<pending_commit>(pending_commit::kind::requested, std::move(done));
     if (auto err = rd_kafka_commit_queue(client_.get(), list.get(), commit_queue_.get(),
-                                         &shared_consumer::commit_trampoline, waiter)) {
-        if (waiter) {
-            (*waiter)(kafka_exception(err, "commit"));
-            delete waiter;
-        }
-    } else if (waiter) {
-        commit_waiters_.insert(waiter);
+                                         &shared_consumer::commit_trampoline, op.get())) {
+        complete(std::move(op->done), kafka_exception(err, "commit"));
+        return;
     }
-}
-
-void shared_consumer::mark_sent(const rd_kafka_topic_partition_list_t* list, bool sent) {
-    for (int i = 0; i < list->cnt; ++i) {
-        const auto& p = list->elems[i];
-        if (auto it = partitions_.find({topic_ids_.at(p.topic), p.partition});
-            it != partitions_.end())
-            it->second.commit_sent = sent ? p.offset : -1;
-    }
+    pending_commits_.emplace(op.get(), std::move(op));
 }
 
 void shared_consumer::commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -682,32 +577,37 @@ void shared_consumer::commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
     // committed() reports what the broker acknowledged, nothing a refused commit only asked for.
     if (offsets && !err) self->record_committed(offsets);
     if (!err) self->broker_reached();
-    if (opaque == &self->gate_marker_) {
-        self->on_gate_committed(err, offsets);
+    std::unique_ptr<pending_commit> op;  // null for a periodic commit
+    if (opaque) {
+        auto node = self->pending_commits_.extract(static_cast<const pending_commit*>(opaque));
+        if (!node) return;  // already failed (the client was replaced)
+        op = std::move(node.mapped());
+    }
+    if (op && op->what == pending_commit::kind::hold) {
+        self->on_hold_committed(err, offsets);
         return;
     }
-    std::unique_ptr<done_callback> waiter(static_cast<done_callback*>(opaque));
-    self->commit_waiters_.erase(waiter.get());
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err) {
         // A commit lost to a rebalance is retried on the next interval; never a handler failure.
-        for (auto& [id, state] : self->partitions_) state.commit_sent = -1;
+        self->ledger_.refused_all();
         log(is_rebalance_commit_error(err) ? log_level::debug : log_level::warning,
             "group '{}': commit failed: {}", self->group_, rd_kafka_err2str(err));
     }
-    if (waiter && *waiter) (*waiter)(err ? kafka_exception(err, "commit") : nullptr);
+    if (op) complete(std::move(op->done), err ? kafka_exception(err, "commit") : nullptr);
 }
 
 rd_kafka_resp_err_t shared_consumer::commit_sync(const std::vector<partition_id>* only) {
-    auto list = committable_offsets(only, false);
-    if (list->cnt == 0) return RD_KAFKA_RESP_ERR_NO_ERROR;
-    mark_sent(list.get());
+    const auto entries = ledger_.to_commit(only, false);
+    if (entries.empty()) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    ledger_.sent(entries);
+    auto list = partition_list(entries);
     auto err = rd_kafka_commit(client_.get(), list.get(), 0);
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err) {
         log(is_rebalance_commit_error(err) ? log_level::info : log_level::warning,
             "group '{}': commit failed: {}", group_, rd_kafka_err2str(err));
-        mark_sent(list.get(), false);  // the next commit (the final one on stop) sends them again
+        ledger_.refused(entries);  // the next commit (the final one on stop) sends them again
     } else {
         record_committed(list.get());
     }
@@ -735,13 +635,10 @@ bool shared_consumer::final_commit_settled() {
 }
 
 void shared_consumer::record_committed(const rd_kafka_topic_partition_list_t* offsets) {
-    std::lock_guard lock(committed_mutex_);
     for (int i = 0; i < offsets->cnt; ++i) {
         const auto& p = offsets->elems[i];
-        if (p.err == RD_KAFKA_RESP_ERR_NO_ERROR && p.offset >= 0) {
-            auto& slot = committed_[p.topic][p.partition];
-            slot = std::max(slot, p.offset);
-        }
+        if (p.err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            ledger_.acknowledge(p.topic, p.partition, p.offset);
     }
 }
 
@@ -750,10 +647,7 @@ void shared_consumer::rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t e
     auto* self = static_cast<shared_consumer*>(rd_kafka_opaque(rk));
     const auto started = steady::now();
     self->on_rebalance(err, partitions);
-    const auto took = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(steady::now() - started).count());
-    self->rebalance_ns_total_.fetch_add(took, std::memory_order_relaxed);
-    self->last_rebalance_ns_.store(took, std::memory_order_relaxed);
+    self->probe_.rebalanced(steady::now() - started);
     self->next_partition_view_ = steady::now();  // show the new assignment soon
 }
 
@@ -762,7 +656,6 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
     auto* rk = client_.get();
     awaiting_rebalance_ = false;
     broker_reached();  // the coordinator answered
-    rebalances_.fetch_add(1, std::memory_order_relaxed);
     const char* protocol = rd_kafka_rebalance_protocol(rk);
     const bool cooperative = protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
@@ -776,7 +669,7 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
         } else {
             rd_kafka_assign(rk, partitions);
         }
-        if (stopping_) rd_kafka_pause_partitions(rk, partitions);
+        if (stopping()) rd_kafka_pause_partitions(rk, partitions);
         log(log_level::info, "group '{}': assigned {} partition(s)", group_, partitions->cnt);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
         const bool lost = rd_kafka_assignment_lost(rk);
@@ -806,7 +699,9 @@ void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
         log(log_level::error, "group '{}': rebalance error: {}", group_, rd_kafka_err2str(err));
         rd_kafka_assign(rk, nullptr);
         partitions_.clear();
-        assigned_count_.store(0, std::memory_order_relaxed);
+        ledger_.clear();
+        hold_.reset();
+        probe_.assigned(0);
         paused_count_ = 0;
     }
 }
@@ -816,19 +711,19 @@ void shared_consumer::assign_partitions(rd_kafka_topic_partition_list_t* partiti
     for (int i = 0; i < partitions->cnt; ++i) {
         const auto& p = partitions->elems[i];
         const auto topic = topic_id(p.topic);
+        const partition_id id{topic, p.partition};
         partition_state state;
-        state.generation = ++next_generation_;
         state.shard = shard_of(p.topic, p.partition, static_cast<unsigned>(links_.size()));
-        state.trackers.resize(routes_[topic].size());
-        if (p.offset >= 0) {  // resumed after a loss: that position is complete, commit it
-            for (auto& tracker : state.trackers) tracker.start_at(p.offset);
-            state.gate_position = state.released_position = p.offset;
-        }
+        std::vector<std::uint32_t> triggers;
+        for (const auto& entry : routes_[topic]) triggers.push_back(entry.trigger->id);
+        // Resumed after a loss (p.offset set): that position is complete, so it is committable.
+        state.ledger =
+            &ledger_.assign(id, ++next_generation_, triggers, std::max<std::int64_t>(p.offset, -1));
         if (auto* queue = rd_kafka_queue_get_partition(client_.get(), p.topic, p.partition))
             state.queue = std::make_unique<partition_queue>(queue, this);
-        partitions_[{topic, p.partition}] = std::move(state);
+        partitions_[id] = std::move(state);
     }
-    assigned_count_.store(partitions_.size(), std::memory_order_relaxed);
+    probe_.assigned(partitions_.size());
     std::vector<partition_id> ids;
     for (int i = 0; i < partitions->cnt; ++i)
         ids.emplace_back(topic_id(partitions->elems[i].topic), partitions->elems[i].partition);
@@ -837,10 +732,7 @@ void shared_consumer::assign_partitions(rd_kafka_topic_partition_list_t* partiti
 
 void shared_consumer::notify_listeners(rebalance_event event,
                                        const std::vector<partition_id>& ids) {
-    struct waiter {
-        std::atomic<int> left{0};
-    };
-    auto done = std::make_shared<waiter>();
+    auto running = std::make_shared<in_flight>();
     for (std::uint32_t topic = 0; topic < routes_.size(); ++topic) {
         std::vector<std::int32_t> partitions;
         for (const auto& id : ids)
@@ -852,7 +744,7 @@ void shared_consumer::notify_listeners(rebalance_event event,
                                    : event == rebalance_event::revoked ? listeners.on_revoked
                                                                        : listeners.on_lost;
             if (!listener) continue;
-            done->left.fetch_add(1, std::memory_order_relaxed);
+            running->enter();
             auto run = [listener, partitions, trigger = entry.trigger]() -> asio::awaitable<void> {
                 try {
                     co_await listener(partitions);
@@ -862,21 +754,16 @@ void shared_consumer::notify_listeners(rebalance_event event,
                 }
             };
             asio::co_spawn(rt_.shard(0), std::move(run),
-                           [done, weak = weak_from_this()](std::exception_ptr) {
-                               done->left.fetch_sub(1, std::memory_order_release);
+                           [running, weak = weak_from_this()](std::exception_ptr) {
+                               running->leave();
                                if (auto self = weak.lock()) self->wake();
                            });
         }
     }
-    const auto deadline = steady::now() + options_.revoke_drain_timeout;
-    while (done->left.load(std::memory_order_acquire) > 0) {
-        if (steady::now() >= deadline) {
-            log(log_level::warning, "group '{}': rebalance listeners still running after {} ms",
-                group_, options_.revoke_drain_timeout.count());
-            return;
-        }
-        wait_for_work(1ms);
-    }
+    if (!running->wait_idle(steady::now() + options_.revoke_drain_timeout,
+                            [this] { wakeup_.wait(1ms); }))
+        log(log_level::warning, "group '{}': rebalance listeners still running after {} ms", group_,
+            options_.revoke_drain_timeout.count());
 }
 
 void shared_consumer::resume_lost_positions(rd_kafka_topic_partition_list_t* partitions) {
@@ -917,9 +804,9 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
         auto part = partitions_.find(id);
         if (part == partitions_.end()) continue;
         for (const auto& entry : routes_[id.first]) {
-            push_to_shard(part->second.shard,
-                          {shard_item::kind::revoke, entry.trigger.get(), nullptr, id.second,
-                           part->second.generation, id.first});
+            links_[part->second.shard]->push({shard_item::kind::revoke, entry.trigger.get(),
+                                              nullptr, id.second, part->second.ledger->generation(),
+                                              id.first});
             ++revokes_pending_[id];
         }
     }
@@ -930,7 +817,7 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
         // cancelled (never committed); what finished is committed, the rest goes to the next
         // owner (at-least-once) and late completions are fenced by the generation.
         const auto started = steady::now();
-        const auto deadline = started + (stopping_ ? 0ms : options_.revoke_drain_timeout);
+        const auto deadline = started + (stopping() ? 0ms : options_.revoke_drain_timeout);
         while (!revokes_drained() && steady::now() < deadline) {
             drain_completions();
             flush_pending();
@@ -938,7 +825,7 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
             if (!revokes_drained()) std::this_thread::sleep_for(1ms);
         }
         if (!revokes_drained()) {
-            if (!stopping_)  // a stop already drained up to drain_timeout
+            if (!stopping())  // a stop already drained up to drain_timeout
                 log(log_level::warning,
                     "group '{}': cancelling handlers of revoked partitions still running after "
                     "{} ms",
@@ -957,17 +844,18 @@ void shared_consumer::revoke_partitions(const rd_kafka_topic_partition_list_t* p
         // straight back to us (a fenced member rejoining, a session that timed out while the
         // group had no one else), it restarts there instead of at the older commit.
         for (const auto& id : ids)
-            if (auto it = partitions_.find(id); it != partitions_.end())
-                if (auto position = committable(it->second))
-                    lost_positions_[id] = {*position, steady::now() + 30s};
+            if (auto position = ledger_.committable(id))
+                lost_positions_[id] = {*position, steady::now() + 30s};
     }
     revokes_pending_.clear();
     for (const auto& id : ids) {
         if (auto it = partitions_.find(id); it != partitions_.end() && it->second.paused)
             --paused_count_;
         partitions_.erase(id);
+        ledger_.revoke(id);
+        hold_.forget(id);
     }
-    assigned_count_.store(partitions_.size(), std::memory_order_relaxed);
+    probe_.assigned(partitions_.size());
 }
 
 void shared_consumer::cancel_partition_handlers() {
@@ -976,8 +864,8 @@ void shared_consumer::cancel_partition_handlers() {
         auto part = partitions_.find(id);
         if (part == partitions_.end()) continue;
         for (const auto& entry : routes_[id.first])
-            push_to_shard(part->second.shard, {shard_item::kind::cancel_partition,
-                                               entry.trigger.get(), nullptr, id.second, 0});
+            links_[part->second.shard]->push(
+                {shard_item::kind::cancel_partition, entry.trigger.get(), nullptr, id.second, 0});
     }
     flush_pending();
     notify_shards();
@@ -988,41 +876,16 @@ bool shared_consumer::revokes_drained() const {
                        [](const auto& entry) { return entry.second == 0; });
 }
 
-void shared_consumer::push_to_shard(unsigned shard, const shard_item& item) {
-    auto& link = *links_[shard];
-    // Closed by finish_stop: the runners are drained or cancelled, and the host may destroy them
-    // as soon as the stop completes (the revocation during rd_kafka_consumer_close lands here).
-    if (link.poll_side_gone.load(std::memory_order_relaxed)) return;
-    if (!link.pending_to_shard.empty() || !link.to_shard.try_push(item))
-        link.pending_to_shard.push_back(item);
-    shard_dirty_[shard] = true;
-}
-
-bool shared_consumer::drained(const std::vector<partition_id>* only) const {
-    auto idle = [](const partition_state& state) {
-        return std::all_of(state.trackers.begin(), state.trackers.end(),
-                           [](const offset_tracker& t) { return t.idle(); });
-    };
-    if (only) {
-        for (const auto& id : *only)
-            if (auto it = partitions_.find(id); it != partitions_.end() && !idle(it->second))
-                return false;
-        return true;
-    }
-    return std::all_of(partitions_.begin(), partitions_.end(),
-                       [&](const auto& entry) { return idle(entry.second); });
-}
-
 void shared_consumer::cancel_runners() {
-    if (cancelled_) return;
-    cancelled_ = true;
+    if (!life_.advance(consumer_phase::cancelling)) return;
     log(log_level::warning, "group '{}': cancelling handlers still running after {} ms", group_,
         options_.drain_timeout.count());
+    // Deliveries still waiting behind a full ring would only be dropped by the cancelled runners.
+    for (auto& link : links_) link->drop_pending_deliveries();
     for (auto& route : routes_) {
         for (auto& entry : route) {
-            for (unsigned shard = 0; shard < links_.size(); ++shard)
-                asio::post(rt_.shard(shard),
-                           [t = entry.trigger, shard] { t->runners[shard]->cancel(); });
+            for (auto& link : links_)
+                link->push({shard_item::kind::cancel_all, entry.trigger.get(), nullptr});
             if (auto inbox = entry.trigger->inbox) {
                 asio::post(inbox->executor, [inbox] {
                     inbox->channel.close();
@@ -1034,36 +897,24 @@ void shared_consumer::cancel_runners() {
 }
 
 void shared_consumer::fail_commit_waiters(rd_kafka_resp_err_t err) {
-    for (auto* waiter : std::exchange(commit_waiters_, {})) {
-        (*waiter)(kafka_exception(err, "commit"));
-        delete waiter;
-    }
+    for (auto& [key, op] : std::exchange(pending_commits_, {}))
+        if (op->what == pending_commit::kind::requested)
+            complete(std::move(op->done), kafka_exception(err, "commit"));
 }
 
 bool shared_consumer::release_messages() {
     // Once finish_stop closed the links nothing more goes to the shards (they may be gone).
-    const bool links_open = !links_.front()->poll_side_gone.load(std::memory_order_relaxed);
+    const bool links_open = !links_.front()->poll_side_closed();
     // Items not handed to a shard yet still hold references: the shards never read them now.
-    for (auto& link : links_) {
-        for (auto& item : link->pending_to_shard)
-            if (item.what == shard_item::kind::deliver) message{item.message};  // drops the ref
-        if (links_open)
-            std::erase_if(link->pending_to_shard, [](const shard_item& item) {
-                return item.what == shard_item::kind::deliver;
-            });
-        else
-            link->pending_to_shard.clear();
-    }
-    const auto deadline = steady::now() + 5s;
-    while (live_messages_->load(std::memory_order_acquire) > 0 && steady::now() < deadline) {
+    for (auto& link : links_) link->drop_pending_deliveries();
+    return live_messages_->wait_idle(steady::now() + 5s, [&] {
         if (links_open) {  // the runners report dropped and cancelled work meanwhile
             drain_completions();
             flush_pending();
             notify_shards();
         }
         std::this_thread::sleep_for(1ms);
-    }
-    return live_messages_->load(std::memory_order_acquire) == 0;
+    });
 }
 
 void shared_consumer::close_queues() {
@@ -1076,11 +927,7 @@ void shared_consumer::close_queues() {
 void shared_consumer::recreate(const std::string& reason) {
     log(log_level::error, "group '{}': {}; {} partition(s) lost, recreating the consumer", group_,
         reason, partitions_.size());
-    recovering_.store(true, std::memory_order_relaxed);
-    {
-        std::lock_guard lock(metrics_mutex_);
-        recovery_reason_ = reason;
-    }
+    probe_.recovering(reason);
     const auto started = steady::now();
     // Its partitions are lost: this member cannot commit for them any more.
     if (!partitions_.empty()) {
@@ -1103,7 +950,7 @@ void shared_consumer::recreate(const std::string& reason) {
                 group_);
             (void)client_.release();
             (void)live_messages_.release();  // leaked with the client, as in finish_stop
-            live_messages_ = std::make_unique<std::atomic<std::int64_t>>(0);
+            live_messages_ = std::make_unique<in_flight>();
         } else {
             // A fenced member cannot leave its group: destroy without the consumer close.
             rd_kafka_destroy_flags(client_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -1111,34 +958,32 @@ void shared_consumer::recreate(const std::string& reason) {
     }
     open_client();
     awaiting_rebalance_ = false;
-    gate_dirty_ = gate_in_flight_ = false;
+    hold_.reset();
     subscribed_.clear();
     subscription_dirty_ = true;  // the poll loop subscribes the new client to the same topics
-    recreations_.fetch_add(1, std::memory_order_relaxed);
+    probe_.recreated();
     // Recovering until the new client's statistics show a broker up.
-    if (options_.statistics_interval.count() <= 0 && !all_down_since_)
-        recovering_.store(false, std::memory_order_relaxed);
+    if (options_.statistics_interval.count() <= 0 && !outage_.in_outage()) probe_.recovered();
     publish_partitions();
     log(log_level::warning, "group '{}': consumer recreated in {} ms; rejoining the group", group_,
         std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - started).count());
 }
 
 void shared_consumer::check_outage() {
-    const auto after = options_.outage_recreate_after;
-    if (!all_down_since_ || after.count() <= 0) return;
-    const auto limit = after * (1u << std::min(outage_recreations_in_row_, 4u));
-    const auto down_for = steady::now() - *all_down_since_;
-    if (down_for < limit) return;
-    ++outage_recreations_in_row_;
+    const auto down_for = outage_.due(steady::now());
+    if (!down_for) return;
     recreate(fmt::format("no broker reachable for {} s",
-                         std::chrono::duration_cast<std::chrono::seconds>(down_for).count()));
-    all_down_since_ = steady::now();  // still an outage until a broker is reported up
+                         std::chrono::duration_cast<std::chrono::seconds>(*down_for).count()));
+    outage_.recreated(steady::now());
+}
+
+void shared_consumer::brokers_down() {
+    if (outage_.down(steady::now())) probe_.recovering("no broker reachable");
 }
 
 void shared_consumer::broker_reached() {
-    all_down_since_.reset();
-    outage_recreations_in_row_ = 0;
-    recovering_.store(false, std::memory_order_relaxed);
+    outage_.reached();
+    probe_.recovered();
 }
 
 int shared_consumer::statistics_trampoline(rd_kafka_t*, char* json, std::size_t length,
@@ -1152,14 +997,13 @@ void shared_consumer::on_statistics(std::string_view json) {
     if (!parsed) return;
     if (parsed->any_broker_up) {
         broker_reached();
-    } else if (!all_down_since_ && !parsed->brokers.empty()) {
-        all_down_since_ = steady::now();
-        recovering_.store(true, std::memory_order_relaxed);
+    } else {
+        if (!parsed->brokers.empty() && outage_.down(steady::now()))
+            probe_.recovering("no broker reachable");
+        else
+            probe_.recovery_reason("no broker reachable");
     }
-    std::lock_guard lock(metrics_mutex_);
-    if (!parsed->any_broker_up) recovery_reason_ = "no broker reachable";
-    if (statistics_) statistics_rates_ = rates_between(*statistics_, *parsed);
-    statistics_ = std::move(parsed);
+    probe_.statistics(std::move(*parsed));
 }
 
 void shared_consumer::publish_partitions() {
@@ -1178,67 +1022,44 @@ void shared_consumer::publish_partitions() {
             p.high_watermark = high;
         if (p.high_watermark >= 0 && p.committed >= 0)
             p.lag = std::max<std::int64_t>(0, p.high_watermark - p.committed);
-        const auto& route = routes_[id.first];
-        for (std::size_t i = 0; i < route.size() && i < state.trackers.size(); ++i) {
-            p.backlog = state.trackers[i].backlog();
-            view.emplace_back(route[i].trigger->id, p);
+        for (const auto& entry : routes_[id.first]) {
+            p.backlog = state.ledger->backlog(entry.trigger->id);
+            view.emplace_back(entry.trigger->id, p);
         }
     }
     std::vector<std::string> topics;
     for (std::size_t i = 0; i < topics_.size(); ++i)
         if (!routes_[i].empty()) topics.push_back(topics_[i]);
-    std::lock_guard lock(metrics_mutex_);
-    partition_view_ = std::move(view);
-    topics_view_ = std::move(topics);
+    probe_.publish(std::move(view), std::move(topics));
 }
 
-shared_consumer::metrics_view shared_consumer::metrics() const {
-    const auto counters = stats();
-    metrics_view view;
-    auto& m = view.consumer;
-    m.group = group_;
-    m.assigned_partitions = counters.assigned_partitions;
-    m.rebalances = counters.rebalances;
-    m.recreations = counters.recreations;
-    m.rebalance_seconds_total =
-        static_cast<double>(rebalance_ns_total_.load(std::memory_order_relaxed)) / 1e9;
-    m.last_rebalance_seconds =
-        static_cast<double>(last_rebalance_ns_.load(std::memory_order_relaxed)) / 1e9;
-    m.recovering = recovering_.load(std::memory_order_relaxed);
-    std::lock_guard lock(metrics_mutex_);
-    m.client = client_name_;
-    m.topics = topics_view_;
-    if (m.recovering) m.recovery_reason = recovery_reason_;
-    m.threads = 2;  // the poll thread and librdkafka's main thread, plus one per broker below
-    if (statistics_) {
-        m.threads += static_cast<unsigned>(statistics_->broker_threads);
-        m.consumer_lag = statistics_->consumer_lag;
-        m.rxmsgs = statistics_->rxmsgs;
-        m.fetchq_cnt = statistics_->fetchq_cnt;
-        m.group_state = statistics_->join_state;
-        m.brokers = statistics_->brokers;
-        m.consume_rate = statistics_rates_.consume_rate;
-        m.lag_rate = statistics_rates_.lag_rate;
-        view.topic_partitions = statistics_->topic_partitions;
-    }
-    view.partitions = partition_view_;
-    return view;
+consumer_view shared_consumer::metrics() const {
+    return probe_.view();
 }
 
 void shared_consumer::finish_stop() {
-    for (auto& link : links_) {
-        link->poll_side_gone.store(true, std::memory_order_release);
-        link->to_shard.close();
+    // Control items (cancellations, revocations) still behind a full ring reach their shard
+    // before it closes; a shard that reads nothing for a second (a handler blocking its thread)
+    // gets none.
+    const auto flush_deadline = steady::now() + 1s;
+    auto backed_up = [this] {
+        return std::any_of(links_.begin(), links_.end(),
+                           [](const auto& l) { return l->backed_up(); });
+    };
+    while (backed_up() && steady::now() < flush_deadline) {
+        flush_pending();
+        notify_shards();
+        if (backed_up()) std::this_thread::sleep_for(1ms);
     }
+    life_.advance(consumer_phase::closing);
+    for (auto& link : links_) link->close_poll_side();
     rd_kafka_consumer_close(client_.get());
-    partitions_.clear();  // releases the partition queues (and gated messages) before the client
+    // The partition queues and held messages go before the client.
+    partitions_.clear();
+    ledger_.clear();
+    hold_.reset();
     const bool released = release_messages();
-    std::vector<command> late;
-    {
-        std::lock_guard lock(commands_mutex_);
-        closed_ = true;
-        late.swap(commands_);
-    }
+    auto late = inbox_.close();
     rd_kafka_queue_poll_callback(commit_queue_.get(), 0);  // answers that came in meanwhile
     fail_commit_waiters(RD_KAFKA_RESP_ERR__DESTROY);
     close_queues();
@@ -1248,7 +1069,7 @@ void shared_consumer::finish_stop() {
             log(log_level::error,
                 "group '{}': {} message(s) still referenced after close (kt::message must not "
                 "outlive its trigger_host); leaking the client rather than blocking",
-                group_, live_messages_->load());
+                group_, live_messages_->count());
             (void)client_.release();
             (void)
                 live_messages_.release();  // leaked with the client: the messages still count on it
@@ -1256,16 +1077,12 @@ void shared_consumer::finish_stop() {
             client_.reset();
         }
     }
-    stopped_ = true;
-    log(log_level::info, "consumer for group '{}' closed", group_);
-    for (auto& [id, fence] : fences_) fence.second(nullptr);
-    fences_.clear();
+    life_.advance(consumer_phase::closed);
+    for (auto& [id, f] : std::exchange(fences_, {})) complete(std::move(f.done));
     fencing_.clear();
     routes_.clear();
-    auto waiters = std::move(stop_waiters_);
-    for (auto& waiter : waiters) waiter(nullptr);
-    for (auto& c : late)
-        if (c.reject) c.reject();
+    for (auto& waiter : std::exchange(stop_waiters_, {})) complete(std::move(waiter));
+    for (auto& c : late) reject(std::move(c));
 }
 
 }  // namespace kt::detail

@@ -24,26 +24,6 @@ namespace asio = boost::asio;
 
 namespace kt {
 namespace detail {
-namespace {
-
-/// Runs `start(done)` where `done` may be called from any thread; resumes the awaiting coroutine
-/// on its own executor and rethrows the reported exception, if any.
-/// Callables are named locals, never temporaries inside the co_await expression: GCC 12 can
-/// destroy such temporaries twice (seen as a double release under TSan).
-template <typename Start>
-asio::awaitable<void> await_remote(Start start) {
-    auto ex = co_await asio::this_coro::executor;
-    auto initiation = [ex, start](auto handler) mutable {
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        start([ex, shared](std::exception_ptr error) {
-            asio::post(ex, [shared, error]() mutable { std::move (*shared)(error); });
-        });
-    };
-    co_await asio::async_initiate<const asio::use_awaitable_t<>, void(std::exception_ptr)>(
-        std::move(initiation), asio::use_awaitable);
-}
-
-}  // namespace
 
 class host_core : public std::enable_shared_from_this<host_core> {
   public:
@@ -126,10 +106,10 @@ class host_core : public std::enable_shared_from_this<host_core> {
             triggers_.erase(it);
         }
         auto consumer = trigger->consumer;
-        auto detach = [&](shared_consumer::done_callback done) {
-            consumer->detach(trigger, std::move(done));
-        };
-        co_await await_remote(detach);
+        // The operation is a named local, never a temporary inside the co_await expression:
+        // GCC 12 can destroy such temporaries twice (seen as a double release under TSan).
+        auto detach = consumer->async_detach(trigger, asio::use_awaitable);
+        co_await std::move(detach);
         close_inbox(trigger);
         trigger->release_producers();
         release_unused_producers();
@@ -143,8 +123,10 @@ class host_core : public std::enable_shared_from_this<host_core> {
             }
         }
         // The last trigger leaving closes the consumer (drained and committed).
-        auto stop = [&](shared_consumer::done_callback done) { consumer->stop(std::move(done)); };
-        if (last) co_await await_remote(stop);
+        if (last) {
+            auto stop = consumer->async_stop(asio::use_awaitable);
+            co_await std::move(stop);
+        }
     }
 
     void start() {
@@ -164,10 +146,8 @@ class host_core : public std::enable_shared_from_this<host_core> {
     asio::awaitable<void> stop() {
         auto [consumers, triggers] = take_all();
         for (auto& consumer : consumers) {
-            auto stop = [&](shared_consumer::done_callback done) {
-                consumer->stop(std::move(done));
-            };
-            co_await await_remote(stop);
+            auto stop = consumer->async_stop(asio::use_awaitable);
+            co_await std::move(stop);
         }
         for (auto& trigger : triggers) {
             close_inbox(trigger);
@@ -182,7 +162,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
         for (auto& consumer : consumers) {
             auto promise = std::make_shared<std::promise<void>>();
             auto future = promise->get_future();
-            consumer->stop([promise](std::exception_ptr) { promise->set_value(); });
+            consumer->async_stop([promise](std::exception_ptr) { promise->set_value(); });
             const auto bound = options_.drain_timeout + std::chrono::seconds(15);
             if (future.wait_for(bound) != std::future_status::ready)
                 log(log_level::error, "consumer for group '{}' did not stop within {} ms",
@@ -203,10 +183,8 @@ class host_core : public std::enable_shared_from_this<host_core> {
             for (auto& [key, entry] : pool_) consumers.push_back(entry.consumer);
         }
         for (auto& consumer : consumers) {
-            auto commit = [&](shared_consumer::done_callback done) {
-                consumer->commit(std::move(done));
-            };
-            co_await await_remote(commit);
+            auto commit = consumer->async_commit(asio::use_awaitable);
+            co_await std::move(commit);
         }
     }
 
@@ -255,7 +233,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
         metrics_snapshot snapshot{.taken = std::chrono::system_clock::now(),
                                   .process_threads = process_thread_count()};
         std::lock_guard lock(mutex_);
-        std::map<const shared_consumer*, shared_consumer::metrics_view> views;
+        std::map<const shared_consumer*, consumer_view> views;
         std::map<std::string, group_load> groups;
         for (const auto& [key, entry] : pool_) {
             auto view = entry.consumer->metrics();
@@ -405,7 +383,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
     }
 
     /// Adds one consumer's view to its group's load (partitions counted once per topic).
-    static void add_load(group_load& load, const shared_consumer::metrics_view& view) {
+    static void add_load(group_load& load, const consumer_view& view) {
         load.group = view.consumer.group;
         load.assigned += view.consumer.assigned_partitions;
         load.lag += view.consumer.consumer_lag;
@@ -573,10 +551,8 @@ asio::awaitable<void> subscription::commit() {
     auto trigger = inbox_->trigger.lock();
     if (!trigger) co_return;
     auto consumer = trigger->consumer;
-    auto commit = [&](detail::shared_consumer::done_callback done) {
-        consumer->commit(std::move(done));
-    };
-    co_await detail::await_remote(commit);
+    auto commit = consumer->async_commit(asio::use_awaitable);
+    co_await std::move(commit);
 }
 
 const std::string& subscription::name() const noexcept {

@@ -27,12 +27,6 @@ std::int64_t steady_ns(std::chrono::steady_clock::time_point t) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-std::uint64_t fnv1a(std::string_view text) noexcept {
-    std::uint64_t hash = 14695981039346656037ull;
-    for (unsigned char c : text) hash = (hash ^ c) * 1099511628211ull;
-    return hash;
-}
-
 completion completion_of(const message& m, std::uint32_t trigger_id) {
     const auto* data = m.data();
     return {completion::kind::done, trigger_id,    data->topic_id,
@@ -262,12 +256,6 @@ asio::awaitable<void> run_worker(std::optional<shard_keepalive> keep,
 }
 
 }  // namespace
-
-unsigned shard_of(std::string_view topic, std::int32_t partition, unsigned shard_count) noexcept {
-    // Consecutive partitions of a topic go to consecutive shards.
-    return static_cast<unsigned>((fnv1a(topic) + static_cast<std::uint64_t>(partition)) %
-                                 shard_count);
-}
 
 trigger_state::trigger_state(std::uint32_t trigger_id, trigger_options opts,
                              trigger_code trigger_code, std::shared_ptr<subscription_inbox> pull)

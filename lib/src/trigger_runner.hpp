@@ -26,7 +26,8 @@
 
 #include <kt/trigger_host.hpp>
 
-#include "shard_link.hpp"
+#include "shard/shard_link.hpp"
+#include "shard/shard_map.hpp"
 
 namespace kt::detail {
 
@@ -287,8 +288,5 @@ bool retryable(const retry_policy& policy, const std::exception_ptr& error);
 inline void add_local(std::atomic<std::uint64_t>& counter, std::uint64_t n) {
     counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
-
-/// Shard that owns (topic, partition): fixed, so a partition's order is kept on one thread.
-unsigned shard_of(std::string_view topic, std::int32_t partition, unsigned shard_count) noexcept;
 
 }  // namespace kt::detail

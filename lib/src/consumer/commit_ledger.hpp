@@ -1,0 +1,106 @@
+// What each assigned partition may commit: the lowest offset not yet completed by every trigger
+// on it, what was sent, and what the broker acknowledged.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <kt/config.hpp>
+#include <kt/trigger_host.hpp>
+
+#include "offset_tracker.hpp"
+
+namespace kt::detail {
+
+using partition_id = std::pair<std::uint32_t, std::int32_t>;  ///< (topic id, partition)
+
+/// One partition's offsets: a tracker per trigger on its topic (keyed by trigger id), the offset
+/// last sent in a commit and, at most once, the position handed out so far. Poll thread only.
+class partition_ledger {
+  public:
+    std::uint32_t generation() const noexcept { return generation_; }
+
+    /// Records `offset` as handed to `trigger`; returns that trigger's backlog afterwards.
+    std::size_t delivered(std::uint32_t trigger, std::int64_t offset);
+    /// At most once: `next` is the offset after the last message handed out.
+    void released(std::int64_t next) noexcept { released_ = next; }
+    /// Marks `offset` finished for `trigger` unless the completion is fenced: it was delivered
+    /// under another `generation` (the partition was re-assigned since) or is not in flight.
+    bool completed(std::uint32_t generation, std::uint32_t trigger, std::int64_t offset);
+
+    /// Delivered to `trigger` and not finished (0 for a trigger it does not know).
+    std::size_t backlog(std::uint32_t trigger) const;
+    /// No trigger has a message of this partition in flight.
+    bool idle() const;
+    /// The offset to commit: the minimum over its triggers of their lowest unfinished offset (at
+    /// least once) or the position handed out (at most once); nullopt before any delivery.
+    std::optional<std::int64_t> committable(delivery_guarantee delivery) const;
+
+  private:
+    friend class commit_ledger;
+    offset_tracker* tracker(std::uint32_t trigger);
+
+    std::uint32_t generation_ = 0;
+    std::vector<std::pair<std::uint32_t, offset_tracker>> trackers_;  // by trigger id
+    std::int64_t sent_ = -1;
+    std::int64_t released_ = -1;
+};
+
+/// A partition and the offset to commit for it.
+struct commit_entry {
+    partition_id partition;
+    std::int64_t offset;
+    bool operator==(const commit_entry&) const = default;
+};
+
+/// The ledger of every partition assigned to one consumer. Poll thread only, except
+/// acknowledged(), which any thread may read.
+class commit_ledger {
+  public:
+    explicit commit_ledger(delivery_guarantee delivery) : delivery_(delivery) {}
+
+    /// A partition assigned under `generation` to the consumer, with `triggers` on its topic;
+    /// `start_at` (>= 0) is a position known to be complete (resumed after a loss).
+    partition_ledger& assign(const partition_id& id, std::uint32_t generation,
+                             std::span<const std::uint32_t> triggers, std::int64_t start_at = -1);
+    /// Forgets a revoked or lost partition.
+    void revoke(const partition_id& id) { partitions_.erase(id); }
+    void clear() { partitions_.clear(); }
+    /// Follows the triggers on `topic`: a tracker for a new one, none for one removed.
+    void add_trigger(std::uint32_t topic, std::uint32_t trigger);
+    void remove_trigger(std::uint32_t topic, std::uint32_t trigger);
+
+    /// nullptr when `id` is not assigned (a completion for it is fenced).
+    partition_ledger* find(const partition_id& id);
+    std::optional<std::int64_t> committable(const partition_id& id) const;
+    /// Every partition in `only` (all when null) has nothing in flight.
+    bool idle(const std::vector<partition_id>* only = nullptr) const;
+
+    /// What to commit for `only` (every partition when null): partitions with a committable
+    /// offset beyond the one last sent, or every committable one when `resend`.
+    std::vector<commit_entry> to_commit(const std::vector<partition_id>* only, bool resend) const;
+    /// The entries were sent in a commit: the next to_commit() leaves them out until they grow.
+    void sent(std::span<const commit_entry> entries);
+    /// A commit of them was refused: the next to_commit() includes them again.
+    void refused(std::span<const commit_entry> entries);
+    void refused_all();
+
+    /// The broker acknowledged `offset` for `topic`/`partition` (never moves backwards).
+    void acknowledge(std::string_view topic, std::int32_t partition, std::int64_t offset);
+    /// Broker-acknowledged commits. Any thread.
+    committed_offsets acknowledged() const;
+
+  private:
+    const delivery_guarantee delivery_;
+    std::map<partition_id, partition_ledger> partitions_;
+    mutable std::mutex acknowledged_mutex_;
+    committed_offsets acknowledged_;
+};
+
+}  // namespace kt::detail
