@@ -22,6 +22,7 @@
 #include <kt/errors.hpp>
 #include <kt/producer.hpp>
 
+#include "host/trigger_validation.hpp"
 #include "rdkafka_handles.hpp"
 
 namespace kt {
@@ -617,9 +618,27 @@ class config_parser {
         if (auto dead_letter = r.child("dead_letter", dead_letter_keys))
             read_dead_letter(*dead_letter, t);
         if (o.dead_letter.topic.empty()) o.dead_letter.topic = o.topic + ".dlq";  // the default
-        if (auto batch = r.child("batch", batch_keys)) t.batch = read_batch(*batch, o.delivery);
+        if (auto batch = r.child("batch", batch_keys)) t.batch = read_batch(*batch);
         read_transaction(r, o);
+        const auto kind = t.batch ? std::optional(detail::handler_kind::batch) : std::nullopt;
+        if (auto problem = detail::find_problem(o, kind))
+            fail(json_path(r, problem->field), problem->message);
         return t;
+    }
+
+    /// Where a trigger_options field is written in the trigger's object `r`.
+    static std::string json_path(const object_reader& r, std::string_view field) {
+        if (field == "retry.max_backoff")
+            return member_path(
+                r.at("retry"),
+                r.find("retry") && r.find("retry")->as_object().contains("max_backoff_ms")
+                    ? "max_backoff_ms"
+                    : "initial_backoff_ms");
+        if (field == "dead_letter.topic")
+            return r.find("dead_letter") ? member_path(r.at("dead_letter"), "topic")
+                                         : r.at("topic");
+        if (field == "delivery" && r.find("batch")) return r.at("batch");
+        return r.at(field);
     }
 
     /// A trigger inherits its consumer's guarantee; stating another one is a mistake.
@@ -639,10 +658,6 @@ class config_parser {
         p.max_attempts = r.integer<unsigned>("max_attempts", 1, p.max_attempts);
         p.initial_backoff = r.millis("initial_backoff_ms", 0, p.initial_backoff);
         p.max_backoff = r.millis("max_backoff_ms", 0, p.max_backoff);
-        if (p.max_backoff < p.initial_backoff)
-            fail(r.at(r.find("max_backoff_ms") ? "max_backoff_ms" : "initial_backoff_ms"),
-                 fmt::format("max_backoff_ms ({}) is below initial_backoff_ms ({})",
-                             p.max_backoff.count(), p.initial_backoff.count()));
         p.multiplier =
             r.number("multiplier", 1.0, std::numeric_limits<double>::max(), p.multiplier);
         p.jitter = r.number("jitter", 0.0, 1.0, p.jitter);
@@ -653,8 +668,6 @@ class config_parser {
         auto& dead_letter = t.options.dead_letter;
         dead_letter.enabled = r.boolean("enabled", dead_letter.enabled);
         dead_letter.topic = r.optional_string("topic").value_or("");
-        if (dead_letter.topic == t.options.topic)
-            fail(r.at("topic"), "the dead letter topic cannot be the trigger's own topic");
         if (auto name = r.optional_string("producer")) {
             dead_letter.producer =
                 resolve(config_.producers, *name, r.at("producer"), "producer").config;
@@ -662,10 +675,7 @@ class config_parser {
         }
     }
 
-    static batch_options read_batch(const object_reader& r, delivery_guarantee delivery) {
-        if (delivery == delivery_guarantee::exactly_once)
-            fail(r.path(),
-                 "batch triggers support at_least_once and at_most_once, not exactly_once");
+    static batch_options read_batch(const object_reader& r) {
         batch_options b;
         b.max_messages = r.integer<std::size_t>("max_messages", 1, b.max_messages);
         b.max_wait = r.millis("max_wait_ms", 0, b.max_wait);

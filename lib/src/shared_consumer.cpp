@@ -263,46 +263,59 @@ committed_offsets shared_consumer::committed() const {
 
 void shared_consumer::run() {
     next_commit_ = steady::now() + options_.commit_interval;
-    while (!life_.reached(consumer_phase::closed)) {
-        run_commands();
-        if (!stopping()) {
-            char reason[512] = "";
-            if (rd_kafka_fatal_error(client_.get(), reason, sizeof reason))
-                recreate(fmt::format("fatal consumer error ({})", reason));
-            check_outage();
-        }
-        if (steady::now() >= next_partition_view_) publish_partitions();
-        // One subscribe per command batch, so triggers added together cause one join.
-        if (subscription_dirty_ && !stopping()) resubscribe();
-        drain_completions();
-        flush_pending();
-        if (!stopping() && hold_.commit_due(steady::now())) send_hold_commit();
-        if (stopping()) {
-            const bool done = ledger_.idle() && !hold_.in_flight();
-            if (done || steady::now() >= stop_deadline_) {
-                if (!done) cancel_runners();
-                if (final_commit_settled()) {
-                    finish_stop();
-                    break;
-                }
-            }
-        } else if (steady::now() >= next_commit_) {
-            send_commit({});
-            next_commit_ = steady::now() + options_.commit_interval;
-        }
-        rd_kafka_queue_poll_callback(commit_queue_.get(), 0);
-
-        const std::size_t got = poll_messages();
-        notify_shards();
-        if (got == 0) {
-            // Completions are read on each turn: turn quickly while handlers run or ring items
-            // wait, so commits, drains and held-back partitions move without delay.
-            bool busy = paused_count_ > 0 || stopping();
-            for (auto& link : links_) busy |= link->backed_up();
-            if (!busy) busy = !ledger_.idle();
-            wakeup_.wait(busy ? 1ms : 10ms);
-        }
+    while (turn()) {
     }
+}
+
+// One turn of the poll thread. The order matters:
+//  1. commands first, so what the caller asked for (attach, detach, commit, stop) shapes this turn;
+//  2. client health (fatal error, outage) before anything uses the client;
+//  3. the subscription once per command batch, so triggers added together cause one join;
+//  4. completions before commits, so a commit carries everything finished so far;
+//  5. at-most-once holds, then the stop (drained, or past its deadline: cancel, final commit,
+//     close) or the periodic commit;
+//  6. commit answers, then fetch: routing last, so the rings get this turn's messages and the
+//     shards are woken once for all of them;
+//  7. sleep only when nothing was fetched: 1 ms while work is in flight (completions are read
+//     each turn), 10 ms when idle (queue events and commands wake it earlier).
+// Returns false once the consumer is closed.
+bool shared_consumer::turn() {
+    run_commands();
+    if (!stopping()) {
+        char reason[512] = "";
+        if (rd_kafka_fatal_error(client_.get(), reason, sizeof reason))
+            recreate(fmt::format("fatal consumer error ({})", reason));
+        check_outage();
+    }
+    if (steady::now() >= next_partition_view_) publish_partitions();
+    if (subscription_dirty_ && !stopping()) resubscribe();
+    drain_completions();
+    flush_pending();
+    if (!stopping() && hold_.commit_due(steady::now())) send_hold_commit();
+    if (stopping()) {
+        const bool done = ledger_.idle() && !hold_.in_flight();
+        if (done || steady::now() >= stop_deadline_) {
+            if (!done) cancel_runners();
+            if (final_commit_settled()) {
+                finish_stop();
+                return false;
+            }
+        }
+    } else if (steady::now() >= next_commit_) {
+        send_commit({});
+        next_commit_ = steady::now() + options_.commit_interval;
+    }
+    rd_kafka_queue_poll_callback(commit_queue_.get(), 0);
+
+    const std::size_t got = poll_messages();
+    notify_shards();
+    if (got == 0) {
+        bool busy = paused_count_ > 0 || stopping();
+        for (auto& link : links_) busy |= link->backed_up();
+        if (!busy) busy = !ledger_.idle();
+        wakeup_.wait(busy ? 1ms : 10ms);
+    }
+    return true;
 }
 
 std::size_t shared_consumer::poll_messages() {

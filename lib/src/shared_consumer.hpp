@@ -16,7 +16,10 @@
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
 
-#include <kt/trigger_host.hpp>
+#include <kt/config.hpp>
+#include <kt/metrics.hpp>
+#include <kt/options.hpp>
+#include <kt/runtime.hpp>
 
 #include "consumer/command_inbox.hpp"
 #include "consumer/commit_ledger.hpp"
@@ -157,7 +160,10 @@ class shared_consumer : public std::enable_shared_from_this<shared_consumer> {
     /// The commit before closing: true once it succeeded or cannot any more; false while a
     /// rebalance refuses it and the stop deadline allows another try.
     bool final_commit_settled();
+    /// The poll thread's body: turn() until closed.
     void run();
+    /// One turn of the poll loop (its order is explained where it is written).
+    bool turn();
     void run_commands();
     void route(rd_kafka_message_t* raw);
     void dispatch(rd_kafka_message_t* raw, std::uint32_t topic, const partition_id& id,

@@ -14,6 +14,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <future>
 
+#include "host/trigger_validation.hpp"
 #include "log.hpp"
 #include "monitoring.hpp"
 #include "producer_state.hpp"
@@ -31,28 +32,20 @@ class host_core : public std::enable_shared_from_this<host_core> {
 
     void add(std::shared_ptr<trigger_state> trigger) {
         const auto& opts = trigger->options;
-        if (opts.name.empty()) throw config_error("name", "a trigger needs a name");
-        if (opts.topic.empty())
-            throw config_error("topic", fmt::format("trigger '{}' needs a topic", opts.name));
-        if (opts.delivery == delivery_guarantee::exactly_once && !trigger->code.transform)
-            throw config_error("delivery",
-                               fmt::format("trigger '{}': exactly_once needs a transform handler "
-                                           "(its output joins the offsets' transaction)",
-                                           opts.name));
-        if (opts.retry.max_backoff < opts.retry.initial_backoff)
-            throw config_error(
-                "retry.max_backoff",
-                fmt::format("trigger '{}': max_backoff is below initial_backoff", opts.name));
+        const auto kind = trigger->inbox            ? handler_kind::pull
+                          : trigger->code.transform ? handler_kind::transform
+                          : trigger->code.batch     ? handler_kind::batch
+                                                    : handler_kind::plain;
+        if (auto problem = find_problem(opts, kind))
+            throw config_error(problem->field,
+                               opts.name.empty()
+                                   ? problem->message
+                                   : fmt::format("trigger '{}': {}", opts.name, problem->message));
         auto key =
             sharing_key::of(opts.consumer, options_.sharing, opts.topic, opts.name, opts.delivery);
         if (!trigger->inbox && opts.dead_letter.enabled) {
             trigger->dead_letter_topic =
                 opts.dead_letter.topic.empty() ? opts.topic + ".dlq" : opts.dead_letter.topic;
-            if (trigger->dead_letter_topic == opts.topic)
-                throw config_error("dead_letter.topic",
-                                   fmt::format("trigger '{}': the dead letter topic cannot be the "
-                                               "trigger's own topic",
-                                               opts.name));
             auto config = opts.dead_letter.producer.properties().empty()
                               ? producer_config_for(opts.consumer)
                               : opts.dead_letter.producer;

@@ -207,7 +207,10 @@ BOOST_AUTO_TEST_CASE(value_errors_name_the_json_path) {
                 "expected a number from 0 to 1, got 2");
     check_error(with_trigger(R"("retry": {"initial_backoff_ms": 500, "max_backoff_ms": 100})"),
                 "$.triggers[0].retry.max_backoff_ms",
-                "max_backoff_ms (100) is below initial_backoff_ms (500)");
+                "max_backoff (100 ms) is below initial_backoff (500 ms)");
+    // Only the initial backoff is written: it is the one named (above the default maximum).
+    check_error(with_trigger(R"("retry": {"initial_backoff_ms": 60000})"),
+                "$.triggers[0].retry.initial_backoff_ms", "is below initial_backoff (60000 ms)");
     check_error(with_trigger(R"("dead_letter": {"enabled": "no"})"),
                 "$.triggers[0].dead_letter.enabled", "expected true or false");
     check_error(with_trigger(R"("batch": {"max_messages": 0})"), "$.triggers[0].batch.max_messages",

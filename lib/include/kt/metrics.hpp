@@ -5,6 +5,7 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -124,5 +125,29 @@ struct metrics_snapshot {
 std::string to_prometheus(const metrics_snapshot& snapshot);
 /// The snapshot as JSON (for `GET /triggers`).
 std::string to_json(const metrics_snapshot& snapshot);
+
+/// Counters of one trigger, summed over shards.
+struct trigger_stats {
+    std::string name;
+    std::string topic;
+    std::uint64_t handled = 0;        ///< messages whose handler returned normally
+    std::uint64_t failed = 0;         ///< messages whose handler failed for good (after retries)
+    std::uint64_t retried = 0;        ///< retry attempts
+    std::uint64_t dead_lettered = 0;  ///< failed messages written to the dead letter topic
+    std::uint64_t in_flight = 0;
+};
+
+/// State of one shared consumer (one librdkafka consumer and its poll thread).
+struct consumer_stats {
+    std::string group;
+    std::size_t triggers = 0;             ///< triggers attached
+    std::size_t assigned_partitions = 0;  ///< partitions this member holds now
+    std::uint64_t rebalances = 0;         ///< rebalance callbacks (assign, revoke, lost)
+    /// Clients replaced after a fatal error (its partitions lost, the new client rejoined).
+    std::uint64_t recreations = 0;
+};
+
+/// Committed offsets acknowledged by the broker: topic → partition → next offset to consume.
+using committed_offsets = std::map<std::string, std::map<std::int32_t, std::int64_t>>;
 
 }  // namespace kt

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include <kt/config.hpp>
-#include <kt/trigger_host.hpp>
+#include <kt/metrics.hpp>
 
 #include "offset_tracker.hpp"
 

@@ -13,7 +13,6 @@
 #include <vector>
 
 #include <kt/metrics.hpp>
-#include <kt/trigger_host.hpp>
 
 #include "consumer_statistics.hpp"
 
