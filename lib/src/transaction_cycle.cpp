@@ -155,8 +155,8 @@ void transaction_cycle::finished(const work_items& work, std::exception_ptr erro
 }
 
 void transaction_cycle::maybe_end() {
-    if (phase_ != phase::open || cancelled_ || runner_.running_ > 0) return;
-    if (admits() && !runner_.ready_.empty()) return;  // more work may join this transaction
+    if (phase_ != phase::open || cancelled_ || runner_.running() > 0) return;
+    if (admits() && runner_.has_ready()) return;  // more work may join this transaction
     timer_.cancel();
     if (done_.empty()) {
         // Nothing ran (the transaction aged out while idle): commit the empty transaction.
@@ -173,10 +173,10 @@ partition_list_ptr transaction_cycle::offsets() const {
         auto& slot = next[m.partition()];
         slot = std::max(slot, m.offset() + 1);
     }
-    for (const auto& [id, l] : runner_.lanes_)
-        for (const auto& m : l.pending)
-            if (auto it = next.find(m.partition()); it != next.end())
-                it->second = std::min(it->second, m.offset());
+    runner_.for_each_pending([&](const message& m) {
+        if (auto it = next.find(m.partition()); it != next.end())
+            it->second = std::min(it->second, m.offset());
+    });
     partition_list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(next.size())));
     const auto& topic = runner_.owner().options.topic;
     for (auto [partition, offset] : next)

@@ -154,6 +154,16 @@ class trigger_runner {
     /// exactly_once: the transaction holding `again` aborted; they run again, in order.
     void requeue(std::vector<message> again);
     transaction_cycle* transaction() noexcept { return txn_.get(); }
+    /// Work running now (the transaction cycle ends a transaction only when none does).
+    unsigned running() const noexcept { return running_; }
+    /// Work waits for a free slot (the transaction may take more before it ends).
+    bool has_ready() const noexcept { return !ready_.empty(); }
+    /// Calls `f(message)` for every message waiting in a lane, not yet started.
+    template <typename F>
+    void for_each_pending(F&& f) const {
+        for (const auto& [id, l] : lanes_)
+            for (const auto& m : l.pending) f(m);
+    }
     /// A long-lived work coroutine: it runs work, then parks until start() hands it more. Shared
     /// by the runner and the coroutine, so its cancellation signal lives as long as either.
     struct worker {
@@ -208,7 +218,6 @@ class trigger_runner {
     std::atomic<std::int64_t> oldest_running_since_ns{0};
 
   private:
-    friend class transaction_cycle;
     friend class shard_keepalive;
     unsigned keepalives_ = 0;
     std::shared_ptr<trigger_state> kept_;  // set while keepalives_ > 0
