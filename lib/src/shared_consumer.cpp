@@ -429,9 +429,10 @@ void shared_consumer::dispatch(rd_kafka_message_t* raw, std::uint32_t topic, con
     ledger.released(raw->offset + 1);
     auto* data = new message_data(raw, static_cast<std::uint32_t>(receivers), topic,
                                   ledger.generation(), live_messages_.get());
-    for (const auto& entry : route) {
+    for (std::size_t i = 0; i < route.size(); ++i) {
+        const auto& entry = route[i];
         if (entry.detaching) continue;
-        const auto backlog = ledger.delivered(entry.trigger->id, raw->offset);
+        const auto backlog = ledger.delivered(entry.trigger->id, raw->offset, i);
         links_[state.shard]->push({shard_item::kind::deliver, entry.trigger.get(), data});
         if (!state.paused && backlog > entry.trigger->options.max_backlog) set_paused(id, true);
     }
@@ -537,8 +538,10 @@ void shared_consumer::on_completion(const completion& c) {
 
 void shared_consumer::maybe_resume(const partition_id& id, partition_state& state) {
     if (!state.paused || stopping()) return;
-    for (const auto& entry : routes_[id.first])
-        if (state.ledger->backlog(entry.trigger->id) > entry.trigger->options.max_backlog / 2)
+    const auto& route = routes_[id.first];
+    for (std::size_t i = 0; i < route.size(); ++i)
+        if (state.ledger->backlog(route[i].trigger->id, i) >
+            route[i].trigger->options.max_backlog / 2)
             return;
     set_paused(id, false);
 }
@@ -1035,9 +1038,10 @@ void shared_consumer::publish_partitions() {
             p.high_watermark = high;
         if (p.high_watermark >= 0 && p.committed >= 0)
             p.lag = std::max<std::int64_t>(0, p.high_watermark - p.committed);
-        for (const auto& entry : routes_[id.first]) {
-            p.backlog = state.ledger->backlog(entry.trigger->id);
-            view.emplace_back(entry.trigger->id, p);
+        const auto& route = routes_[id.first];
+        for (std::size_t i = 0; i < route.size(); ++i) {
+            p.backlog = state.ledger->backlog(route[i].trigger->id, i);
+            view.emplace_back(route[i].trigger->id, p);
         }
     }
     std::vector<std::string> topics;

@@ -56,6 +56,17 @@ BOOST_AUTO_TEST_CASE(a_completion_from_an_earlier_generation_of_the_partition_is
     BOOST_TEST(*ledger.committable(p0) == 6);
 }
 
+BOOST_AUTO_TEST_CASE(a_wrong_place_hint_still_finds_the_trigger) {
+    commit_ledger ledger(delivery_guarantee::at_least_once);
+    auto& p = ledger.assign(p0, 1, two_triggers);
+    BOOST_TEST(p.delivered(9, 4, 0) == 1u);   // trigger 9 is second, the hint says first
+    BOOST_TEST(p.delivered(7, 4, 99) == 1u);  // out of range
+    BOOST_TEST(p.backlog(9, 0) == 1u);
+    BOOST_TEST(p.backlog(7, 1) == 1u);
+    BOOST_TEST(p.delivered(8, 4, 1) == 0u);  // not on this partition: nothing recorded
+    BOOST_TEST(*ledger.committable(p0) == 4);
+}
+
 BOOST_AUTO_TEST_CASE(a_duplicate_or_unknown_completion_changes_nothing) {
     commit_ledger ledger(delivery_guarantee::at_least_once);
     auto& p = ledger.assign(p0, 1, one_trigger);

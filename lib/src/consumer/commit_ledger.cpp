@@ -4,14 +4,16 @@
 
 namespace kt::detail {
 
-offset_tracker* partition_ledger::tracker(std::uint32_t trigger) {
-    for (auto& [id, t] : trackers_)
+const offset_tracker* partition_ledger::tracker(std::uint32_t trigger, std::size_t hint) const {
+    if (hint < trackers_.size() && trackers_[hint].first == trigger) return &trackers_[hint].second;
+    for (const auto& [id, t] : trackers_)
         if (id == trigger) return &t;
     return nullptr;
 }
 
-std::size_t partition_ledger::delivered(std::uint32_t trigger, std::int64_t offset) {
-    auto* t = tracker(trigger);
+std::size_t partition_ledger::delivered(std::uint32_t trigger, std::int64_t offset,
+                                        std::size_t hint) {
+    auto* t = tracker(trigger, hint);
     if (!t) return 0;
     t->delivered(offset);
     return t->backlog();
@@ -24,10 +26,9 @@ bool partition_ledger::completed(std::uint32_t generation, std::uint32_t trigger
     return t && t->completed(offset);
 }
 
-std::size_t partition_ledger::backlog(std::uint32_t trigger) const {
-    for (const auto& [id, t] : trackers_)
-        if (id == trigger) return t.backlog();
-    return 0;
+std::size_t partition_ledger::backlog(std::uint32_t trigger, std::size_t hint) const {
+    const auto* t = tracker(trigger, hint);
+    return t ? t->backlog() : 0;
 }
 
 bool partition_ledger::idle() const {

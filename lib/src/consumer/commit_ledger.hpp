@@ -27,7 +27,9 @@ class partition_ledger {
     std::uint32_t generation() const noexcept { return generation_; }
 
     /// Records `offset` as handed to `trigger`; returns that trigger's backlog afterwards.
-    std::size_t delivered(std::uint32_t trigger, std::int64_t offset);
+    /// `hint`: where the trigger is likely to be (its place in the route, the order trackers
+    /// are added in), so fan-out to N triggers stays O(N), not O(N²); any value is correct.
+    std::size_t delivered(std::uint32_t trigger, std::int64_t offset, std::size_t hint = 0);
     /// At most once: `next` is the offset after the last message handed out.
     void released(std::int64_t next) noexcept { released_ = next; }
     /// Marks `offset` finished for `trigger` unless the completion is fenced: it was delivered
@@ -35,7 +37,7 @@ class partition_ledger {
     bool completed(std::uint32_t generation, std::uint32_t trigger, std::int64_t offset);
 
     /// Delivered to `trigger` and not finished (0 for a trigger it does not know).
-    std::size_t backlog(std::uint32_t trigger) const;
+    std::size_t backlog(std::uint32_t trigger, std::size_t hint = 0) const;
     /// No trigger has a message of this partition in flight.
     bool idle() const;
     /// The offset to commit: the minimum over its triggers of their lowest unfinished offset (at
@@ -44,7 +46,10 @@ class partition_ledger {
 
   private:
     friend class commit_ledger;
-    offset_tracker* tracker(std::uint32_t trigger);
+    const offset_tracker* tracker(std::uint32_t trigger, std::size_t hint = 0) const;
+    offset_tracker* tracker(std::uint32_t trigger, std::size_t hint = 0) {
+        return const_cast<offset_tracker*>(std::as_const(*this).tracker(trigger, hint));
+    }
 
     std::uint32_t generation_ = 0;
     std::vector<std::pair<std::uint32_t, offset_tracker>> trackers_;  // by trigger id
