@@ -1,5 +1,5 @@
-// Unit tests of the poll thread's small parts: the command inbox, the lifecycle, the in-flight count
-// and the wake-up.
+// Unit tests of the poll thread's small parts: the command inbox, the lifecycle, the in-flight
+// count and the wake-up.
 #include <boost/test/unit_test.hpp>
 
 #include <string>

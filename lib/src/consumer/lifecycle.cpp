@@ -1,25 +1,16 @@
 #include "consumer/lifecycle.hpp"
 
+#include <iterator>
+
 #include "log.hpp"
 
 namespace kt::detail {
 
 std::string_view to_string(consumer_phase phase) noexcept {
-    switch (phase) {
-        case consumer_phase::created:
-            return "created";
-        case consumer_phase::running:
-            return "running";
-        case consumer_phase::draining:
-            return "draining";
-        case consumer_phase::cancelling:
-            return "cancelling";
-        case consumer_phase::closing:
-            return "closing";
-        case consumer_phase::closed:
-            return "closed";
-    }
-    return "?";
+    constexpr std::string_view names[] = {"created",    "running", "draining",
+                                          "cancelling", "closing", "closed"};
+    const auto index = static_cast<std::size_t>(phase);
+    return index < std::size(names) ? names[index] : "?";
 }
 
 bool consumer_lifecycle::advance(consumer_phase next, std::string_view why) {
