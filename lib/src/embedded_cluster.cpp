@@ -52,6 +52,30 @@ void embedded_cluster::push_request_errors(kafka_api api, const std::vector<int>
                                             errors.size(), errors.data());
 }
 
+void embedded_cluster::clear_request_errors(kafka_api api) {
+    rd_kafka_mock_clear_request_errors(state_->cluster, static_cast<std::int16_t>(api));
+}
+
+void embedded_cluster::start_request_tracking() {
+    rd_kafka_mock_clear_requests(state_->cluster);
+    rd_kafka_mock_start_request_tracking(state_->cluster);
+}
+
+void embedded_cluster::stop_request_tracking() {
+    rd_kafka_mock_stop_request_tracking(state_->cluster);
+    rd_kafka_mock_clear_requests(state_->cluster);
+}
+
+std::size_t embedded_cluster::requests_received(kafka_api api) const {
+    std::size_t count = 0;
+    rd_kafka_mock_request_t** requests = rd_kafka_mock_get_requests(state_->cluster, &count);
+    std::size_t matching = 0;
+    for (std::size_t i = 0; i < count; ++i)
+        matching += rd_kafka_mock_request_api_key(requests[i]) == static_cast<std::int16_t>(api);
+    rd_kafka_mock_request_destroy_array(requests, count);
+    return matching;
+}
+
 void embedded_cluster::set_group_coordinator(const std::string& group, int broker_id) {
     detail::throw_if_error(
         rd_kafka_mock_coordinator_set(state_->cluster, "group", group.c_str(), broker_id),

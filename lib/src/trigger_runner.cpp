@@ -2,6 +2,8 @@
 // letters, batches, cancellation, fences.
 #include "trigger_runner.hpp"
 
+#include "host/retry_backoff.hpp"
+
 #include <cxxabi.h>
 
 #include <ctime>
@@ -402,12 +404,7 @@ shard_keepalive::~shard_keepalive() {
 }
 
 std::chrono::milliseconds trigger_runner::backoff(const retry_policy& policy, unsigned attempt) {
-    double delay = static_cast<double>(policy.initial_backoff.count());
-    for (unsigned i = 1; i < attempt; ++i) delay *= std::max(1.0, policy.multiplier);
-    delay = std::min(delay, static_cast<double>(policy.max_backoff.count()));
-    const double jitter = std::clamp(policy.jitter, 0.0, 1.0);
-    std::uniform_real_distribution<double> spread(1.0 - jitter, 1.0 + jitter);
-    return std::chrono::milliseconds(static_cast<std::int64_t>(delay * spread(jitter_random_)));
+    return retry_backoff(policy, attempt, jitter_random_);
 }
 
 std::uint64_t trigger_runner::lane_of(const message& m) const {

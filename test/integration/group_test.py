@@ -75,17 +75,22 @@ def stderr_tail(tmp, name):
 
 
 def records(path):
-    """(partition, offset) of each line of a kt-host --output file; torn last line skipped (the
-    writer may have been killed mid-line)."""
+    """(partition, offset) of each line of a kt-host --output file. Only a last line without its
+    newline may be torn (the writer was killed mid-line) and is skipped; any other line that
+    does not parse is a failure."""
     result = []
     if os.path.exists(path):
         with open(path) as f:
-            for line in f:
-                try:
-                    r = json.loads(line)
-                except ValueError:
-                    continue
-                result.append((r["partition"], r["offset"]))
+            lines = f.readlines()
+        for i, line in enumerate(lines):
+            try:
+                r = json.loads(line)
+            except ValueError:
+                torn_tail = i == len(lines) - 1 and not line.endswith("\n")
+                check(torn_tail, f"{os.path.basename(path)}: line {i + 1} is not JSON "
+                                 f"({line[:80]!r})")
+                continue
+            result.append((r["partition"], r["offset"]))
     return result
 
 

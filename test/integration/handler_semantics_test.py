@@ -17,7 +17,9 @@ import tempfile
 import threading
 import time
 
-from kt_processes import check, failures, note, processes, start_cluster, stop_all, timed
+import kt_processes
+from kt_processes import (check, failures, note, processes, start_cluster, stop_all,
+                          summary_committed, timed)
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 KT_HOST, KT_CLUSTER = sys.argv[1], sys.argv[2]
@@ -115,13 +117,22 @@ def high_watermarks(topic):
         c.close()
 
 
+def broker_committed(group, topic):
+    return kt_processes.broker_committed(BOOTSTRAP, group, topic)
+
+
 def committed_sum(group, topic):
-    c = consumer(group)
-    try:
-        offsets = c.committed([TopicPartition(topic, p) for p in range(TOPICS[topic])], timeout=30)
-        return sum(max(tp.offset, 0) for tp in offsets)
-    finally:
-        c.close()
+    return sum(broker_committed(group, topic).values())
+
+
+def check_commits(label, summary, group, topic, expected):
+    """The broker holds commits summing to `expected` (read independently), and the summary's
+    `committed` (kt-host's own view) says exactly what the broker holds."""
+    broker = broker_committed(group, topic)
+    ours = summary_committed(summary, topic)
+    check(sum(broker.values()) == expected,
+          f"{label}: the broker's committed offsets sum to {expected} ({broker})")
+    check(ours == broker, f"{label}: the summary's committed offsets are the broker's ({ours})")
 
 
 def read_topic(topic, expected, timeout=30):
@@ -177,9 +188,8 @@ def retries_then_dead_letters(tmp):
     check(set(seen) == everything - failing and all(c == 1 for c in seen.values()),
           f"dlq: every other offset handled exactly once ({len(seen)} distinct of "
           f"{len(everything - failing)}, {sum(seen.values())} lines)")
-    committed = sum(s["committed"].get(topic, {}).values())
-    check(committed == 300, f"dlq: summary committed offsets sum to 300, the dead letter writes "
-                            f"completing the failing offsets ({committed})")
+    # The dead letter writes complete the failing offsets.
+    check_commits("dlq", s, f"dlq-{RUN}", topic, 300)
 
     source = {(m.partition(), m.offset()): m for m in read_topic(topic, 300)}
     letters = read_topic(dlq, n_fail)
@@ -248,9 +258,7 @@ def dead_letters_off(tmp):
     seen = offsets_of(out)
     check(set(seen) == everything - failing and all(c == 1 for c in seen.values()),
           f"dlq off: every non-failing offset handled exactly once ({len(seen)})")
-    committed = sum(s["committed"].get(topic, {}).values())
-    check(committed == 300, f"dlq off: summary committed offsets sum to 300, failed messages "
-                            f"completing their offsets ({committed})")
+    check_commits("dlq off", s, f"nodlq-{RUN}", topic, 300)  # failed messages complete too
     c = consumer(f"meta-{RUN}")
     try:
         topics = c.list_topics(timeout=30).topics  # all topics: asks for none, creates none
@@ -304,6 +312,7 @@ def poison_does_not_block_other_keys(tmp):
     check(len(by_key) == 980 and not disorder,
           f"poison: each key's messages handled in offset order ({len(by_key)} keys, out of "
           f"order: {dict(list(disorder.items())[:3])})")
+    check(os.path.exists(summary), "poison: kt-host wrote its summary")
     if os.path.exists(summary):
         with open(summary) as f:
             t = json.load(f)["triggers"][0]
@@ -314,40 +323,47 @@ def poison_does_not_block_other_keys(tmp):
 
 
 def crash_runs(tmp, case, topic, delivery):
-    """Produces 3000 messages on 2 partitions, kills kt-host -9 after 7.5 s of consuming,
-    restarts it (with --exit-when-idle 2) and kills it again if it finds work, then lets a third
-    run finish. Periodic commits start 5 s after an assignment (the cooperative rebalance settle
-    time) and follow every 1 s: handlers of 10 ms (about 200 messages/s) make each kill land
-    mid-stream with some progress committed. Returns the group, the message count and the output
-    records of each run, or None when the first run never handled anything."""
-    group, total, consume_seconds = f"{case}-{RUN}", 3000, 7.5
+    """Produces 3000 messages on 2 partitions and kills kt-host -9 once the broker holds a commit
+    of the group on every partition (read independently) and messages are left; restarts it,
+    producing 3000 more so the restart surely has work (at_most_once may have committed all it
+    had fetched), and kills it again once its own progress reached the broker; then lets a third
+    run finish (--exit-when-idle 2). Handlers of 10 ms (about 200 messages/s) make each kill
+    land mid-stream. Returns the group, the message count and the output records of each run, or
+    None when the first run never got to a commit."""
+    group, batch = f"{case}-{RUN}", 3000
+    total = 2 * batch
     base = ("--group", group, "--delivery", delivery, "--handler-ms", "10",
             "--property", "session.timeout.ms=6000")  # the dead member leaves the group in 6 s
     runs = []
     for run in range(3):
         name = f"{case}-{run}"
         output = os.path.join(tmp, f"{name}.jsonl")
-        extra = ["--produce", str(total)] if run == 0 else ["--exit-when-idle", "2"]
+        extra = (["--produce", str(batch)] if run < 2 else []) + \
+            (["--exit-when-idle", "2"] if run > 0 else [])
+        at_start = broker_committed(group, topic)
         started = time.time()
         proc = start_host(tmp, name, topic, *base, "--output", output, *extra)
         if run < 2:
-            # A restarted run may find nothing to do (at_most_once committed everything it
-            # fetched) and exit by itself when idle.
-            first, deadline = None, time.time() + 60
-            while time.time() < deadline and proc.poll() is None:
-                if first is None and line_count(output):
-                    first = time.time()
-                if first and time.time() - first >= consume_seconds:
-                    break
-                time.sleep(0.02)
+            # Killed once this run handled something and, on every partition, a commit past
+            # what the group held at its start reached the broker. A restarted run may find
+            # nothing to do
+            # (at_most_once committed everything it fetched) and exit by itself when idle.
+            progressed, deadline = False, time.time() + 60
+            while time.time() < deadline and proc.poll() is None and not progressed:
+                now = broker_committed(group, topic) if line_count(output) else {}
+                progressed = bool(now) and all(now.get(p, 0) > at_start.get(p, 0)
+                                               for p in range(TOPICS[topic]))
+                time.sleep(0.05)
             alive = proc.poll() is None
             if alive:
                 proc.send_signal(signal.SIGKILL)
             code = proc.wait()
+            handled = line_count(output)
             if run == 0:
-                check(alive and first is not None, f"{case}: run 1 was consuming when killed -9 "
-                      f"({exit_status(tmp, name, code, (-signal.SIGKILL,))})")
-                if first is None:
+                check(alive and progressed and handled < batch,
+                      f"{case}: run 1 was killed -9 mid-stream after a commit ({handled} of "
+                      f"{batch} handled; {exit_status(tmp, name, code, (-signal.SIGKILL,))})")
+                if not progressed:
                     return None  # it never got going: the rest would only repeat that failure
             else:
                 check(alive or code == 0, f"{case}: run 2 was killed -9 or exited cleanly when "
@@ -368,6 +384,9 @@ def at_most_once_never_redelivers(tmp):
     if result is None:
         return
     group, total, runs = result
+    restarted = sum(len(r) for r in runs[1:])
+    check(restarted > 0, f"at_most_once: the restarts handled messages ({restarted}), so there "
+                         f"was something to redeliver")
     seen = offsets_of(sum(runs, []))
     duplicates = {k: c for k, c in seen.items() if c > 1}
     check(not duplicates, f"at_most_once: no offset handled twice across kill -9 "
@@ -420,8 +439,7 @@ def batches(tmp):
           f"{len(everything)}, {sum(seen.values())} lines)")
     t = s["triggers"][0]
     check(t.get("handled") == 500, f"batch: summary handled = 500 ({t.get('handled')})")
-    committed = sum(s["committed"].get(topic, {}).values())
-    check(committed == 500, f"batch: summary committed offsets sum to 500 ({committed})")
+    check_commits("batch", s, f"batch-{RUN}", topic, 500)
 
 
 started = time.time()

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""The http-server example end to end: while it produces N messages to its own embedded cluster,
-/metrics answers and parses back (Prometheus text format), both triggers reach N handled, /triggers
+"""The http-server example end to end: while it produces N messages to a kt-cluster process (or
+$KT_BOOTSTRAP), /metrics answers and parses back (Prometheus text format), both triggers reach N handled, /triggers
 and /healthz agree, pausing one trigger stops its count while the other finishes, resuming lets it
-finish, unknown triggers and wrong methods are refused, and SIGTERM exits 0.
-Usage: http_server_test.py <path-to-http-server>"""
+finish (the committed offsets it exports are the broker's, read back with confluent-kafka),
+unknown triggers and wrong methods are refused, and SIGTERM exits 0.
+Usage: http_server_test.py <path-to-http-server> <path-to-kt-cluster>"""
 import http.client
 import json
 import os
@@ -15,11 +16,13 @@ import sys
 import tempfile
 import time
 
-from kt_processes import check, failures, note, processes, stop_all, timed
+from kt_processes import (broker_committed, check, failures, note, processes, start_cluster,
+                          stop_all, timed)
 
-HTTP_SERVER = sys.argv[1]
-BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")  # real brokers; otherwise an embedded cluster
+HTTP_SERVER, KT_CLUSTER = sys.argv[1:3]
+BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")  # real brokers; otherwise a kt-cluster process
 RUN = f"{os.getpid()}-{int(time.time())}"
+TOPIC, GROUP, PARTITIONS = f"http-demo-{RUN}", f"http-{RUN}", 3
 N = 3000
 DEADLINE = 120  # seconds per wait: generous for sanitizer builds; no test asserts a duration
 
@@ -99,9 +102,8 @@ def value(samples, name, **labels):
 
 class server:
     def __init__(self, tmp):
-        args = [HTTP_SERVER, "--produce", str(N), "--port", "0"]
-        if BOOTSTRAP:
-            args += ["--bootstrap", BOOTSTRAP, "--topic", f"http-demo-{RUN}", "--group", f"http-{RUN}"]
+        args = [HTTP_SERVER, "--produce", str(N), "--port", "0", "--bootstrap", BOOTSTRAP,
+                "--topic", TOPIC, "--partitions", str(PARTITIONS), "--group", GROUP]
         self.stderr = open(os.path.join(tmp, "http-server.log"), "w")
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
         processes.append(self.proc)
@@ -162,9 +164,13 @@ def metrics_are_well_formed(s):
     check(all(f.endswith("_total") for f in counters), "every counter family ends in _total")
     check(types.get("kt_trigger_handler_duration_seconds") == "histogram",
           "handler durations are a histogram")
-    offsets = [v for n, _, v in samples
-               if n in ("kt_partition_committed_offset", "kt_partition_lag", "kt_partition_high_watermark")]
-    check(all(v >= 0 for v in offsets), "no partition offset or lag is exported as -1")
+    partition_families = ("kt_partition_committed_offset", "kt_partition_lag",
+                          "kt_partition_high_watermark")
+    s.wait_for("partition offsets are exported",
+               lambda m: any(n in partition_families for n, _, _ in m))
+    offsets = [v for n, _, v in s.metrics() if n in partition_families]
+    check(offsets and all(v >= 0 for v in offsets),
+          f"partition offsets are exported, none as -1 ({len(offsets)} samples)")
 
 
 def pause_stops_one_trigger_while_the_other_finishes(s):
@@ -223,6 +229,11 @@ def resume_lets_it_finish(s):
     committed_all = lambda m: sum(v for n, l, v in m if n == "kt_partition_committed_offset"
                                   and l.get("trigger") == "slow") == N
     s.wait_for(f"kt_partition_committed_offset of 'slow' sums to {N}", committed_all)
+    exported = {int(l["partition"]): int(v) for n, l, v in s.metrics()
+                if n == "kt_partition_committed_offset" and l.get("trigger") == "slow"}
+    broker = broker_committed(BOOTSTRAP, GROUP, TOPIC)
+    check(exported == broker, f"the exported committed offsets are the broker's ({exported} vs "
+                              f"{broker})")
 
 
 def health_endpoints(s):
@@ -241,6 +252,9 @@ def refusals(s):
 
 
 def main():
+    global BOOTSTRAP
+    if not BOOTSTRAP:
+        BOOTSTRAP = start_cluster(KT_CLUSTER, {TOPIC: PARTITIONS})
     with tempfile.TemporaryDirectory() as tmp:
         s = server(tmp)
         note(f"http-server listening on port {s.port}")

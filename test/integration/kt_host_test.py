@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """CLI test of kt-host on its embedded cluster: every trigger handles every message once, the
-summary's committed offsets reach the produced count, sharing modes give the documented consumer
-counts, --config runs a file's triggers, and bad options and files fail clearly (naming the JSON
-path, never a secret). Usage: kt_host_test.py <path-to-kt-host>"""
+broker holds commits of every message (read back with confluent-kafka) and the summary's
+committed offsets are exactly those, sharing modes give the documented consumer counts, --config
+runs a file's triggers, and bad options and files fail clearly (naming the JSON path, never a
+secret). kt-host runs against a kt-cluster process (which outlives it, so its commits can be read
+back), against $KT_BOOTSTRAP when set, and once on its own embedded cluster.
+Usage: kt_host_test.py <path-to-kt-host> <path-to-kt-cluster>"""
 import collections
 import json
 import os
@@ -14,32 +17,42 @@ import time
 import urllib.error
 import urllib.request
 
-KT_HOST = sys.argv[1]
-BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")  # real brokers; otherwise kt-host embeds a cluster
+from kt_processes import (broker_committed, check, failures, start_cluster, stop_all,
+                          summary_committed)
+
+KT_HOST, KT_CLUSTER = sys.argv[1:3]
+BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")  # real brokers; otherwise a kt-cluster process
 RUN = f"{os.getpid()}-{int(time.time())}"  # topics and groups are new on every run
-failures = []
+SHARINGS = ("per_group", "per_topic", "off")
+TOPICS = {f"config-orders-{RUN}": 3, f"scraped-{RUN}": 2}
+for sharing in SHARINGS:
+    TOPICS.update({f"orders-{sharing}-{RUN}": 3, f"audit-{sharing}-{RUN}": 2})
 
 
-def check(condition, what):
-    print(("ok   " if condition else "FAIL ") + what)
-    if not condition:
-        failures.append(what)
+def check_commits(label, summary, group, topic, expected):
+    """The broker holds commits of `group` summing to `expected`, and the summary's committed
+    offsets (kt-host's own view, what its metrics show) are exactly the broker's."""
+    broker = broker_committed(BOOTSTRAP, group, topic)
+    check(sum(broker.values()) == expected,
+          f"{label}: the broker's committed offsets of {topic} sum to {expected} ({broker})")
+    ours = summary_committed(summary, topic)
+    check(ours == broker, f"{label}: the summary's committed offsets are the broker's ({ours})")
 
 
 def run_host(tmp, sharing, idle="1"):
     output = os.path.join(tmp, f"out-{sharing}.jsonl")
     summary = os.path.join(tmp, f"summary-{sharing}.json")
     orders, audit = f"orders-{sharing}-{RUN}", f"audit-{sharing}-{RUN}"
-    args = [KT_HOST, "--topic", f"{orders}:3", "--topic", f"{audit}:2", "--produce", "300",
-            "--triggers", "2", "--sharing", sharing, "--group", f"kt-host-{sharing}-{RUN}",
+    group = f"kt-host-{sharing}-{RUN}"
+    args = [KT_HOST, "--bootstrap", BOOTSTRAP, "--topic", f"{orders}:3", "--topic", f"{audit}:2",
+            "--produce", "300", "--triggers", "2", "--sharing", sharing, "--group", group,
             "--exit-when-idle", idle, "--output", output, "--summary-json", summary,
-            "--log-level", "warning"]
-    if BOOTSTRAP:
-        args += ["--bootstrap", BOOTSTRAP]
+            "--log-level", "warning",
+            # A member joining late makes the cluster wait for the others' rejoin, up to the
+            # session timeout: 6 s rather than librdkafka's 45 s.
+            "--property", "session.timeout.ms=6000"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     check(proc.returncode == 0, f"{sharing}: exit code 0 (stderr: {proc.stderr[-300:]})")
-    if not BOOTSTRAP:
-        check(proc.stdout.startswith("bootstrap: 127.0.0.1:"), f"{sharing}: prints the embedded bootstrap")
     seen = collections.Counter()
     with open(output) as f:
         for line in f:
@@ -52,16 +65,32 @@ def run_host(tmp, sharing, idle="1"):
     check(all(t["handled"] == 300 and t["failed"] == 0 for t in s["triggers"]),
           f"{sharing}: summary counts 300 handled per trigger")
     for topic in (orders, audit):
-        committed = sum(s["committed"].get(topic, {}).values())
-        check(committed == 300, f"{sharing}: committed offsets of {topic} sum to 300 ({committed})")
+        if sharing != "off":
+            check_commits(sharing, s, group, topic, 300)
+            continue
+        # off: a group per trigger, "<group>.<trigger>"; the summary holds the lowest of the two.
+        per_group = [broker_committed(BOOTSTRAP, f"{group}.{topic}.t{i}", topic) for i in (0, 1)]
+        check(all(sum(b.values()) == 300 for b in per_group),
+              f"off: both groups' committed offsets of {topic} sum to 300 on the broker ({per_group})")
+        lowest = {p: min(b.get(p, -1) for b in per_group) for p in per_group[0]}
+        ours = summary_committed(s, topic)
+        check(ours == lowest, f"off: the summary's committed offsets are the broker's ({ours})")
     return s
 
 
-with tempfile.TemporaryDirectory() as tmp:
-    check(run_host(tmp, "per_group")["consumers"] == 1, "per_group: one consumer for 4 triggers")
-    # Two consumers in one group: the second join makes the embedded cluster rebalance (~5 s).
-    check(run_host(tmp, "per_topic", idle="8")["consumers"] == 2, "per_topic: one consumer per topic")
-    check(run_host(tmp, "off")["consumers"] == 4, "off: one consumer per trigger")
+def run_embedded(tmp):
+    """Without --bootstrap kt-host starts its own embedded cluster and says where."""
+    output = os.path.join(tmp, "out-embedded.jsonl")
+    proc = subprocess.run([KT_HOST, "--topic", "embedded:2", "--produce", "20",
+                           "--exit-when-idle", "1", "--output", output, "--log-level", "warning"],
+                          capture_output=True, text=True, timeout=120)
+    check(proc.returncode == 0 and proc.stdout.startswith("bootstrap: 127.0.0.1:"),
+          f"embedded: exit code 0 and prints the embedded bootstrap ({proc.returncode}: "
+          f"{proc.stdout[:60]!r} {proc.stderr[-300:]})")
+    with open(output) as f:
+        handled = sum(1 for _ in f)
+    check(handled == 20, f"embedded: the 20 produced messages handled ({handled})")
+
 
 def write_config(tmp, name, config):
     path = os.path.join(tmp, name)
@@ -85,11 +114,9 @@ def run_config_file(tmp):
             {"name": "audit", "consumer": "main", "topic": orders, "handler": "sleep:1"},
             {"name": "bulk", "consumer": "main", "topic": orders, "handler": "batch",
              "batch": {"max_messages": 20, "max_wait_ms": 10}}]})
-    args = [KT_HOST, "--config", config, "--topic", f"{orders}:3", "--produce", "200",
-            "--exit-when-idle", "1", "--output", output, "--summary-json", summary,
-            "--log-level", "warning"]
-    if BOOTSTRAP:
-        args += ["--bootstrap", BOOTSTRAP]
+    args = [KT_HOST, "--config", config, "--bootstrap", BOOTSTRAP, "--topic", f"{orders}:3",
+            "--produce", "200", "--exit-when-idle", "1", "--output", output,
+            "--summary-json", summary, "--log-level", "warning"]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
     check(proc.returncode == 0, f"config: exit code 0 (stderr: {proc.stderr[-300:]})")
     seen = collections.Counter()
@@ -104,7 +131,7 @@ def run_config_file(tmp):
     with open(summary) as f:
         s = json.load(f)
     check(s["consumers"] == 1, "config: the file's triggers share one consumer")
-    check(sum(s["committed"].get(orders, {}).values()) == 200, "config: committed offsets sum to 200")
+    check_commits("config", s, f"kt-host-config-{RUN}", orders, 200)
 
 
 def check_config_errors(tmp):
@@ -169,10 +196,9 @@ def handled_total(metrics_text):
 def check_metrics_port():
     """--metrics-port serves /metrics and /healthz while kt-host runs; SIGTERM still drains."""
     topic = f"scraped-{RUN}"
-    args = [KT_HOST, "--topic", f"{topic}:2", "--produce", "200", "--triggers", "2",
-            "--group", f"kt-host-metrics-{RUN}", "--metrics-port", "0", "--log-level", "warning"]
-    if BOOTSTRAP:
-        args += ["--bootstrap", BOOTSTRAP]
+    args = [KT_HOST, "--bootstrap", BOOTSTRAP, "--topic", f"{topic}:2", "--produce", "200",
+            "--triggers", "2", "--group", f"kt-host-metrics-{RUN}", "--metrics-port", "0",
+            "--log-level", "warning"]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         port = None
@@ -197,10 +223,22 @@ def check_metrics_port():
     check(code == 0, f"kt-host with --metrics-port stops on SIGTERM with exit code 0 ({code})")
 
 
-with tempfile.TemporaryDirectory() as tmp:
-    run_config_file(tmp)
-    check_config_errors(tmp)
-check_metrics_port()
+try:
+    if not BOOTSTRAP:
+        BOOTSTRAP = start_cluster(KT_CLUSTER, TOPICS)
+    with tempfile.TemporaryDirectory() as tmp:
+        if not os.environ.get("KT_BOOTSTRAP"):
+            run_embedded(tmp)
+        check(run_host(tmp, "per_group")["consumers"] == 1, "per_group: one consumer for 4 triggers")
+        # Two consumers in one group: the second join makes the embedded cluster rebalance (~5 s).
+        check(run_host(tmp, "per_topic", idle="8")["consumers"] == 2,
+              "per_topic: one consumer per topic")
+        check(run_host(tmp, "off")["consumers"] == 4, "off: one consumer per trigger")
+        run_config_file(tmp)
+        check_config_errors(tmp)
+    check_metrics_port()
+finally:
+    stop_all()
 
 bad = subprocess.run([KT_HOST, "--sharing", "sometimes"], capture_output=True, text=True, timeout=30)
 check(bad.returncode == 2 and "--sharing 'sometimes'" in bad.stderr,

@@ -1,5 +1,6 @@
-"""Shared by the Python suites that drive kt-host processes: thread-safe check/note output and
-a kt-cluster process holding the suite's topics."""
+"""Shared by the Python suites that drive kt-host processes: thread-safe check/note output, a
+kt-cluster process holding the suite's topics, and commits read back with an independent client
+(Debian's confluent-kafka)."""
 import select
 import subprocess
 import threading
@@ -34,6 +35,24 @@ def start_cluster(kt_cluster, topics):
     if not line.startswith("bootstrap: "):
         raise RuntimeError(f"kt-cluster did not print its bootstrap ({line!r})")
     return line.split(" ", 1)[1].strip()
+
+
+def broker_committed(bootstrap, group, topic):
+    """partition -> offset the broker holds for `group` on `topic`, read with confluent-kafka
+    (partitions without a commit left out)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        partitions = c.list_topics(topic, timeout=30).topics[topic].partitions
+        offsets = c.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
+        return {tp.partition: tp.offset for tp in offsets if tp.offset >= 0}
+    finally:
+        c.close()
+
+
+def summary_committed(summary, topic):
+    """partition -> offset of a kt-host summary's `committed` (kt-host's own view)."""
+    return {int(p): o for p, o in summary.get("committed", {}).get(topic, {}).items()}
 
 
 def timed(case, tmp):

@@ -264,7 +264,17 @@ BOOST_AUTO_TEST_CASE(a_missing_topic_waits_and_does_not_disturb_its_consumer) {
     host.start();
     BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("present") == 30; }));
     BOOST_TEST(log.distinct("waiting") == 0u);
+    // Created later, the topic is picked up by the metadata refresh and consumed from its start.
+    k.create_topic(missing, 2);
+    k.produce(missing, 20);
+    BOOST_TEST(wait_until([&] { return log.distinct("waiting") == 20; }),
+               "the waiting trigger consumed the topic once it existed (" << log.distinct("waiting")
+                                                                          << " of 20)");
+    k.produce(topic, 10, 100, 30);
+    BOOST_TEST(wait_until([&] { return log.distinct("present") == 40; }),
+               "its consumer went on consuming the other topic");
     stop_host(rt, host);
+    BOOST_TEST(log.duplicates() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(a_subscription_delivers_in_order_and_commits_what_was_completed) {
@@ -377,7 +387,13 @@ BOOST_AUTO_TEST_CASE(a_trigger_added_during_the_first_group_join_still_gets_its_
     host.add_trigger({.name = "first", .topic = first_topic, .consumer = k.consumer(group)},
                      recording(log, "first"));
     host.start();
-    std::this_thread::sleep_for(300ms);  // the join is under way, not yet assigned
+    // The consumer exists and has joined nothing yet (the embedded cluster's first join takes
+    // ~3 s): the second trigger arrives while that join is under way.
+    BOOST_TEST_REQUIRE(wait_until([&] { return host.consumer_count() == 1; }));
+    const auto consumers = host.metrics().consumers;
+    BOOST_TEST_REQUIRE(consumers.size() == 1u);
+    BOOST_TEST_REQUIRE(consumers.front().assigned_partitions == 0u,
+                       "the first join is still under way when the second trigger is added");
     host.add_trigger({.name = "second", .topic = second_topic, .consumer = k.consumer(group)},
                      recording(log, "second"));
     BOOST_TEST(
@@ -443,17 +459,21 @@ BOOST_AUTO_TEST_CASE(metrics_count_what_was_handled_and_show_partitions_lag_and_
     BOOST_TEST(fast.in_flight == 0u);
     BOOST_TEST(fast.oldest_in_flight_seconds == 0.0);
     BOOST_TEST(fast.partitions.size() == 3u);
+    // Our figures against the broker's, read by another client.
+    const auto high = k.admin().high_watermarks(topic);
+    const auto broker_committed = k.admin().committed(group, topic);
+    BOOST_TEST(broker_committed == high);
     for (const auto& p : fast.partitions) {
         BOOST_TEST(p.topic == topic);
-        BOOST_TEST(p.high_watermark == p.committed);
+        BOOST_TEST(p.committed == broker_committed.at(p.partition));
+        BOOST_TEST(p.high_watermark == high.at(p.partition));
         BOOST_TEST(p.lag == 0);
         BOOST_TEST(p.backlog == 0u);
         BOOST_TEST(!p.paused);
     }
     // Offsets 0, 10, ... of each partition fail twice (one retry) and are dropped.
     std::uint64_t tenth = 0;
-    for (const auto& p : fast.partitions)
-        tenth += static_cast<std::uint64_t>((p.committed + 9) / 10);
+    for (auto [partition, end] : high) tenth += static_cast<std::uint64_t>((end + 9) / 10);
     BOOST_TEST(failing.failed == tenth);
     BOOST_TEST(failing.retried == tenth);
     BOOST_TEST(failing.handled == 300 - tenth);
@@ -505,9 +525,20 @@ BOOST_AUTO_TEST_CASE(a_paused_trigger_starts_nothing_until_resumed_while_others_
     k.produce(topic, 100);
     k.produce(other_topic, 100);
     BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("other") == 100; }));
-    // The paused trigger's messages were fetched (the other topic's were) but none started.
+    // The paused trigger's messages arrived (its backlog holds all 100) but none started.
+    kt::metrics_snapshot snapshot;
+    std::uint64_t waiting = 0;
+    BOOST_TEST(
+        wait_until([&] {
+            snapshot = host.metrics();
+            const auto* paused = find_trigger(snapshot, "paused");
+            waiting = 0;
+            for (const auto& p : paused ? paused->partitions : decltype(paused->partitions){})
+                waiting += p.backlog;
+            return waiting == 100;
+        }),
+        "the paused trigger's backlog holds its 100 messages (" << waiting << ")");
     BOOST_TEST(log.distinct("paused") == 0u);
-    const auto snapshot = host.metrics();
     const auto* paused = find_trigger(snapshot, "paused");
     BOOST_TEST_REQUIRE(paused);
     BOOST_TEST(paused->paused);

@@ -97,6 +97,16 @@ BOOST_AUTO_TEST_CASE(an_invalid_value_is_named_and_a_secret_value_never_echoed) 
         BOOST_TEST(e.property() == "session.timeout.ms");
         BOOST_TEST(std::string(e.what()).find("session.timeout.ms") != std::string::npos);
     }
+    // librdkafka refuses a string for its "ssl_key" (set through an API, not as text): the
+    // error names the property and never echoes the value.
+    const std::string secret = "hunter2-in-ssl-key";
+    try {
+        kt::detail::make_conf({{"bootstrap.servers", "x"}, {"ssl_key", secret}});
+        BOOST_FAIL("expected config_error");
+    } catch (const kt::config_error& e) {
+        BOOST_TEST(e.property() == "ssl_key");
+        BOOST_TEST(std::string(e.what()).find(secret) == std::string::npos, e.what());
+    }
 }
 
 BOOST_AUTO_TEST_CASE(a_secret_value_is_replaced_in_every_later_log_line_and_repeats_are_limited) {

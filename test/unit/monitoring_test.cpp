@@ -2,6 +2,8 @@
 #define BOOST_TEST_MODULE monitoring
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+
 #include "consumer_statistics.hpp"
 #include "monitoring.hpp"
 
@@ -48,8 +50,10 @@ BOOST_AUTO_TEST_CASE(statistics_are_reduced_to_lag_queues_brokers_and_partition_
     BOOST_TEST(s->broker_threads == 4u);
     BOOST_TEST_REQUIRE(s->brokers.size() == 2u);  // internal and logical ones are not brokers
     BOOST_TEST(s->any_broker_up);
-    for (const auto& b : s->brokers)
-        if (b.name == "127.0.0.1:9092/1") BOOST_TEST(b.rtt_avg_seconds == 0.0015);
+    const auto broker = std::find_if(s->brokers.begin(), s->brokers.end(),
+                                     [](const auto& b) { return b.name == "127.0.0.1:9092/1"; });
+    BOOST_TEST_REQUIRE((broker != s->brokers.end()));
+    BOOST_TEST(broker->rtt_avg_seconds == 0.0015);
     BOOST_TEST(s->topic_partitions.at("orders") == 2u);
     BOOST_TEST(s->topic_partitions.at("audit") == 1u);
 }

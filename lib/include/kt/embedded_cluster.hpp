@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -48,6 +49,13 @@ class embedded_cluster {
     /// The next requests of `api` (any broker) fail with these Kafka error codes, in order
     /// (librdkafka's rd_kafka_resp_err_t values; -195 = a disconnect).
     void push_request_errors(kafka_api api, const std::vector<int>& error_codes);
+    /// Drops the errors pushed for `api` that no request has received yet.
+    void clear_request_errors(kafka_api api);
+    /// Starts recording the requests the brokers receive, forgetting those recorded before.
+    void start_request_tracking();
+    void stop_request_tracking();
+    /// Requests of `api` received (any broker) since start_request_tracking().
+    std::size_t requests_received(kafka_api api) const;
     /// Moves the coordinator of consumer group `group` to `broker_id`.
     void set_group_coordinator(const std::string& group, int broker_id);
     /// Moves the leader of `topic` [`partition`] to `broker_id`.
