@@ -1,6 +1,7 @@
 // How messages reach handlers: the ordering modes and their in-flight bounds, backpressure,
 // null keys, large messages, many partitions on many shards, guarantees that never share a
-// consumer, a stop before the first assignment and a handler that ignores cancellation. Commits
+// consumer, a stop before the first assignment, a handler that ignores cancellation, transforms
+// and a trigger removed while another streams its topic. Commits
 // are read back with an independent client (kt::admin, a consumer of its own).
 #define BOOST_TEST_MODULE delivery
 #include <boost/test/unit_test.hpp>
@@ -25,6 +26,7 @@
 #include "coro_test.hpp"
 #include "host_helpers.hpp"
 #include "kafka_fixture.hpp"
+#include "trickle_producer.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -490,4 +492,39 @@ BOOST_AUTO_TEST_CASE(an_exactly_once_transform_copies_every_message_and_commits_
 
 BOOST_AUTO_TEST_CASE(an_at_least_once_transform_copies_every_message_and_commits_its_input) {
     transform_copies_every_message_once(kt::delivery_guarantee::at_least_once);
+}
+
+BOOST_AUTO_TEST_CASE(removing_a_trigger_leaves_the_others_on_its_topic_streaming) {
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("leaving", 3, 150);
+    kt::runtime rt{{.shards = 2}};
+    kt::trigger_host host{rt};
+    handled_log log;
+    host.add_trigger({.name = "stays", .topic = topic, .consumer = k.consumer(group)},
+                     recording(log, "stays"));
+    host.add_trigger({.name = "leaves", .topic = topic, .consumer = k.consumer(group)},
+                     recording(log, "leaves"));
+    host.start();
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return log.distinct("stays") == 150 && log.distinct("leaves") == 150; }));
+    {
+        kt_test::trickle_producer trickle(topic, 150);
+        BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("stays") >= 170; }));
+        run_coro(rt.shard(0),
+                 [&]() -> asio::awaitable<void> { co_await host.remove_trigger("leaves"); });
+        const auto left_with = log.distinct("leaves");
+        BOOST_TEST(host.consumer_count() == 1u);  // the consumer stays for the other trigger
+        const auto before = log.distinct("stays");
+        BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("stays") >= before + 20; }),
+                           "the stream goes on after the removal");
+        BOOST_TEST(trickle.stop());
+        BOOST_TEST(log.distinct("leaves") == left_with, "nothing reaches a removed trigger");
+    }
+    const auto high = k.admin().high_watermarks(topic);
+    BOOST_TEST(
+        wait_until([&] { return static_cast<std::int64_t>(log.distinct("stays")) == sum(high); }),
+        "every message reached the trigger that stayed");
+    BOOST_TEST(commits_reach_the_end(group, topic));  // the removed trigger holds nothing back
+    stop_host(rt, host);
+    BOOST_TEST(log.duplicates() == 0u);
 }

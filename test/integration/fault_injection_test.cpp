@@ -454,6 +454,94 @@ BOOST_AUTO_TEST_CASE(refused_commits_never_show_as_committed) {
     k.embedded()->clear_request_errors(kt::kafka_api::offset_commit);
 }
 
+// A member leaving while the group rebalances for a new one: the leaver's stop completes (its
+// final commit is refused until the rebalance ends, then retried), the newcomer ends up with
+// every partition and nothing is lost.
+BOOST_AUTO_TEST_CASE(a_stop_during_a_rebalance_completes_and_loses_nothing) {
+    auto& k = kafka::instance();
+    auto& cluster = *k.embedded();
+    const auto [topic, group] = k.topic_with_data("stop-rebalancing", 4, 200);
+    handled_offsets handled;
+    auto handler = [&](const kt::message& m) -> asio::awaitable<void> {
+        handled.add(m.partition(), m.offset());
+        co_return;
+    };
+    kt::runtime rt{two_shards};
+    kt::trigger_host leaving{rt, {.commit_interval = 100ms}};
+    leaving.add_trigger({.name = "leaving", .topic = topic, .consumer = k.consumer(group)},
+                        handler);
+    leaving.start();
+    const auto first = k.admin().high_watermarks(topic);
+    BOOST_TEST_REQUIRE(wait_until([&] { return handled.covers(first); }));
+
+    kt::trigger_host joining{rt, {.commit_interval = 100ms}};
+    joining.add_trigger({.name = "joining", .topic = topic, .consumer = k.consumer(group)},
+                        handler);
+    cluster.start_request_tracking();
+    joining.start();
+    // The newcomer's JoinGroup starts the rebalance; the embedded coordinator then waits for the
+    // leaving member to rejoin: the stop lands while the rebalance is under way.
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return cluster.requests_received(kt::kafka_api::join_group) > 0; }));
+    cluster.stop_request_tracking();
+    stop_host(rt, leaving);  // bounded by run_coro's 60 s: a hang fails here
+    BOOST_TEST(leaving.consumer_count() == 0u);
+
+    k.produce(topic, 100, 100, 200);
+    const auto high = k.admin().high_watermarks(topic);
+    BOOST_TEST(wait_until([&] { return handled.covers(high); }, 60s),
+               "every message handled, the later ones by the member that stayed");
+    BOOST_TEST(
+        wait_until([&] { return k.admin().committed(group, topic, 2s) == high; }, 60s),
+        "commits reach the high watermarks: " << describe(k.admin().committed(group, topic)));
+    stop_host(rt, joining);
+}
+
+// A dead letter that cannot be written yet keeps its offset uncommitted: the commit stops below
+// the failed message until the write succeeds, then moves on.
+BOOST_AUTO_TEST_CASE(a_failing_dead_letter_write_holds_its_offset_until_it_succeeds) {
+    auto& k = kafka::instance();
+    auto& cluster = *k.embedded();
+    const auto [topic, group] = k.topic_with_data("dead-letter-down", 1, 10);
+    const auto dlq = k.new_topic("dead-letter-down-dlq", 1);
+    constexpr int not_enough_replicas = 19;  // retriable: the producer keeps trying
+    cluster.push_request_errors(kt::kafka_api::produce,
+                                std::vector<int>(1000, not_enough_replicas));
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt, {.commit_interval = 100ms}};
+    host.add_trigger({.name = "poisoned",
+                      .topic = topic,
+                      .consumer = k.consumer(group),
+                      .dead_letter = {.topic = dlq}},
+                     [](const kt::message& m) -> asio::awaitable<void> {
+                         if (m.offset() == 3) throw kt::permanent_error("bad payload");
+                         co_return;
+                     });
+    host.start();
+    auto committed = [&]() -> std::int64_t {
+        try {
+            const auto c = k.admin().committed(group, topic, 2s);
+            return c.count(0) ? c.at(0) : -1;
+        } catch (const std::exception&) {
+            return -1;
+        }
+    };
+    BOOST_TEST_REQUIRE(wait_until([&] { return committed() == 3; }),
+                       "offsets below the failed message are committed (" << committed() << ")");
+    // The dead letter producer keeps being refused: several more attempts reach the cluster,
+    // and the commit is still held at the failed message.
+    cluster.start_request_tracking();
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return cluster.requests_received(kt::kafka_api::produce) >= 3; }));
+    cluster.stop_request_tracking();
+    BOOST_TEST(committed() == 3);
+    cluster.clear_request_errors(kt::kafka_api::produce);
+    BOOST_TEST(wait_until([&] { return committed() == 10; }),
+               "the written dead letter completes the offset (" << committed() << ")");
+    stop_host(rt, host);
+    BOOST_TEST(kt_test::sum(k.admin().high_watermarks(dlq)) == 1);
+}
+
 BOOST_AUTO_TEST_CASE(heartbeat_errors_make_the_consumer_rejoin_without_losing_messages) {
     run_scenario("heartbeat-errors", [](scenario& s) {
         // Heartbeats go every 3 s (librdkafka's default heartbeat.interval.ms); a rejoin takes
