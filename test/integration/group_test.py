@@ -86,8 +86,8 @@ def records(path):
             try:
                 r = json.loads(line)
             except ValueError:
-                torn_tail = i == len(lines) - 1 and not line.endswith("\n")
-                check(torn_tail, f"{os.path.basename(path)}: line {i + 1} is not JSON "
+                if i < len(lines) - 1 or line.endswith("\n"):  # not a torn last line
+                    check(False, f"{os.path.basename(path)}: line {i + 1} is not JSON "
                                  f"({line[:80]!r})")
                 continue
             result.append((r["partition"], r["offset"]))
