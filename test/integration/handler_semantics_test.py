@@ -18,8 +18,7 @@ import threading
 import time
 
 import kt_processes
-from kt_processes import (check, failures, note, processes, start_cluster, stop_all,
-                          summary_committed, timed)
+from kt_processes import check, failures, note, processes, start_cluster, stop_all, timed
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 KT_HOST, KT_CLUSTER = sys.argv[1], sys.argv[2]
@@ -126,13 +125,7 @@ def committed_sum(group, topic):
 
 
 def check_commits(label, summary, group, topic, expected):
-    """The broker holds commits summing to `expected` (read independently), and the summary's
-    `committed` (kt-host's own view) says exactly what the broker holds."""
-    broker = broker_committed(group, topic)
-    ours = summary_committed(summary, topic)
-    check(sum(broker.values()) == expected,
-          f"{label}: the broker's committed offsets sum to {expected} ({broker})")
-    check(ours == broker, f"{label}: the summary's committed offsets are the broker's ({ours})")
+    kt_processes.check_commits(BOOTSTRAP, label, summary, group, topic, expected)
 
 
 def read_topic(topic, expected, timeout=30):

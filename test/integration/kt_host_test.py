@@ -17,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 
+import kt_processes
 from kt_processes import (broker_committed, check, failures, start_cluster, stop_all,
                           summary_committed)
 
@@ -30,13 +31,7 @@ for sharing in SHARINGS:
 
 
 def check_commits(label, summary, group, topic, expected):
-    """The broker holds commits of `group` summing to `expected`, and the summary's committed
-    offsets (kt-host's own view, what its metrics show) are exactly the broker's."""
-    broker = broker_committed(BOOTSTRAP, group, topic)
-    check(sum(broker.values()) == expected,
-          f"{label}: the broker's committed offsets of {topic} sum to {expected} ({broker})")
-    ours = summary_committed(summary, topic)
-    check(ours == broker, f"{label}: the summary's committed offsets are the broker's ({ours})")
+    kt_processes.check_commits(BOOTSTRAP, label, summary, group, topic, expected)
 
 
 def run_host(tmp, sharing, idle="1"):

@@ -55,6 +55,17 @@ def summary_committed(summary, topic):
     return {int(p): o for p, o in summary.get("committed", {}).get(topic, {}).items()}
 
 
+def check_commits(bootstrap, label, summary, group, topic, expected):
+    """The broker holds commits of `group` on `topic` summing to `expected` (read with
+    confluent-kafka), and the kt-host summary's `committed` (its own view, what its metrics show)
+    is exactly what the broker holds."""
+    broker = broker_committed(bootstrap, group, topic)
+    check(sum(broker.values()) == expected,
+          f"{label}: the broker's committed offsets of {topic} sum to {expected} ({broker})")
+    ours = summary_committed(summary, topic)
+    check(ours == broker, f"{label}: the summary's committed offsets are the broker's ({ours})")
+
+
 def timed(case, tmp):
     """Runs case(tmp); an exception is a failure (the other cases still run); notes the time."""
     started = time.time()
