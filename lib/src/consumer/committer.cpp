@@ -1,0 +1,176 @@
+// Commits: building the lists, sending them, and what their answers mean.
+#include "committer.hpp"
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution.hpp>
+#include <boost/asio/prefer.hpp>
+
+#include "log.hpp"
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using steady = std::chrono::steady_clock;
+
+namespace kt::detail {
+
+std::exception_ptr kafka_exception(rd_kafka_resp_err_t err, std::string_view what) {
+    return std::make_exception_ptr(
+        kafka_error(make_kafka_error(err), fmt::format("{}: {}", what, rd_kafka_err2str(err))));
+}
+
+void complete(done_handler done, std::exception_ptr error) {
+    asio::dispatch(asio::append(std::move(done), error));
+}
+
+void post_completion(done_handler done, std::exception_ptr error) {
+    // Boost 1.81's any_completion_executor cannot be required to never block (asio::post asks
+    // that), only preferred.
+    auto ex = asio::prefer(asio::get_associated_executor(done), asio::execution::blocking.never);
+    ex.execute([done = std::move(done), error]() mutable { std::move(done)(error); });
+}
+
+bool is_rebalance_commit_error(rd_kafka_resp_err_t err) {
+    return err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+           err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION ||
+           err == RD_KAFKA_RESP_ERR_UNKNOWN_MEMBER_ID || err == RD_KAFKA_RESP_ERR__STATE;
+}
+
+partition_list_ptr committer::partition_list(const std::vector<commit_entry>& entries) const {
+    partition_list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(entries.size())));
+    for (const auto& e : entries)
+        rd_kafka_topic_partition_list_add(list.get(), routes_.topic_name(e.partition.first).c_str(),
+                                          e.partition.second)
+            ->offset = e.offset;
+    return list;
+}
+
+std::vector<commit_entry> committer::commit_entries(
+    const rd_kafka_topic_partition_list_t* list) const {
+    std::vector<commit_entry> entries;
+    for (int i = 0; i < list->cnt; ++i) {
+        const auto& p = list->elems[i];
+        const auto* topic = routes_.find_topic(p.topic);
+        if (p.err || !topic) continue;
+        entries.push_back({{*topic, p.partition}, p.offset});
+    }
+    return entries;
+}
+
+void committer::send(done_handler done) {
+    // A requested commit resends everything, so its waiter resumes only after an acknowledgement
+    // that covers every finished offset (a periodic commit may still be in flight).
+    const auto entries = ledger_.to_commit(nullptr, static_cast<bool>(done));
+    if (entries.empty()) {
+        if (done) complete(std::move(done));
+        return;
+    }
+    ledger_.sent(entries);
+    auto list = partition_list(entries);
+    if (!done) {  // periodic: nobody waits, no state
+        client_.commit_async(list.get(), nullptr);
+        return;
+    }
+    auto op = std::make_unique<pending_commit>(pending_commit::kind::requested, std::move(done));
+    if (auto err = client_.commit_async(list.get(), op.get())) {
+        complete(std::move(op->done), kafka_exception(err, "commit"));
+        return;
+    }
+    pending_.emplace(op.get(), std::move(op));
+}
+
+bool committer::send_hold(const std::vector<commit_entry>& entries) {
+    auto list = partition_list(entries);
+    auto op = std::make_unique<pending_commit>(pending_commit::kind::hold, done_handler{});
+    if (auto err = client_.commit_async(list.get(), op.get())) {
+        log(log_level::warning, "group '{}': at-most-once commit failed: {}", group_,
+            rd_kafka_err2str(err));
+        return false;
+    }
+    pending_.emplace(op.get(), std::move(op));
+    return true;
+}
+
+std::optional<hold_answer> committer::on_answer(rd_kafka_resp_err_t err,
+                                                const rd_kafka_topic_partition_list_t* offsets,
+                                                void* opaque) {
+    // committed() reports what the broker acknowledged, nothing a refused commit only asked for.
+    if (offsets && !err) record_committed(offsets);
+    std::unique_ptr<pending_commit> op;  // null for a periodic commit
+    if (opaque) {
+        auto node = pending_.extract(static_cast<const pending_commit*>(opaque));
+        if (!node) return std::nullopt;  // already failed (the client was replaced)
+        op = std::move(node.mapped());
+    }
+    if (op && op->what == pending_commit::kind::hold) {
+        if (err || !offsets) {
+            log(is_rebalance_commit_error(err) ? log_level::debug : log_level::warning,
+                "group '{}': at-most-once commit failed: {}; retrying", group_,
+                rd_kafka_err2str(err));
+            return hold_answer{false, {}};
+        }
+        return hold_answer{true, commit_entries(offsets)};
+    }
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err) {
+        // A commit lost to a rebalance is retried on the next interval; never a handler failure.
+        ledger_.refused_all();
+        log(is_rebalance_commit_error(err) ? log_level::debug : log_level::warning,
+            "group '{}': commit failed: {}", group_, rd_kafka_err2str(err));
+    }
+    if (op) complete(std::move(op->done), err ? kafka_exception(err, "commit") : nullptr);
+    return std::nullopt;
+}
+
+rd_kafka_resp_err_t committer::commit_now(const std::vector<partition_id>* only) {
+    const auto entries = ledger_.to_commit(only, false);
+    if (entries.empty()) return RD_KAFKA_RESP_ERR_NO_ERROR;
+    ledger_.sent(entries);
+    auto list = partition_list(entries);
+    auto err = client_.commit_sync(list.get());
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (err) {
+        log(is_rebalance_commit_error(err) ? log_level::info : log_level::warning,
+            "group '{}': commit failed: {}", group_, rd_kafka_err2str(err));
+        ledger_.refused(entries);  // the next commit (the final one on stop) sends them again
+    } else {
+        record_committed(list.get());
+    }
+    return err;
+}
+
+bool committer::final_commit_settled(steady::time_point deadline) {
+    if (steady::now() < final_retry_at_) return false;
+    const auto err = commit_now(nullptr);
+    // A rebalance under way (another member joining, our own last subscription change) refuses
+    // commits until it completes. The partitions stay ours meanwhile, so the loop keeps polling
+    // (which completes it) and commits again, until the stop deadline.
+    const bool rebalancing = err == RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS ||
+                             err == RD_KAFKA_RESP_ERR_ILLEGAL_GENERATION;
+    if (rebalancing && steady::now() < deadline) {
+        final_retry_at_ = steady::now() + 100ms;
+        return false;
+    }
+    if (err)
+        log(log_level::warning,
+            "group '{}': the final commit was refused ({}); the next owner repeats the work "
+            "completed since the last commit",
+            group_, rd_kafka_err2str(err));
+    return true;
+}
+
+void committer::record_committed(const rd_kafka_topic_partition_list_t* offsets) {
+    for (int i = 0; i < offsets->cnt; ++i) {
+        const auto& p = offsets->elems[i];
+        if (p.err == RD_KAFKA_RESP_ERR_NO_ERROR)
+            ledger_.acknowledge(p.topic, p.partition, p.offset);
+    }
+}
+
+void committer::fail_waiters(rd_kafka_resp_err_t err) {
+    for (auto& [key, op] : std::exchange(pending_, {}))
+        if (op->what == pending_commit::kind::requested)
+            complete(std::move(op->done), kafka_exception(err, "commit"));
+}
+
+}  // namespace kt::detail

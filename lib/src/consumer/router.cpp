@@ -1,0 +1,152 @@
+// Routing: topic ids, routes, the partition table and the hand-off into the rings.
+#include "router.hpp"
+
+#include <algorithm>
+
+#include "log.hpp"
+#include "message_data.hpp"
+#include "trigger_runner.hpp"
+
+namespace kt::detail {
+
+std::uint32_t router::topic_id(const std::string& topic) {
+    auto [it, inserted] = topic_ids_.try_emplace(topic, static_cast<std::uint32_t>(topics_.size()));
+    if (inserted) {
+        topics_.push_back(topic);
+        routes_.emplace_back();
+    }
+    return it->second;
+}
+
+std::uint32_t router::topic_of(const rd_kafka_topic_t* handle) {
+    if (auto it = topic_by_handle_.find(handle); it != topic_by_handle_.end()) return it->second;
+    const auto topic = topic_id(rd_kafka_topic_name(handle));
+    topic_by_handle_.emplace(handle, topic);
+    return topic;
+}
+
+const std::uint32_t* router::find_topic(const std::string& topic) const {
+    auto it = topic_ids_.find(topic);
+    return it == topic_ids_.end() ? nullptr : &it->second;
+}
+
+std::uint32_t router::add(std::shared_ptr<trigger_state> trigger) {
+    const auto topic = topic_id(trigger->options.topic);
+    routes_[topic].push_back({std::move(trigger)});
+    return topic;
+}
+
+route_entry* router::find_route(const std::shared_ptr<trigger_state>& trigger) {
+    auto& route = routes_[topic_id(trigger->options.topic)];
+    auto it = std::find_if(route.begin(), route.end(),
+                           [&](const route_entry& e) { return e.trigger == trigger; });
+    return it == route.end() ? nullptr : &*it;
+}
+
+bool router::remove(std::uint32_t topic, std::uint32_t trigger) {
+    return std::erase_if(routes_[topic],
+                         [&](const route_entry& e) { return e.trigger->id == trigger; }) > 0;
+}
+
+std::vector<std::string> router::wanted_topics() const {
+    std::vector<std::string> wanted;
+    for (std::size_t i = 0; i < topics_.size(); ++i)
+        if (std::any_of(routes_[i].begin(), routes_[i].end(),
+                        [](const route_entry& e) { return !e.detaching; }))
+            wanted.push_back(topics_[i]);
+    std::sort(wanted.begin(), wanted.end());
+    return wanted;
+}
+
+std::vector<std::string> router::routed_topics() const {
+    std::vector<std::string> topics;
+    for (std::size_t i = 0; i < topics_.size() && i < routes_.size(); ++i)
+        if (!routes_[i].empty()) topics.push_back(topics_[i]);
+    return topics;
+}
+
+partition_state* router::find_partition(const partition_id& id) {
+    auto it = partitions_.find(id);
+    return it == partitions_.end() ? nullptr : &it->second;
+}
+
+std::vector<partition_id> router::partitions_of(std::uint32_t topic) const {
+    std::vector<partition_id> ids;
+    for (const auto& [id, state] : partitions_)
+        if (id.first == topic) ids.push_back(id);
+    return ids;
+}
+
+bool router::any_paused() const {
+    return std::any_of(partitions_.begin(), partitions_.end(),
+                       [](const auto& p) { return p.second.paused; });
+}
+
+std::vector<std::pair<std::uint32_t, partition_metrics>> router::partition_view(
+    const committed_offsets& acknowledged, const kafka_client& client) const {
+    std::vector<std::pair<std::uint32_t, partition_metrics>> view;
+    for (const auto& [id, state] : partitions_) {
+        const auto& topic = topics_[id.first];
+        partition_metrics p{.topic = topic, .partition = id.second, .paused = state.paused};
+        if (auto t = acknowledged.find(topic); t != acknowledged.end())
+            if (auto c = t->second.find(id.second); c != t->second.end()) p.committed = c->second;
+        if (auto high = client.high_watermark(topic, id.second)) p.high_watermark = *high;
+        if (p.high_watermark >= 0 && p.committed >= 0)
+            p.lag = std::max<std::int64_t>(0, p.high_watermark - p.committed);
+        const auto& route = routes_[id.first];
+        for (std::size_t i = 0; i < route.size(); ++i) {
+            p.backlog = state.ledger->backlog(route[i].trigger->id, i);
+            view.emplace_back(route[i].trigger->id, p);
+        }
+    }
+    return view;
+}
+
+void router::dispatch(rd_kafka_message_t* raw, const partition_id& id, partition_state& state,
+                      in_flight& live) {
+    const auto& route = routes_[id.first];
+    const auto receivers = std::count_if(route.begin(), route.end(),
+                                         [](const route_entry& e) { return !e.detaching; });
+    if (receivers == 0) {
+        rd_kafka_message_destroy(raw);
+        return;
+    }
+    auto& ledger = *state.ledger;
+    ledger.released(raw->offset + 1);
+    auto* data = new message_data(raw, static_cast<std::uint32_t>(receivers), id.first,
+                                  ledger.generation(), &live);
+    for (std::size_t i = 0; i < route.size(); ++i) {
+        const auto& entry = route[i];
+        if (entry.detaching) continue;
+        const auto backlog = ledger.delivered(entry.trigger->id, raw->offset, i);
+        links_[state.shard]->push({shard_item::kind::deliver, entry.trigger.get(), data});
+        if (!state.paused && backlog > entry.trigger->options.max_backlog)
+            set_paused(id, state, true);
+    }
+}
+
+void router::completed(const completion& c, bool stopping) {
+    auto part = partitions_.find({c.topic_id, c.partition});
+    if (part == partitions_.end()) return;  // revoked: fenced
+    if (part->second.ledger->completed(c.generation, c.trigger_id, c.offset) && part->second.paused)
+        maybe_resume(part->first, part->second, stopping);
+}
+
+void router::maybe_resume(const partition_id& id, partition_state& state, bool stopping) {
+    if (!state.paused || stopping) return;
+    const auto& route = routes_[id.first];
+    for (std::size_t i = 0; i < route.size(); ++i)
+        if (state.ledger->backlog(route[i].trigger->id, i) >
+            route[i].trigger->options.max_backlog / 2)
+            return;
+    set_paused(id, state, false);
+}
+
+void router::set_paused(const partition_id& id, partition_state& state, bool paused) {
+    if (state.paused == paused) return;
+    state.paused = paused;
+    log(log_level::debug, "group '{}': {} {}[{}]", group_, paused ? "holding back" : "resumed",
+        topics_[id.first], id.second);
+}
+
+}  // namespace kt::detail

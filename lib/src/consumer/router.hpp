@@ -1,0 +1,107 @@
+// Where a fetched message goes: the topic table, the triggers routed to each topic, the assigned
+// partitions (shard, hold-back, queue, ledger entry), and the hand-off into the shards' rings.
+// Poll thread only.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "consumer/commit_ledger.hpp"
+#include "consumer/in_flight.hpp"
+#include "consumer/kafka_client.hpp"
+#include "shard/shard_link.hpp"
+
+namespace kt::detail {
+
+class trigger_state;
+
+struct route_entry {
+    std::shared_ptr<trigger_state> trigger;
+    bool detaching = false;  // fenced: no new deliveries; its tracker still counts
+};
+
+struct partition_state {
+    unsigned shard = 0;
+    bool paused = false;  // held back: its queue is not drained
+    std::unique_ptr<partition_queue> queue;
+    partition_ledger* ledger = nullptr;  // its entry in the commit ledger
+};
+
+class router {
+  public:
+    /// `links`: one per shard, owned by the consumer (the router only pushes into them).
+    router(std::string group, const std::vector<std::shared_ptr<shard_link>>& links)
+        : group_(std::move(group)), links_(links) {}
+
+    // ---- topics and routes
+    /// The topic's id (a new one the first time it is named).
+    std::uint32_t topic_id(const std::string& topic);
+    /// The id of a fetched message's topic (cached by its handle, which belongs to one client).
+    std::uint32_t topic_of(const rd_kafka_topic_t* handle);
+    /// Forgets the handle cache (its client is being replaced).
+    void forget_handles() { topic_by_handle_.clear(); }
+    /// The id of a topic already known, or nullptr.
+    const std::uint32_t* find_topic(const std::string& topic) const;
+    const std::string& topic_name(std::uint32_t topic) const { return topics_[topic]; }
+    std::size_t topic_count() const noexcept { return topics_.size(); }
+    const std::vector<route_entry>& route(std::uint32_t topic) const { return routes_[topic]; }
+    /// Routes the trigger's topic to it; returns the topic id.
+    std::uint32_t add(std::shared_ptr<trigger_state> trigger);
+    /// The trigger's entry, or nullptr when it is not routed.
+    route_entry* find_route(const std::shared_ptr<trigger_state>& trigger);
+    /// Removes the trigger from `topic`'s route; false if it was not there.
+    bool remove(std::uint32_t topic, std::uint32_t trigger);
+    /// The topics some trigger still wants (not detaching), sorted: the subscription.
+    std::vector<std::string> wanted_topics() const;
+    /// The topics with any route.
+    std::vector<std::string> routed_topics() const;
+    /// Every routed trigger, for each(trigger_state&).
+    template <typename F>
+    void for_each_trigger(F&& each) const {
+        for (const auto& route : routes_)
+            for (const auto& entry : route) each(entry.trigger);
+    }
+    void clear_routes() { routes_.clear(); }
+
+    // ---- assigned partitions
+    std::map<partition_id, partition_state>& partitions() noexcept { return partitions_; }
+    const std::map<partition_id, partition_state>& partitions() const noexcept {
+        return partitions_;
+    }
+    partition_state* find_partition(const partition_id& id);
+    std::vector<partition_id> partitions_of(std::uint32_t topic) const;
+    /// Some partition is held back.
+    bool any_paused() const;
+    /// Each assigned partition as each trigger on it sees it (for metrics), with `acknowledged`
+    /// commits and the client's cached high watermarks.
+    std::vector<std::pair<std::uint32_t, partition_metrics>> partition_view(
+        const committed_offsets& acknowledged, const kafka_client& client) const;
+
+    // ---- the hot path
+    /// Hands `raw` to every trigger on its topic that is not detaching, through the partition's
+    /// shard link; holds the partition back once a trigger's backlog passes its max_backlog.
+    /// Destroys `raw` when no trigger receives it.
+    void dispatch(rd_kafka_message_t* raw, const partition_id& id, partition_state& state,
+                  in_flight& live);
+    /// A handler finished: marks it in the ledger (unless fenced) and resumes the partition
+    /// once every trigger's backlog is down to half its max_backlog.
+    void completed(const completion& c, bool stopping);
+    /// Resumes `id` if it is held back and every trigger's backlog allows it.
+    void maybe_resume(const partition_id& id, partition_state& state, bool stopping);
+    void set_paused(const partition_id& id, partition_state& state, bool paused);
+
+  private:
+    const std::string group_;
+    const std::vector<std::shared_ptr<shard_link>>& links_;
+    std::vector<std::string> topics_;
+    std::unordered_map<std::string, std::uint32_t> topic_ids_;
+    std::unordered_map<const rd_kafka_topic_t*, std::uint32_t> topic_by_handle_;
+    std::vector<std::vector<route_entry>> routes_;  // by topic id
+    std::map<partition_id, partition_state> partitions_;
+};
+
+}  // namespace kt::detail
