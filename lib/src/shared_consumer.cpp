@@ -16,7 +16,7 @@
 
 #include "log.hpp"
 #include "shard/shard_reader.hpp"
-#include "trigger_runner.hpp"
+#include "shard/trigger_runner.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;

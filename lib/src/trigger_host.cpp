@@ -19,7 +19,7 @@
 #include "monitoring.hpp"
 #include "producer_state.hpp"
 #include "shared_consumer.hpp"
-#include "trigger_runner.hpp"
+#include "shard/trigger_runner.hpp"
 
 namespace asio = boost::asio;
 
