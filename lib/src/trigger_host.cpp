@@ -1,25 +1,24 @@
-// trigger_host: the consumer pool (sharing keys, reference counts) and the awaitable API.
+// trigger_host: the façade, and host_core sequencing the host's parts (the consumer and producer
+// pools, the trigger registry, metrics) under one lock. Any thread.
 #include <kt/trigger_host.hpp>
 
 #include <algorithm>
+#include <future>
 #include <map>
 #include <mutex>
-#include <set>
 
-#include <boost/asio/async_result.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <future>
 
+#include "host/consumer_pool.hpp"
+#include "host/host_metrics.hpp"
+#include "host/producer_pool.hpp"
+#include "host/trigger_registry.hpp"
 #include "host/trigger_validation.hpp"
 #include "log.hpp"
-#include "monitoring.hpp"
-#include "producer_state.hpp"
-#include "shared_consumer.hpp"
-#include "trigger_runner.hpp"
+#include "rdkafka_handles.hpp"
+#include "shard/trigger_runner.hpp"
+#include "consumer/shared_consumer.hpp"
 
 namespace asio = boost::asio;
 
@@ -28,7 +27,8 @@ namespace detail {
 
 class host_core : public std::enable_shared_from_this<host_core> {
   public:
-    host_core(runtime& rt, host_options options) : rt_(rt), options_(options) {}
+    host_core(runtime& rt, host_options options)
+        : rt_(rt), options_(options), consumers_(rt_, options_) {}
 
     void add(std::shared_ptr<trigger_state> trigger) {
         const auto& opts = trigger->options;
@@ -63,22 +63,11 @@ class host_core : public std::enable_shared_from_this<host_core> {
         {
             std::lock_guard lock(mutex_);
             if (stopped_) throw std::logic_error("trigger_host is stopped");
-            if (triggers_.count(opts.name))
+            if (triggers_.contains(opts.name))
                 throw config_error("name", fmt::format("duplicate trigger name '{}'", opts.name));
-            auto& entry = pool_[key];
-            if (!entry.consumer) {
-                try {
-                    entry.consumer = std::make_shared<shared_consumer>(key, opts.consumer, rt_,
-                                                                       options_, opts.delivery);
-                } catch (...) {
-                    pool_.erase(key);
-                    throw;
-                }
-            }
-            ++entry.references;
-            consumer = entry.consumer;
+            consumer = consumers_.acquire(key, opts.consumer, opts.delivery);
             trigger->bind(rt_, consumer);
-            triggers_[opts.name] = {trigger, key};
+            triggers_.add(trigger, key);
             warn_split_partitions(opts);
             start_now = started_;
         }
@@ -87,17 +76,13 @@ class host_core : public std::enable_shared_from_this<host_core> {
     }
 
     asio::awaitable<void> remove(std::string name) {
-        std::shared_ptr<trigger_state> trigger;
-        sharing_key key;
+        std::optional<trigger_registry::trigger_entry> removed;
         {
             std::lock_guard lock(mutex_);
-            auto it = triggers_.find(name);
-            if (it == triggers_.end())
-                throw std::invalid_argument(fmt::format("no trigger named '{}'", name));
-            trigger = it->second.trigger;
-            key = it->second.key;
-            triggers_.erase(it);
+            removed = triggers_.remove(name);
+            if (!removed) throw std::invalid_argument(fmt::format("no trigger named '{}'", name));
         }
+        auto trigger = removed->trigger;
         auto consumer = trigger->consumer;
         // The operation is a named local, never a temporary inside the co_await expression:
         // GCC 12 can destroy such temporaries twice (seen as a double release under TSan).
@@ -109,11 +94,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
         bool last = false;
         {
             std::lock_guard lock(mutex_);
-            auto it = pool_.find(key);
-            if (it != pool_.end() && --it->second.references == 0) {
-                pool_.erase(it);
-                last = true;
-            }
+            last = consumers_.release(removed->key);
         }
         // The last trigger leaving closes the consumer (drained and committed).
         if (last) {
@@ -128,7 +109,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
             std::lock_guard lock(mutex_);
             if (started_ || stopped_) return;
             started_ = true;
-            for (auto& [key, entry] : pool_) to_start.push_back(entry.consumer);
+            to_start = consumers_.consumers();
         }
         for (auto& consumer : to_start) consumer->start();
         rt_.on_stop([weak = weak_from_this()]() -> asio::awaitable<void> {
@@ -142,11 +123,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
             auto stop = consumer->async_stop(asio::use_awaitable);
             co_await std::move(stop);
         }
-        for (auto& trigger : triggers) {
-            close_inbox(trigger);
-            retire_workers(trigger);
-        }
-        release_producers();
+        after_stop(triggers);
     }
 
     /// For the destructor: the same stop, waited for on this thread with a bound.
@@ -162,18 +139,14 @@ class host_core : public std::enable_shared_from_this<host_core> {
                     consumer->group(),
                     std::chrono::duration_cast<std::chrono::milliseconds>(bound).count());
         }
-        for (auto& trigger : triggers) {
-            close_inbox(trigger);
-            retire_workers(trigger);
-        }
-        release_producers();
+        after_stop(triggers);
     }
 
     asio::awaitable<void> commit() {
         std::vector<std::shared_ptr<shared_consumer>> consumers;
         {
             std::lock_guard lock(mutex_);
-            for (auto& [key, entry] : pool_) consumers.push_back(entry.consumer);
+            consumers = consumers_.consumers();
         }
         for (auto& consumer : consumers) {
             auto commit = consumer->async_commit(asio::use_awaitable);
@@ -184,77 +157,32 @@ class host_core : public std::enable_shared_from_this<host_core> {
     /// Dead letters may still be written while a stop drains: `even_if_stopped`.
     std::shared_ptr<producer> producer_for(const producer_config& config,
                                            bool even_if_stopped = false) {
-        auto key = sharing_key::of(config, sharing::per_group, "", "");
         std::lock_guard lock(mutex_);
         if (stopped_ && !even_if_stopped) throw std::logic_error("trigger_host is stopped");
-        auto& slot = producers_[key];
-        if (!slot) {
-            try {
-                slot = std::make_shared<producer>(config);
-            } catch (...) {
-                producers_.erase(key);
-                throw;
-            }
-        }
-        return slot;
+        return producers_.get(config);
     }
 
     std::size_t consumer_count() const {
         std::lock_guard lock(mutex_);
-        return pool_.size();
+        return consumers_.size();
     }
 
     std::vector<trigger_stats> stats() const {
         std::lock_guard lock(mutex_);
-        std::vector<trigger_stats> all;
-        for (const auto& [name, entry] : triggers_) all.push_back(entry.trigger->stats());
-        for (const auto& trigger : retired_) all.push_back(trigger->stats());
-        return all;
+        return triggers_.stats();
     }
 
     std::vector<kt::consumer_stats> consumer_stats() const {
         std::lock_guard lock(mutex_);
-        std::vector<kt::consumer_stats> all;
-        for (const auto& [key, entry] : pool_) {
-            all.push_back(entry.consumer->stats());
-            all.back().triggers = entry.references;
-        }
-        return all;
+        return consumers_.stats();
     }
 
     metrics_snapshot metrics() const {
         metrics_snapshot snapshot{.taken = std::chrono::system_clock::now(),
                                   .process_threads = process_thread_count()};
         std::lock_guard lock(mutex_);
-        std::map<const shared_consumer*, consumer_view> views;
-        std::map<std::string, group_load> groups;
-        for (const auto& [key, entry] : pool_) {
-            auto view = entry.consumer->metrics();
-            view.consumer.triggers = entry.references;
-            add_load(groups[view.consumer.group], view);
-            snapshot.consumers.push_back(view.consumer);
-            views.emplace(entry.consumer.get(), std::move(view));
-        }
-        auto add_trigger = [&](const trigger_state& trigger) {
-            auto m = trigger.metrics();
-            if (trigger.consumer) {
-                m.group = trigger.consumer->group();
-                if (auto v = views.find(trigger.consumer.get()); v != views.end())
-                    for (const auto& [id, partition] : v->second.partitions)
-                        if (id == trigger.id) m.partitions.push_back(partition);
-            }
-            snapshot.triggers.push_back(std::move(m));
-        };
-        for (const auto& [name, entry] : triggers_) add_trigger(*entry.trigger);
-        for (const auto& trigger : retired_) add_trigger(*trigger);
-        for (const auto& [key, producer] : producers_)
-            snapshot.producers.push_back({.name = producer_access::name(*producer),
-                                          .delivered = producer->delivered(),
-                                          .failed = producer->failed(),
-                                          .queue_depth = producer->queue_depth()});
-        for (const auto& [group, load] : groups)
-            snapshot.scaling.push_back(advise_scaling(load, options_.health));
-        snapshot.health = assess_health(snapshot, options_.health, started_, stopped_);
+        aggregate_metrics(snapshot, consumers_, triggers_, producers_, options_.health, started_,
+                          stopped_);
         return snapshot;
     }
 
@@ -262,9 +190,8 @@ class host_core : public std::enable_shared_from_this<host_core> {
         std::shared_ptr<trigger_state> trigger;
         {
             std::lock_guard lock(mutex_);
-            auto it = triggers_.find(name);
-            if (it == triggers_.end()) return false;
-            trigger = it->second.trigger;
+            trigger = triggers_.find(name);
+            if (!trigger) return false;
         }
         if (trigger->paused.exchange(paused) == paused || paused) return true;
         log(log_level::info, "trigger '{}' resumed", name);
@@ -275,82 +202,51 @@ class host_core : public std::enable_shared_from_this<host_core> {
 
     committed_offsets committed() const {
         std::lock_guard lock(mutex_);
-        committed_offsets merged;
-        std::set<const shared_consumer*> seen;
-        auto merge = [&](const shared_consumer& consumer) {
-            if (!seen.insert(&consumer).second) return;
-            for (auto& [topic, partitions] : consumer.committed())
-                for (auto [partition, offset] : partitions) {
-                    auto [it, inserted] = merged[topic].try_emplace(partition, offset);
-                    if (!inserted) it->second = std::min(it->second, offset);
-                }
-        };
-        for (const auto& [key, entry] : pool_) merge(*entry.consumer);
-        for (const auto& consumer : closed_) merge(*consumer);
-        return merged;
+        return consumers_.committed();
     }
 
     runtime& rt() { return rt_; }
 
-  private:
-    struct pool_entry {
-        std::shared_ptr<shared_consumer> consumer;
-        unsigned references = 0;
-    };
-    struct trigger_entry {
-        std::shared_ptr<trigger_state> trigger;
-        sharing_key key;
-    };
+    std::uint32_t next_trigger_id() {
+        std::lock_guard lock(mutex_);
+        return triggers_.next_id();
+    }
 
+  private:
     /// Producers only the pool still holds (their triggers left) are flushed and closed.
     void release_unused_producers() {
         std::vector<std::shared_ptr<producer>> unused;
         {
             std::lock_guard lock(mutex_);
-            for (auto it = producers_.begin(); it != producers_.end();) {
-                if (it->second.use_count() == 1) {
-                    unused.push_back(std::move(it->second));
-                    it = producers_.erase(it);
-                } else {
-                    ++it;
-                }
-            }
+            unused = producers_.take_unused();
         }
-    }
-
-    /// Producers outlive the consumers (dead letters are written while draining): dropped last.
-    void release_producers() {
-        std::map<sharing_key, std::shared_ptr<producer>> producers;
-        {
-            std::lock_guard lock(mutex_);
-            producers.swap(producers_);
-        }
-        // Triggers keep references too: each producer flushes when its last owner lets go.
     }
 
     std::pair<std::vector<std::shared_ptr<shared_consumer>>,
               std::vector<std::shared_ptr<trigger_state>>>
     take_all() {
         std::lock_guard lock(mutex_);
-        std::vector<std::shared_ptr<shared_consumer>> consumers;
-        std::vector<std::shared_ptr<trigger_state>> triggers;
         if (stopped_) return {};
         stopped_ = true;
-        for (auto& [key, entry] : pool_) consumers.push_back(entry.consumer);
-        for (auto& [name, entry] : triggers_) {
-            triggers.push_back(entry.trigger);
-            retired_.push_back(entry.trigger);  // stats stay readable after stop
-        }
-        closed_ = consumers;
-        pool_.clear();
-        triggers_.clear();
-        return {consumers, triggers};
+        auto consumers = consumers_.close_all();
+        return {consumers, triggers_.retire_all()};
     }
 
-    /// Parked workers keep their shard's io_context busy: they leave once the host stopped.
-    void retire_workers(const std::shared_ptr<trigger_state>& trigger) {
-        for (unsigned shard = 0; shard < trigger->runners.size(); ++shard)
-            asio::post(rt_.shard(shard), [trigger, shard] { trigger->runners[shard]->retire(); });
+    /// Once the consumers stopped: inboxes close, parked workers leave (they keep their shard's
+    /// io_context busy) and the producers go last (dead letters are written while draining).
+    void after_stop(const std::vector<std::shared_ptr<trigger_state>>& triggers) {
+        for (auto& trigger : triggers) {
+            close_inbox(trigger);
+            for (unsigned shard = 0; shard < trigger->runners.size(); ++shard)
+                asio::post(rt_.shard(shard),
+                           [trigger, shard] { trigger->runners[shard]->retire(); });
+        }
+        std::map<sharing_key, std::shared_ptr<producer>> producers;
+        {
+            std::lock_guard lock(mutex_);
+            producers = producers_.take_all();
+        }
+        // Triggers keep references too: each producer flushes when its last owner lets go.
     }
 
     static void close_inbox(const std::shared_ptr<trigger_state>& trigger) {
@@ -360,52 +256,22 @@ class host_core : public std::enable_shared_from_this<host_core> {
 
     void warn_split_partitions(const trigger_options& opts) {
         if (options_.sharing == sharing::per_group) return;
-        const auto group = opts.consumer.get("group.id");
-        for (const auto& [name, entry] : triggers_) {
-            const auto& other = entry.trigger->options;
-            if (name != opts.name && other.topic == opts.topic &&
-                other.consumer.get("group.id") == group &&
-                !(entry.key == triggers_[opts.name].key)) {
-                log(log_level::warning,
-                    "triggers '{}' and '{}' use separate consumers in group '{}' on topic '{}': "
-                    "they will split its partitions, each seeing only part of the messages",
-                    other.name, opts.name, group, opts.topic);
-                return;
-            }
-        }
-    }
-
-    /// Adds one consumer's view to its group's load (partitions counted once per topic).
-    static void add_load(group_load& load, const consumer_view& view) {
-        load.group = view.consumer.group;
-        load.assigned += view.consumer.assigned_partitions;
-        load.lag += view.consumer.consumer_lag;
-        load.consume_rate += view.consumer.consume_rate;
-        load.lag_rate += view.consumer.lag_rate;
-        for (const auto& topic : view.consumer.topics)
-            if (auto it = view.topic_partitions.find(topic); it != view.topic_partitions.end())
-                load.topic_partitions[topic] = it->second;
-        load.partitions = 0;
-        for (const auto& [topic, count] : load.topic_partitions) load.partitions += count;
+        if (const auto* other = triggers_.splitting_partitions_with(opts.name))
+            log(log_level::warning,
+                "triggers '{}' and '{}' use separate consumers in group '{}' on topic '{}': "
+                "they will split its partitions, each seeing only part of the messages",
+                other->options.name, opts.name, opts.consumer.get("group.id"), opts.topic);
     }
 
     runtime& rt_;
     const host_options options_;
+    /// One lock over all parts: add() and a stop see the pools and the registry together.
     mutable std::mutex mutex_;
-    std::map<sharing_key, pool_entry> pool_;
-    std::map<sharing_key, std::shared_ptr<producer>> producers_;
-    std::map<std::string, trigger_entry> triggers_;
-    std::vector<std::shared_ptr<trigger_state>> retired_;
-    std::vector<std::shared_ptr<shared_consumer>> closed_;
+    consumer_pool consumers_;
+    producer_pool producers_;
+    trigger_registry triggers_;
     bool started_ = false;
     bool stopped_ = false;
-    std::uint32_t next_id_ = 0;
-
-  public:
-    std::uint32_t next_trigger_id() {
-        std::lock_guard lock(mutex_);
-        return next_id_++;
-    }
 };
 
 }  // namespace detail
@@ -516,40 +382,6 @@ std::vector<consumer_stats> trigger_host::consumer_stats() const {
 }
 committed_offsets trigger_host::committed() const {
     return core_->committed();
-}
-
-// ---- subscription ----
-
-asio::awaitable<message> subscription::next() {
-    // The inbox is touched only on its executor; a co_await on dispatch() would not move this
-    // coroutine there, so the receive runs as its own coroutine on the inbox's executor.
-    auto inbox = inbox_;
-    auto receive = [inbox]() -> asio::awaitable<message> {
-        auto m = co_await inbox->channel.async_receive(asio::use_awaitable);
-        co_return m;
-    };
-    auto m = co_await asio::co_spawn(inbox->executor, std::move(receive), asio::use_awaitable);
-    co_return m;
-}
-
-void subscription::complete(const message& m) {
-    auto trigger = inbox_->trigger.lock();
-    if (!trigger) return;
-    const auto shard = detail::shard_of(m.topic(), m.partition(), inbox_->rt->shard_count());
-    asio::post(inbox_->rt->shard(shard),
-               [trigger, shard, m] { trigger->runners[shard]->complete_pulled(m); });
-}
-
-asio::awaitable<void> subscription::commit() {
-    auto trigger = inbox_->trigger.lock();
-    if (!trigger) co_return;
-    auto consumer = trigger->consumer;
-    auto commit = consumer->async_commit(asio::use_awaitable);
-    co_await std::move(commit);
-}
-
-const std::string& subscription::name() const noexcept {
-    return inbox_->name;
 }
 
 }  // namespace kt

@@ -11,7 +11,7 @@
 
 #include "consumer/committer.hpp"
 #include "consumer/rebalance.hpp"
-#include "trigger_runner.hpp"
+#include "shard/trigger_state.hpp"
 
 namespace kd = kt::detail;
 using namespace std::chrono_literals;

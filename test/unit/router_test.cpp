@@ -10,7 +10,7 @@
 #include "consumer/commit_ledger.hpp"
 #include "consumer/router.hpp"
 #include "consumer/topic_subscription.hpp"
-#include "trigger_runner.hpp"
+#include "shard/trigger_state.hpp"
 
 using kt::delivery_guarantee;
 using kt::detail::commit_ledger;

@@ -9,7 +9,7 @@
 
 #include "log.hpp"
 #include "shard/shard_map.hpp"
-#include "trigger_runner.hpp"
+#include "shard/trigger_state.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;

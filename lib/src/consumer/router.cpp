@@ -5,7 +5,7 @@
 
 #include "log.hpp"
 #include "message_data.hpp"
-#include "trigger_runner.hpp"
+#include "shard/trigger_state.hpp"
 
 namespace kt::detail {
 

@@ -3,7 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "trigger_runner.hpp"
+#include "shard/trigger_runner.hpp"
 
 namespace asio = boost::asio;
 

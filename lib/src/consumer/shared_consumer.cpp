@@ -1,6 +1,6 @@
 // The poll thread: one documented turn() that sequences the consumer's parts, the commands other
 // threads send it, and the consumer's ends (recreation after a failure, the graceful stop).
-#include "shared_consumer.hpp"
+#include "consumer/shared_consumer.hpp"
 
 #include <algorithm>
 #include <array>
@@ -13,7 +13,7 @@
 #include "consumer/consumer_conf.hpp"
 #include "log.hpp"
 #include "shard/shard_reader.hpp"
-#include "trigger_runner.hpp"
+#include "shard/trigger_state.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;

@@ -16,7 +16,7 @@
 #include <kt/producer.hpp>
 
 #include "rdkafka_handles.hpp"
-#include "trigger_runner.hpp"
+#include "shard/trigger_runner.hpp"
 
 namespace kt::detail {
 
@@ -34,13 +34,8 @@ class transaction_cycle {
     void started() { ++started_in_txn_; }
     /// Work of the open transaction finished (`error` set when it failed).
     void finished(const work_items& work, std::exception_ptr error, trigger_runner::outcome result);
-    /// The failure of a message that exhausted its attempts, with the attempt count: it is
-    /// dead-lettered inside the next transaction instead of being handled again.
-    struct dead_letter_reason {
-        std::pair<std::string, std::string> failure;  // (type, message)
-        unsigned attempts;
-        bool write;  // false: no dead letter topic; the message is skipped (counted failed)
-    };
+    /// The failure of a message that exhausted its attempts (see handler_call.hpp).
+    using dead_letter_reason = detail::dead_letter_reason;
     const dead_letter_reason* to_dead_letter(const message& m) const;
     /// Work of the open transaction was cancelled: it must abort, not commit.
     void poison() { failed_ = true; }

@@ -1,6 +1,6 @@
 // exactly_once: begin → handlers (their sends join the transaction) → send offsets → commit, on
 // the transactional producer's own thread; outcomes come back to the shard.
-#include "transaction_cycle.hpp"
+#include "shard/transaction_cycle.hpp"
 
 #include <unistd.h>
 
@@ -10,7 +10,8 @@
 
 #include "log.hpp"
 #include "producer_state.hpp"
-#include "shared_consumer.hpp"
+#include "shard/handler_call.hpp"
+#include "consumer/shared_consumer.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -146,7 +147,7 @@ void transaction_cycle::finished(const work_items& work, std::exception_ptr erro
     // Out of attempts: the next transaction writes its dead letter (or, without a dead letter
     // topic, skips it) instead of running the handler again; this one aborts either way, so no
     // partial output of the failed attempt is ever committed.
-    if (again) add_local(runner_.retried, 1);
+    if (again) add_local(runner_.metrics().retried, 1);
     if (!again)
         dead_letter_[key] = {describe_failure(error), attempt,
                              !runner_.owner().dead_letter_topic.empty()};

@@ -1,0 +1,426 @@
+// Per-shard trigger runner: lanes, ordering, max_in_flight, batches, revoke, fences and
+// cancellation; its workers run the handler calls. Shard thread.
+#include "shard/trigger_runner.hpp"
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "log.hpp"
+#include "shard/transaction_cycle.hpp"
+#include "consumer/shared_consumer.hpp"
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+
+namespace kt::detail {
+namespace {
+
+completion completion_of(const message& m, std::uint32_t trigger_id) {
+    const auto* data = m.data();
+    return {completion::kind::done, trigger_id,    data->topic_id,
+            data->generation,       m.partition(), m.offset()};
+}
+
+/// Work between two yields of a continuing coroutine, so one busy trigger does not hold its
+/// shard for long.
+constexpr unsigned continuation_batch = 64;
+
+/// A worker: runs `work`, then whatever ready work the runner hands over when it finishes, then
+/// parks until start() gives it more. A coroutine per worker instead of one per message: waking a
+/// parked worker is one post, against a frame, a work guard, a cancellation handler and two posts.
+asio::awaitable<void> run_worker(std::optional<shard_keepalive> keep,
+                                 std::shared_ptr<worker_pool::worker> self, trigger_runner* runner,
+                                 std::uint32_t slot, work_items work) {
+    for (unsigned ran = 1;; ++ran) {
+        const auto result = co_await runner->calls().run(work);
+        work_items next;
+        if (!runner->finish(work, result, trigger_runner::continuation{slot, &next})) {
+            if (!runner->may_park()) {
+                runner->workers().exits(slot);
+                co_return;
+            }
+            work.clear();  // a parked worker pins no message (a stop waits for every one)
+            // Cancelled work leaves the coroutine cancelled, and its next co_await would throw.
+            if (cancelled(co_await asio::this_coro::cancellation_state))
+                co_await asio::this_coro::reset_cancellation_state();
+            if (!co_await runner->workers().park(slot, keep)) co_return;  // the runner may be gone
+            next = std::move(self->handoff);
+            self->handoff.clear();
+        }
+        work = std::move(next);
+        // A handler may have finished normally despite a cancellation: the next work (perhaps of
+        // another partition) starts uncancelled.
+        if (cancelled(co_await asio::this_coro::cancellation_state))
+            co_await asio::this_coro::reset_cancellation_state();
+        if (ran % continuation_batch == 0) {
+            try {
+                co_await asio::post(co_await asio::this_coro::executor, asio::use_awaitable);
+            } catch (const boost::system::system_error&) {
+                // Cancelled while yielding: the handler sees it at its first suspension.
+            }
+        }
+    }
+}
+
+/// exactly_once: one attempt of `work` inside the open transaction, reported to the runner.
+asio::awaitable<void> run_in_transaction([[maybe_unused]] std::shared_ptr<trigger_state> trigger,
+                                         trigger_runner* runner, work_items work) {
+    using outcome = trigger_runner::outcome;
+    auto& txn = *runner->transaction();
+    transaction_attempt attempt{outcome::cancelled, nullptr};
+    try {
+        attempt = co_await runner->calls().run_in_transaction(work, txn.producer(),
+                                                              txn.to_dead_letter(work.front()));
+    } catch (const boost::system::system_error&) {
+        // Cancelled before the attempt began: asio throws at the co_await itself.
+    }
+    if (attempt.result == outcome::cancelled) {
+        (void)runner->finish(work, outcome::cancelled);
+        co_return;
+    }
+    runner->finish_in_transaction(work, attempt.error, attempt.result);
+}
+
+}  // namespace
+
+trigger_runner::trigger_runner(trigger_state& owner, unsigned shard_index,
+                               asio::any_io_executor shard, shard_link& link)
+    : owner_(owner),
+      shard_index_(shard_index),
+      shard_(std::move(shard)),
+      link_(link),
+      calls_(owner, owner.id * 7919u + shard_index + 1, metrics_),
+      pool_(owner, shard_) {
+    if (owner.options.delivery == delivery_guarantee::exactly_once)
+        txn_ = std::make_unique<transaction_cycle>(*this);
+}
+
+trigger_runner::~trigger_runner() = default;
+
+std::uint64_t trigger_runner::lane_of(const message& m) const {
+    const auto partition = static_cast<std::uint64_t>(m.partition());
+    if (owner_.is_batch()) return partition;
+    switch (owner_.options.ordering) {
+        case ordering::partition:
+            return partition;
+        case ordering::key:
+            return fnv1a(m.key()) * 31 + partition;
+        case ordering::none:
+            break;
+    }
+    return (partition << 48) ^ static_cast<std::uint64_t>(m.offset());
+}
+
+void trigger_runner::deliver(message m) {
+    if (closing_ || cancelled_) return;  // dropped: the trigger is leaving or the stop timed out
+    const auto id = lane_of(m);
+    auto& l = lanes_[id];
+    if (owner_.is_batch() && l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
+    l.pending.push_back(std::move(m));
+    enqueue_ready(id, l);
+    pump();
+}
+
+bool trigger_runner::batch_due(std::uint64_t lane_id, lane& l) {
+    const auto& batching = owner_.code.batching;
+    const auto due_at = l.oldest_since + batching.max_wait;
+    if (l.pending.size() >= std::max<std::size_t>(1, batching.max_messages) ||
+        std::chrono::steady_clock::now() >= due_at)
+        return true;
+    if (!l.batch_timer_armed) {
+        if (!l.batch_timer) l.batch_timer = std::make_unique<asio::steady_timer>(shard_);
+        l.batch_timer_armed = true;
+        l.batch_timer->expires_at(due_at);
+        l.batch_timer->async_wait(
+            [keep = owner_.shared_from_this(), this, lane_id](boost::system::error_code ec) {
+                if (ec || cancelled_) return;
+                auto it = lanes_.find(lane_id);
+                if (it == lanes_.end()) return;
+                it->second.batch_timer_armed = false;
+                enqueue_ready(lane_id, it->second);
+                pump();
+            });
+    }
+    return false;
+}
+
+void trigger_runner::enqueue_ready(std::uint64_t lane_id, lane& l) {
+    if (l.busy || l.ready || l.pending.empty()) return;
+    if (owner_.is_batch() && !batch_due(lane_id, l)) return;
+    l.ready = true;
+    ready_.push_back(lane_id);
+}
+
+work_items trigger_runner::take_work(lane& l) {
+    work_items work;
+    const std::size_t count =
+        owner_.is_batch() ? std::max<std::size_t>(1, owner_.code.batching.max_messages) : 1;
+    while (work.size() < count && !l.pending.empty()) {
+        work.push_back(std::move(l.pending.front()));
+        l.pending.pop_front();
+    }
+    if (owner_.is_batch() && !l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
+    return work;
+}
+
+trigger_runner::lane* trigger_runner::take_ready_lane(std::uint64_t& id) {
+    while (!ready_.empty()) {
+        id = ready_.front();
+        ready_.pop_front();
+        auto it = lanes_.find(id);
+        if (it == lanes_.end()) continue;
+        auto& l = it->second;
+        l.ready = false;
+        if (!l.busy && !l.pending.empty()) return &l;
+    }
+    return nullptr;
+}
+
+void trigger_runner::pump() {
+    if (owner_.paused.load(std::memory_order_relaxed)) return;
+    if (txn_ && !txn_->admits()) {
+        if (!ready_.empty()) txn_->want();
+        return;
+    }
+    const unsigned limit = std::max(1u, owner_.options.max_in_flight);
+    std::uint64_t id;
+    while (running_ < limit && (!txn_ || txn_->admits())) {
+        auto* l = take_ready_lane(id);
+        if (!l) break;
+        start(id, take_work(*l));
+        if (txn_) txn_->started();
+    }
+}
+
+bool trigger_runner::claim_next(const continuation& into) {
+    if (owner_.paused.load(std::memory_order_relaxed) || txn_ ||
+        running_ >= std::max(1u, owner_.options.max_in_flight))
+        return false;
+    std::uint64_t id;
+    auto* l = take_ready_lane(id);
+    if (!l) return false;
+    *into.next = take_work(*l);
+    const auto partition = into.next->front().partition();
+    work_started(id, partition);
+    pool_.moved_to(into.slot, partition);
+    return true;
+}
+
+void trigger_runner::start(std::uint64_t lane_id, work_items work) {
+    work_started(lane_id, work.front().partition());
+    if (owner_.inbox) {
+        // Pull-style: the subscriber calls complete(), which comes back as complete_pulled().
+        asio::post(
+            owner_.inbox->executor, [inbox = owner_.inbox, m = std::move(work.front())]() mutable {
+                if (!inbox->channel.try_send(boost::system::error_code{}, std::move(m)))
+                    log(log_level::error, "subscription inbox full or closed; message dropped");
+            });
+        return;
+    }
+    const auto partition = work.front().partition();
+    if (pool_.hand_to_parked(partition, work)) return;
+    const auto slot = pool_.add(partition);
+    auto w = pool_.at(slot);
+    // Neither completion handler touches the runner: it may be gone when they run.
+    auto ended = [name = owner_.options.name](std::exception_ptr e) {
+        if (e)  // the work coroutines report every outcome themselves; this is a bug
+            log(log_level::error, "trigger '{}': work ended without its report", name);
+    };
+    if (txn_) {
+        shard_keepalive keep(pool_);
+        asio::co_spawn(shard_, run_in_transaction(owner_.shared_from_this(), this, std::move(work)),
+                       asio::bind_cancellation_slot(
+                           w->signal.slot(), [w, keep, this, slot, ended](std::exception_ptr e) {
+                               ended(e);
+                               // Free later: the slot's signal is in use while this handler runs.
+                               asio::post(shard_, [w, keep, this, slot] { pool_.exits(slot); });
+                           }));
+        return;
+    }
+    asio::co_spawn(shard_, run_worker(shard_keepalive(pool_), w, this, slot, std::move(work)),
+                   asio::bind_cancellation_slot(w->signal.slot(),
+                                                [w, ended](std::exception_ptr e) { ended(e); }));
+}
+
+void trigger_runner::work_started(std::uint64_t lane_id, std::int32_t partition) {
+    auto& l = lanes_[lane_id];
+    l.busy = true;
+    l.started = std::chrono::steady_clock::now();
+    l.run_seq = metrics_.started(l.started);
+    ++running_;
+    ++running_by_partition_[partition];
+    metrics_.in_flight.store(running_, std::memory_order_relaxed);
+}
+
+void trigger_runner::work_ended(const message& first) {
+    --running_;
+    --running_by_partition_[first.partition()];
+    metrics_.in_flight.store(running_, std::memory_order_relaxed);
+    auto it = lanes_.find(lane_of(first));
+    if (it == lanes_.end()) return;  // cancelled at stop: lanes are gone
+    metrics_.ended(it->second.run_seq, it->second.started);
+}
+
+void trigger_runner::complete_pulled(const message& m) {
+    (void)finish(work_items{m}, outcome::handled);
+}
+
+bool trigger_runner::finish(const work_items& work, outcome result,
+                            std::optional<continuation> continuing) {
+    work_ended(work.front());
+    const auto partition = work.front().partition();
+    if (cancelled_) return false;
+    if (result == outcome::cancelled) {
+        // Cancelled with its revoked partition: never reported done, redelivered to the next
+        // owner; its lane is free again. An open transaction must not commit past it.
+        if (txn_) txn_->poison();
+        release_lane(work.front());
+        report_revoke_if_done(partition);
+        pump();
+        report_fence_if_drained();
+        return false;
+    }
+    const auto n = static_cast<std::uint64_t>(work.size());
+    switch (result) {
+        case outcome::handled:
+            add_local(metrics_.handled, n);
+            break;
+        case outcome::dead_lettered:
+            add_local(metrics_.dead_lettered, n);
+            [[fallthrough]];
+        case outcome::failed:
+            add_local(metrics_.failed, n);
+            break;
+        case outcome::cancelled:
+            break;
+    }
+    for (const auto& m : work) link_.push_completion(completion_of(m, owner_.id));
+    release_lane(work.front());
+    report_revoke_if_done(partition);
+    // The finishing coroutine takes the next ready work itself, ahead of pump()'s spawns.
+    const bool continues = continuing && claim_next(*continuing);
+    pump();
+    report_fence_if_drained();
+    return continues;
+}
+
+void trigger_runner::revoke(std::uint32_t topic_id, std::int32_t partition,
+                            std::uint32_t generation) {
+    for (auto it = lanes_.begin(); it != lanes_.end();) {
+        auto& pending = it->second.pending;
+        std::erase_if(pending, [&](const message& m) {
+            return m.partition() == partition && m.data()->generation <= generation;
+        });
+        const bool partition_lane =
+            owner_.is_batch() || owner_.options.ordering == ordering::partition;
+        it = pending.empty() && !it->second.busy && !partition_lane ? lanes_.erase(it)
+                                                                    : std::next(it);
+    }
+    std::erase_if(ready_, [&](std::uint64_t id) {
+        auto found = lanes_.find(id);
+        return found == lanes_.end() || found->second.pending.empty();
+    });
+    for (auto& [id, l] : lanes_)
+        if (l.ready && l.pending.empty()) l.ready = false;
+    revoking_[partition] = {topic_id, generation};
+    auto& revoked = revoked_up_to_[partition];
+    revoked = std::max(revoked, generation);
+    report_revoke_if_done(partition);
+}
+
+void trigger_runner::report_revoke_if_done(std::int32_t partition) {
+    auto it = revoking_.find(partition);
+    if (it == revoking_.end()) return;
+    if (running_by_partition_[partition] > 0 || (txn_ && !txn_->idle())) return;
+    link_.push_completion({completion::kind::revoke_done, owner_.id, it->second.topic_id,
+                           it->second.generation, partition, 0});
+    revoking_.erase(it);
+}
+
+void trigger_runner::release_lane(const message& first) {
+    const auto id = lane_of(first);
+    if (auto it = lanes_.find(id); it != lanes_.end()) {
+        it->second.busy = false;
+        // Partition lanes are few and reused; key and message lanes go when empty.
+        const bool partition_lane =
+            owner_.is_batch() || owner_.options.ordering == ordering::partition;
+        if (it->second.pending.empty() && !it->second.ready && !partition_lane)
+            lanes_.erase(it);
+        else
+            enqueue_ready(id, it->second);
+    }
+}
+
+void trigger_runner::finish_in_transaction(const work_items& work, std::exception_ptr error,
+                                           outcome result) {
+    work_ended(work.front());
+    if (cancelled_) return;
+    txn_->finished(work, error, result);
+    release_lane(work.front());
+    pump();
+    txn_->maybe_end();
+}
+
+void trigger_runner::report_committed(const std::vector<message>& done, std::size_t dead,
+                                      std::size_t gave_up) {
+    if (cancelled_) return;
+    add_local(metrics_.handled, done.size() - dead - gave_up);
+    add_local(metrics_.dead_lettered, dead);
+    add_local(metrics_.failed, dead + gave_up);
+    for (const auto& m : done) link_.push_completion(completion_of(m, owner_.id));
+    std::vector<std::int32_t> revoking;
+    for (const auto& entry : revoking_) revoking.push_back(entry.first);
+    for (auto partition : revoking) report_revoke_if_done(partition);
+    report_fence_if_drained();
+}
+
+void trigger_runner::requeue(std::vector<message> again) {
+    if (closing_ || cancelled_) return;
+    // Back to the front of their lanes, in offset order.
+    std::sort(again.begin(), again.end(), [](const message& a, const message& b) {
+        return std::pair(a.partition(), a.offset()) > std::pair(b.partition(), b.offset());
+    });
+    std::erase_if(again, [&](const message& m) {
+        auto revoked = revoked_up_to_.find(m.partition());
+        return revoked != revoked_up_to_.end() && m.data()->generation <= revoked->second;
+    });
+    for (auto& m : again) {
+        const auto id = lane_of(m);
+        auto& l = lanes_[id];
+        if (l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
+        l.pending.push_front(std::move(m));
+    }
+    for (auto& [id, l] : lanes_) enqueue_ready(id, l);
+}
+
+void trigger_runner::close() {
+    closing_ = true;
+    for (auto it = lanes_.begin(); it != lanes_.end();) {
+        it->second.pending.clear();
+        it = it->second.busy ? std::next(it) : lanes_.erase(it);
+    }
+    ready_.clear();
+    pool_.retire_parked();
+    report_fence_if_drained();
+}
+
+void trigger_runner::cancel() {
+    cancelled_ = true;
+    if (txn_) txn_->cancel();
+    lanes_.clear();
+    metrics_.clear_running();
+    ready_.clear();
+    pool_.retire_parked();
+    pool_.cancel_all();
+}
+
+void trigger_runner::report_fence_if_drained() {
+    if (!closing_ || fence_reported_ || running_ > 0 || (txn_ && !txn_->idle())) return;
+    fence_reported_ = true;
+    link_.push_completion({completion::kind::fence_done, owner_.id, 0, 0, 0, 0});
+}
+
+}  // namespace kt::detail

@@ -1,0 +1,156 @@
+// A trigger's per-shard runner: lanes that keep the ordering mode, max_in_flight, batches,
+// revoke, fence and cancellation; it sequences its worker pool and handler calls. Shard thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <kt/trigger_host.hpp>
+
+#include "shard/handler_call.hpp"
+#include "shard/runner_metrics.hpp"
+#include "shard/shard_link.hpp"
+#include "shard/shard_map.hpp"
+#include "shard/trigger_state.hpp"
+#include "shard/worker_pool.hpp"
+
+namespace kt::detail {
+
+class shared_consumer;
+class transaction_cycle;
+
+/// Runs one trigger's messages on one shard. A "lane" is the unit that runs one piece of work at a
+/// time: the partition, the (partition, key), or the message itself, by ordering mode (batch
+/// triggers use partition lanes). Shard-local: every member function runs on the shard's thread.
+class trigger_runner {
+  public:
+    trigger_runner(trigger_state& owner, unsigned shard_index, boost::asio::any_io_executor shard,
+                   shard_link& link);
+    ~trigger_runner();
+
+    void deliver(message m);
+    /// A subscriber finished `m` (pull subscriptions).
+    void complete_pulled(const message& m);
+    /// Fence for removal: drop queued messages; report fence_done once nothing runs.
+    void close();
+    /// Stop deadline passed: cancel running handlers, drop queued ones, report nothing more.
+    void cancel();
+    /// `partition` was revoked: drop its queued messages of `generation` or older; report
+    /// revoke_done once none of its handlers runs (or sits in an open transaction).
+    void revoke(std::uint32_t topic_id, std::int32_t partition, std::uint32_t generation);
+    /// The revoke deadline passed: cancel the partition's running handlers (never reported).
+    void cancel_partition(std::int32_t partition) { pool_.cancel_partition(partition); }
+    /// The host stopped: parked workers leave and no worker parks again.
+    void retire() { pool_.retire(); }
+
+    // ---- used by the work coroutines and the transaction cycle (same shard) ----
+    using outcome = call_outcome;
+    void pump();
+    /// exactly_once: work finished inside the open transaction (reported when it commits).
+    void finish_in_transaction(const work_items& work, std::exception_ptr error, outcome result);
+    /// exactly_once: the transaction holding `done` committed (`dead_lettered` and `failed` of
+    /// them did not succeed).
+    void report_committed(const std::vector<message>& done, std::size_t dead_lettered,
+                          std::size_t failed);
+    /// exactly_once: the transaction holding `again` aborted; they run again, in order.
+    void requeue(std::vector<message> again);
+    transaction_cycle* transaction() noexcept { return txn_.get(); }
+    /// Work running now (the transaction cycle ends a transaction only when none does).
+    unsigned running() const noexcept { return running_; }
+    /// Work waits for a free slot (the transaction may take more before it ends).
+    bool has_ready() const noexcept { return !ready_.empty(); }
+    /// Calls `f(message)` for every message waiting in a lane, not yet started.
+    template <typename F>
+    void for_each_pending(F&& f) const {
+        for (const auto& [id, l] : lanes_)
+            for (const auto& m : l.pending) f(m);
+    }
+    /// Whether a worker without work may park (not once retired, closing or cancelled, nor in
+    /// transactional runners).
+    bool may_park() const noexcept { return !pool_.retired() && !closing_ && !cancelled_ && !txn_; }
+    /// Where the coroutine in `slot` takes its next work from finish().
+    struct continuation {
+        std::uint32_t slot;
+        work_items* next;
+    };
+    /// The work finished with `result`; reports completions (unless cancelled) and starts more.
+    /// With `continuing`, moves the next ready work (already counted as started) into
+    /// `continuing->next` for that coroutine to run itself, and returns true.
+    bool finish(const work_items& work, outcome result,
+                std::optional<continuation> continuing = std::nullopt);
+    /// Backoff before retry `attempt` (1-based) of the policy, jittered.
+    std::chrono::milliseconds backoff(const retry_policy& policy, unsigned attempt) {
+        return calls_.backoff(policy, attempt);
+    }
+    trigger_state& owner() noexcept { return owner_; }
+    unsigned shard_index() const noexcept { return shard_index_; }
+    boost::asio::any_io_executor executor() const { return shard_; }
+    worker_pool& workers() noexcept { return pool_; }
+    handler_call& calls() noexcept { return calls_; }
+    runner_metrics& metrics() noexcept { return metrics_; }
+    const runner_metrics& metrics() const noexcept { return metrics_; }
+
+  private:
+    struct lane {
+        std::deque<message> pending;
+        bool busy = false;
+        bool ready = false;  // queued in ready_
+        // Batch triggers: when the oldest pending message arrived, and the wait for more.
+        std::chrono::steady_clock::time_point oldest_since{};
+        std::unique_ptr<boost::asio::steady_timer> batch_timer;
+        bool batch_timer_armed = false;
+        // The work running in this lane: its sequence number and start.
+        std::uint64_t run_seq = 0;
+        std::chrono::steady_clock::time_point started{};
+    };
+    /// Bookkeeping shared by every way work starts and ends (counts, durations, oldest).
+    void work_started(std::uint64_t lane_id, std::int32_t partition);
+    void work_ended(const message& first);
+
+    std::uint64_t lane_of(const message& m) const;
+    void enqueue_ready(std::uint64_t lane_id, lane& l);
+    bool batch_due(std::uint64_t lane_id, lane& l);
+    work_items take_work(lane& l);
+    /// The first ready lane with work to start (its id in `id`), or nullptr.
+    lane* take_ready_lane(std::uint64_t& id);
+    /// Next work for a continuing coroutine, when max_in_flight allows (not for transactions).
+    bool claim_next(const continuation& into);
+    void release_lane(const message& first);
+    void start(std::uint64_t lane_id, work_items work);
+    void report_fence_if_drained();
+    void report_revoke_if_done(std::int32_t partition);
+
+    trigger_state& owner_;
+    const unsigned shard_index_;
+    boost::asio::any_io_executor shard_;
+    shard_link& link_;
+    runner_metrics metrics_;
+    handler_call calls_;
+    std::unordered_map<std::uint64_t, lane> lanes_;
+    std::deque<std::uint64_t> ready_;
+    unsigned running_ = 0;
+    bool closing_ = false;
+    bool cancelled_ = false;
+    bool fence_reported_ = false;
+    std::unordered_map<std::int32_t, unsigned> running_by_partition_;
+    struct revocation {
+        std::uint32_t topic_id;    // in the consumer's topic table, for the revoke_done report
+        std::uint32_t generation;  // the revoked one
+    };
+    std::unordered_map<std::int32_t, revocation> revoking_;          // by partition
+    std::unordered_map<std::int32_t, std::uint32_t> revoked_up_to_;  // never run these again
+    std::unique_ptr<transaction_cycle> txn_;                         // exactly_once triggers only
+    // Last, so destroyed first: parked workers are told to leave before anything else goes.
+    worker_pool pool_;
+};
+
+}  // namespace kt::detail
