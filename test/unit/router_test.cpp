@@ -10,6 +10,7 @@
 #include "consumer/commit_ledger.hpp"
 #include "consumer/router.hpp"
 #include "consumer/topic_subscription.hpp"
+#include "consumer/trigger_fences.hpp"
 #include "shard/trigger_state.hpp"
 
 using kt::delivery_guarantee;
@@ -20,6 +21,7 @@ using kt::detail::partition_state;
 using kt::detail::router;
 using kt::detail::shard_link;
 using kt::detail::topic_subscription;
+using kt::detail::trigger_fences;
 using kt::detail::trigger_state;
 
 namespace {
@@ -194,6 +196,33 @@ BOOST_AUTO_TEST_CASE(a_new_client_subscribes_to_the_same_topics_from_scratch) {
     s.reset();
     BOOST_TEST(s.due());
     BOOST_TEST((s.next({"a"}, now) == std::vector<std::string>{"a"}));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(trigger_fences_suite)
+
+BOOST_AUTO_TEST_CASE(a_removal_is_done_once_every_shard_confirmed_its_fence) {
+    trigger_fences fences;
+    int done = 0;
+    fences.start(7, trigger(7, "a"), 2, [&](std::exception_ptr) { ++done; });
+    BOOST_TEST(!fences.confirmed(7).has_value());
+    BOOST_TEST(!fences.confirmed(8).has_value());  // not fenced
+    auto waiter = fences.confirmed(7);
+    BOOST_REQUIRE(waiter.has_value());
+    auto handler = std::move(*waiter);
+    std::move(handler)(nullptr);
+    BOOST_TEST(done == 1);
+    BOOST_TEST(!fences.confirmed(7).has_value());  // a late confirmation changes nothing
+}
+
+BOOST_AUTO_TEST_CASE(closing_hands_back_the_waiters_of_unfinished_removals) {
+    trigger_fences fences;
+    fences.start(1, trigger(1, "a"), 2, [](std::exception_ptr) {});
+    fences.start(2, trigger(2, "b"), 2, [](std::exception_ptr) {});
+    BOOST_TEST(!fences.confirmed(1).has_value());
+    BOOST_TEST(fences.close().size() == 2u);
+    BOOST_TEST(fences.close().empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -117,10 +117,11 @@ void shared_consumer::run(detach_command& c) {
     entry->detaching = true;
     // Fence: once every shard has seen this item, no earlier delivery to the trigger remains;
     // then its finished work is committed and its tracker forgotten.
-    fences_.emplace(c.trigger->id, fence{static_cast<unsigned>(links_.size()), std::move(c.done)});
     for (auto& link : links_) link->push({shard_item::kind::fence, c.trigger.get(), nullptr});
-    fencing_.push_back(std::move(c.trigger));
     for (auto& link : links_) link->notify();
+    const auto id = c.trigger->id;
+    fences_.start(id, std::move(c.trigger), static_cast<unsigned>(links_.size()),
+                  std::move(c.done));
 }
 
 void shared_consumer::finish_detach(std::uint32_t removed) {
@@ -135,7 +136,8 @@ void shared_consumer::finish_detach(std::uint32_t removed) {
         commits_.commit_now(&ids);
         routes_.remove(topic, removed);
         ledger_.remove_trigger(topic, removed);
-        for (const auto& id : ids) routes_.maybe_resume(id, *routes_.find_partition(id), stopping());
+        for (const auto& id : ids)
+            routes_.maybe_resume(id, *routes_.find_partition(id), stopping());
     }
     subscription_.changed();
 }
@@ -318,13 +320,10 @@ void shared_consumer::on_completion(const completion& c) {
         return;
     }
     if (c.what == completion::kind::fence_done) {
-        auto it = fences_.find(c.trigger_id);
-        if (it == fences_.end() || --it->second.shards_left > 0) return;
-        auto done = std::move(it->second.done);
-        fences_.erase(it);
-        finish_detach(c.trigger_id);
-        std::erase_if(fencing_, [&](const auto& t) { return t->id == c.trigger_id; });
-        complete(std::move(done));
+        if (auto done = fences_.confirmed(c.trigger_id)) {
+            finish_detach(c.trigger_id);
+            complete(std::move(*done));
+        }
         return;
     }
     routes_.completed(c, stopping());
@@ -505,8 +504,7 @@ void shared_consumer::finish_stop() {
             group_, live_messages_->count());
     end_client(released, true);
     life_.advance(consumer_phase::closed);
-    for (auto& [id, f] : std::exchange(fences_, {})) complete(std::move(f.done));
-    fencing_.clear();
+    for (auto& waiter : fences_.close()) complete(std::move(waiter));
     routes_.clear_routes();
     for (auto& waiter : std::exchange(stop_waiters_, {})) complete(std::move(waiter));
     for (auto& c : late) reject(std::move(c));

@@ -32,6 +32,7 @@
 #include "consumer/rebalance.hpp"
 #include "consumer/router.hpp"
 #include "consumer/topic_subscription.hpp"
+#include "consumer/trigger_fences.hpp"
 #include "consumer/wakeup.hpp"
 #include "rdkafka_handles.hpp"
 #include "shard/shard_link.hpp"
@@ -123,12 +124,6 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     void run(commit_command& c);
     void run(stop_command& c);
 
-    /// A trigger being removed: shards still to confirm its fence, and who waits.
-    struct fence {
-        unsigned shards_left;
-        done_handler done;
-    };
-
     /// The poll thread's body: turn() until closed.
     void run();
     /// One turn of the poll loop (its order is explained where it is written).
@@ -201,8 +196,7 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     consumer_probe probe_;
 
     topic_subscription subscription_;
-    std::vector<std::shared_ptr<trigger_state>> fencing_;
-    std::map<std::uint32_t, fence> fences_;  // by trigger id
+    trigger_fences fences_;
     consume_errors errors_;
     std::chrono::steady_clock::time_point stop_deadline_;
     std::vector<done_handler> stop_waiters_;
