@@ -1,14 +1,8 @@
 // Commits: building the lists, sending them, and what their answers mean.
 #include "committer.hpp"
 
-#include <boost/asio/append.hpp>
-#include <boost/asio/dispatch.hpp>
-#include <boost/asio/execution.hpp>
-#include <boost/asio/prefer.hpp>
-
 #include "log.hpp"
 
-namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using steady = std::chrono::steady_clock;
 
@@ -17,17 +11,6 @@ namespace kt::detail {
 std::exception_ptr kafka_exception(rd_kafka_resp_err_t err, std::string_view what) {
     return std::make_exception_ptr(
         kafka_error(make_kafka_error(err), fmt::format("{}: {}", what, rd_kafka_err2str(err))));
-}
-
-void complete(done_handler done, std::exception_ptr error) {
-    asio::dispatch(asio::append(std::move(done), error));
-}
-
-void post_completion(done_handler done, std::exception_ptr error) {
-    // Boost 1.81's any_completion_executor cannot be required to never block (asio::post asks
-    // that), only preferred.
-    auto ex = asio::prefer(asio::get_associated_executor(done), asio::execution::blocking.never);
-    ex.execute([done = std::move(done), error]() mutable { std::move(done)(error); });
 }
 
 bool is_rebalance_commit_error(rd_kafka_resp_err_t err) {

@@ -11,22 +11,13 @@
 #include <string>
 #include <vector>
 
-#include <boost/asio/any_completion_handler.hpp>
-
 #include "consumer/commit_ledger.hpp"
+#include "consumer/done_handler.hpp"
 #include "consumer/kafka_client.hpp"
 #include "consumer/router.hpp"
 
 namespace kt::detail {
 
-/// How the consumer's operations complete: with an exception, or null.
-using done_signature = void(std::exception_ptr);
-using done_handler = boost::asio::any_completion_handler<done_signature>;
-
-/// Completes `done` on its associated executor (posted there; inline only for a plain callback).
-void complete(done_handler done, std::exception_ptr error = nullptr);
-/// The same from a caller's thread (a refused command): never inline.
-void post_completion(done_handler done, std::exception_ptr error = nullptr);
 /// The error a refused commit (or another librdkafka call) completes its waiter with.
 std::exception_ptr kafka_exception(rd_kafka_resp_err_t err, std::string_view what);
 /// A commit refused because the group is rebalancing or our generation ended: retried, not

@@ -24,6 +24,7 @@
 #include "consumer/committer.hpp"
 #include "consumer/consume_errors.hpp"
 #include "consumer/consumer_probe.hpp"
+#include "consumer/done_handler.hpp"
 #include "consumer/hold_until_committed.hpp"
 #include "consumer/in_flight.hpp"
 #include "consumer/kafka_client.hpp"
@@ -41,9 +42,9 @@ namespace kt::detail {
 
 class trigger_state;
 
-/// Owns the rd_kafka_t, its poll thread, the offset trackers and commits. Public members may be
-/// called from any thread: they enqueue a command for the poll thread (the only thread that calls
-/// into rd_kafka_t); an async_ operation completes on its handler's associated executor.
+/// The consumer's parts and the poll thread that sequences them. Public members may be called
+/// from any thread: they enqueue a command for the poll thread (the only thread that uses the
+/// parts); an async_ operation completes on its handler's associated executor.
 class shared_consumer final : public std::enable_shared_from_this<shared_consumer>,
                               private client_events,
                               private shard_pump {

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "consumer/committer.hpp"
+#include "consumer/done_handler.hpp"
 
 namespace kt::detail {
 
