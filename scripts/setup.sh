@@ -19,7 +19,7 @@ codename="${VERSION_CODENAME:-unknown}"
 packages=(
   build-essential g++ cmake ninja-build pkg-config git ca-certificates
   libssl-dev libfmt-dev libbenchmark-dev
-  kcat python3-confluent-kafka clang-format gnuplot-nox
+  kcat python3-confluent-kafka clang-format gnuplot-nox valgrind
 )
 case "$codename" in
   bookworm) packages+=(libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
