@@ -114,9 +114,9 @@ topic_spec parse_topic(const std::string& text) {
 
 /// With --config the file defines the triggers: these options would silently not apply.
 void refuse_trigger_options(const po::variables_map& vm) {
-    for (const char* name :
-         {"group", "triggers", "sharing", "ordering", "max-in-flight", "retries",
-          "retry-backoff-ms", "dlq", "delivery", "batch", "instance-id", "property"})
+    for (const char* name : {"group", "triggers", "sharing", "ordering", "max-in-flight", "retries",
+                             "retry-backoff-ms", "dlq", "delivery", "batch", "instance-id",
+                             "property", "group-protocol"})
         if (vm.count(name) && !vm[name].defaulted())
             throw po::error(
                 fmt::format("--{} cannot be combined with --config (set it in the file)", name));
@@ -126,7 +126,7 @@ std::optional<options> parse_options(int argc, char** argv) {
     options o;
     std::vector<std::string> topics, properties;
     std::string sharing = "per_group", level = "info", ordering = "partition",
-                delivery = "at_least_once";
+                delivery = "at_least_once", group_protocol = "classic";
     po::options_description desc(
         "kt-host: runs kafka-triggers triggers (the demo host)\n"
         "Without --bootstrap or $KAFKA_BOOTSTRAP_SERVERS it starts an embedded 3-broker cluster.\n"
@@ -172,6 +172,9 @@ std::optional<options> parse_options(int argc, char** argv) {
         "copy each handled message to this topic (default with exactly_once: <topic>.out)")(
         "instance-id", po::value(&o.instance_id),
         "distinguishes this process's transactional ids (exactly_once; default: the hostname)")(
+        "group-protocol", po::value(&group_protocol)->default_value("classic"),
+        "consumer group protocol: classic | consumer (KIP-848: the broker assigns partitions "
+        "incrementally; Apache Kafka 4 or the embedded cluster)")(
         "property", po::value(&properties),
         "NAME=VALUE librdkafka consumer property for every trigger, repeatable (e.g. "
         "session.timeout.ms=6000)")(
@@ -207,6 +210,10 @@ std::optional<options> parse_options(int argc, char** argv) {
         throw po::validation_error(po::validation_error::invalid_option_value, "--fail-every");
     if (o.triggers < 1)
         throw po::validation_error(po::validation_error::invalid_option_value, "--triggers");
+    if (group_protocol != "classic" && group_protocol != "consumer")
+        throw po::error(
+            fmt::format("invalid --group-protocol '{}': use classic or consumer", group_protocol));
+    if (group_protocol == "consumer") o.properties.emplace_back("group.protocol", "consumer");
     for (const auto& p : properties) {
         const auto equals = p.find('=');
         if (equals == std::string::npos || equals == 0)

@@ -153,6 +153,28 @@ BOOST_AUTO_TEST_CASE(bad_config_is_refused_by_name_before_anything_starts_and_ne
                  "enable.auto.commit");
 }
 
+// Stall fix: trigger_host::start -> shared_consumer::start moved the consumer to "running", then
+// kafka_client::open threw (rd_kafka_new refused the unreadable ssl.ca.location);
+// trigger_host::stop
+// -> shared_consumer::async_stop queued a stop command for a poll thread that never started and
+// waited forever (the destructor's stop_blocking for its 25 s bound).
+BOOST_AUTO_TEST_CASE(a_client_librdkafka_refuses_fails_start_and_the_host_still_stops_at_once) {
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    auto noop = [](const kt::message&) -> asio::awaitable<void> { co_return; };
+    host.add_trigger({.name = "ssl",
+                      .topic = "t",
+                      .consumer = {{"bootstrap.servers", "127.0.0.1:1"},
+                                   {"group.id", "g-unreadable-ca"},
+                                   {"security.protocol", "ssl"},
+                                   {"ssl.ca.location", "/nonexistent/ca.pem"}}},
+                     noop);
+    BOOST_CHECK_THROW(host.start(), kt::config_error);
+    run_coro(
+        rt.shard(0), [&]() -> asio::awaitable<void> { co_await host.stop(); }, 10s);
+    BOOST_TEST(host.consumer_count() == 0u);
+}
+
 BOOST_AUTO_TEST_CASE(a_throwing_handler_does_not_disturb_other_triggers) {
     auto& k = kafka::instance();
     const auto [topic, group] = k.topic_with_data("throw", 2, 90);

@@ -60,9 +60,16 @@ shared_consumer::~shared_consumer() {
 }
 
 void shared_consumer::start() {
-    if (!life_.advance(consumer_phase::running, fmt::format("{} shard links", links_.size())))
-        return;
+    std::lock_guard lock(start_mutex_);  // adding a trigger and the host's start may race here
+    if (life_.reached(consumer_phase::running)) return;
+    // Before the phase moves: when librdkafka refuses the client (an unreadable ssl.ca.location,
+    // say), the consumer stays created, so its stop completes at once instead of queueing a
+    // command for a poll thread that never started.
     client_.open();
+    if (!life_.advance(consumer_phase::running, fmt::format("{} shard links", links_.size()))) {
+        client_.end(client_end::destroy);  // stopped meanwhile
+        return;
+    }
     probe_.client_opened(client_.name());
     for (unsigned i = 0; i < links_.size(); ++i)
         asio::co_spawn(rt_.shard(i), read_shard(links_[i], i), asio::detached);

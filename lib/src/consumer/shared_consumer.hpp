@@ -6,6 +6,7 @@
 #include <exception>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <variant>
@@ -56,7 +57,8 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     shared_consumer(const shared_consumer&) = delete;
     shared_consumer& operator=(const shared_consumer&) = delete;
 
-    /// Creates the client and starts the poll thread and the shard readers. Idempotent.
+    /// Creates the client and starts the poll thread and the shard readers. Idempotent; throws
+    /// kt::config_error when librdkafka refuses the client (the consumer then stays created).
     void start();
     /// Routes the trigger's topic to it from now on (subscribes to the topic if new).
     void attach(std::shared_ptr<trigger_state> trigger) { start_attach(std::move(trigger)); }
@@ -183,6 +185,7 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     std::unique_ptr<in_flight> live_messages_ = std::make_unique<in_flight>();
 
     command_inbox<command> inbox_;
+    std::mutex start_mutex_;
     std::thread thread_;
     std::shared_ptr<wakeup> wakeup_ = std::make_shared<wakeup>();  // listeners may outlive us
 
