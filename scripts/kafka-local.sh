@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-version="${KT_KAFKA_VERSION:-3.9.1}"
+version="${KT_KAFKA_VERSION:-4.4.0}"
 cache="${KT_KAFKA_CACHE:-$HOME/.cache/kafka-triggers}/kafka-$version"
 state="${KT_KAFKA_DIR:-$PWD/build/kafka-local}"
 pidfile="$state/kafka.pid"
@@ -61,6 +61,17 @@ transaction.state.log.num.partitions=4
 log.segment.bytes=1048576
 log.retention.check.interval.ms=60000
 PROPS
+    # Kafka logs through slf4j -> reload4j (log4j.properties); Kafka 4 also carries log4j2, which
+    # wants a configuration of its own.
+    cat > "$state/log4j2.properties" <<LOG2
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.out.ref = out
+LOG2
     cat > "$state/log4j.properties" <<LOG
 log4j.rootLogger=INFO, file
 log4j.appender.file=org.apache.log4j.FileAppender
@@ -71,7 +82,8 @@ LOG
 }
 
 java_run() {
-    java -Xms256m -Xmx512m -Dlog4j.configuration="file:$state/log4j.properties" -cp "$cache/libs/*" "$@"
+    java -Xms256m -Xmx512m -Dlog4j.configuration="file:$state/log4j.properties" \
+        -Dlog4j2.configurationFile="$state/log4j2.properties" -cp "$cache/libs/*" "$@"
 }
 
 start() {
@@ -99,6 +111,7 @@ launch() {
     local port="$1" started
     started=$(date +%s.%N)
     nohup java -Xms256m -Xmx512m -Dlog4j.configuration="file:$state/log4j.properties" \
+        -Dlog4j2.configurationFile="$state/log4j2.properties" \
         -cp "$cache/libs/*" kafka.Kafka "$state/server.properties" > "$state/stdout.log" 2>&1 &
     echo $! > "$pidfile"
     echo "$port" > "$portfile"
