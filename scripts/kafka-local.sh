@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-version="${KT_KAFKA_VERSION:-4.4.0}"
+version="${KT_KAFKA_VERSION:-3.9.1}"
 cache="${KT_KAFKA_CACHE:-$HOME/.cache/kafka-triggers}/kafka-$version"
 state="${KT_KAFKA_DIR:-$PWD/build/kafka-local}"
 pidfile="$state/kafka.pid"
