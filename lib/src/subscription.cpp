@@ -6,8 +6,8 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
-#include "shard/trigger_runner.hpp"
 #include "consumer/shared_consumer.hpp"
+#include "shard/trigger_runner.hpp"
 
 namespace asio = boost::asio;
 

@@ -104,29 +104,25 @@ bool kafka_client::cooperative() const {
     return protocol && std::strcmp(protocol, "COOPERATIVE") == 0;
 }
 
-namespace {
-void log_assignment_error(const std::string& group, rd_kafka_error_t* error,
-                          std::string_view what) {
-    if (!error) return;
-    log(log_level::error, "group '{}': {} failed: {}", group, what, rd_kafka_error_string(error));
-    rd_kafka_error_destroy(error);
-}
-}  // namespace
-
 void kafka_client::assign(const rd_kafka_topic_partition_list_t* partitions) {
-    if (cooperative())
-        log_assignment_error(group_, rd_kafka_incremental_assign(client_.get(), partitions),
-                             "assign");
-    else
-        rd_kafka_assign(client_.get(), partitions);
+    change_assignment(partitions, true);
 }
 
 void kafka_client::unassign(const rd_kafka_topic_partition_list_t* partitions) {
-    if (cooperative())
-        log_assignment_error(group_, rd_kafka_incremental_unassign(client_.get(), partitions),
-                             "unassign");
-    else
-        rd_kafka_assign(client_.get(), nullptr);
+    change_assignment(partitions, false);
+}
+
+void kafka_client::change_assignment(const rd_kafka_topic_partition_list_t* partitions, bool add) {
+    if (!cooperative()) {  // eager: the whole assignment is replaced
+        rd_kafka_assign(client_.get(), add ? partitions : nullptr);
+        return;
+    }
+    auto* error = add ? rd_kafka_incremental_assign(client_.get(), partitions)
+                      : rd_kafka_incremental_unassign(client_.get(), partitions);
+    if (!error) return;
+    log(log_level::error, "group '{}': {} failed: {}", group_, add ? "assign" : "unassign",
+        rd_kafka_error_string(error));
+    rd_kafka_error_destroy(error);
 }
 
 void kafka_client::clear_assignment() {

@@ -112,6 +112,7 @@ class kafka_client {
     static void commit_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                   rd_kafka_topic_partition_list_t* offsets, void* opaque);
     bool cooperative() const;
+    void change_assignment(const rd_kafka_topic_partition_list_t* partitions, bool add);
 
     const std::string group_;  // for logs
     conf_ptr conf_;

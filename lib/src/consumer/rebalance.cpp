@@ -116,11 +116,6 @@ void rebalance::resume_lost_positions(rd_kafka_topic_partition_list_t* partition
     }
 }
 
-void rebalance::push_to_shards() {
-    for (auto& link : p_.links) link->flush();
-    for (auto& link : p_.links) link->notify();
-}
-
 void rebalance::revoke(const rd_kafka_topic_partition_list_t* partitions, bool lost,
                        bool stopping) {
     const auto ids = ids_of(partitions);
@@ -136,7 +131,7 @@ void rebalance::revoke(const rd_kafka_topic_partition_list_t* partitions, bool l
             ++revokes_pending_[id];
         }
     }
-    push_to_shards();
+    flush_and_notify(p_.links);
     if (!lost) {
         // Drain-then-commit: in-flight handlers get up to revoke_drain_timeout, then they are
         // cancelled (never committed); what finished is committed, the rest goes to the next
@@ -187,7 +182,7 @@ void rebalance::cancel_partition_handlers() {
             p_.links[part->shard]->push(
                 {shard_item::kind::cancel_partition, entry.trigger.get(), nullptr, id.second, 0});
     }
-    push_to_shards();
+    flush_and_notify(p_.links);
 }
 
 bool rebalance::revokes_drained() const {

@@ -71,7 +71,6 @@ class rebalance {
     /// Runs the triggers' listeners for `what` on `ids` and waits for them (bounded).
     void notify_listeners(event what, const std::vector<partition_id>& ids);
     std::vector<partition_id> ids_of(const rd_kafka_topic_partition_list_t* partitions);
-    void push_to_shards();
 
     const std::string group_;
     rebalance_parts p_;

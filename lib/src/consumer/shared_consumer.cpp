@@ -338,8 +338,7 @@ void shared_consumer::on_completion(const completion& c) {
 
 void shared_consumer::pump_shards() {
     drain_completions();
-    for (auto& link : links_) link->flush();
-    for (auto& link : links_) link->notify();
+    flush_and_notify(links_);
 }
 
 // ---- what the client reports ----------------------------------------------------------------
@@ -489,8 +488,7 @@ void shared_consumer::finish_stop() {
                            [](const auto& l) { return l->backed_up(); });
     };
     while (backed_up() && steady::now() < flush_deadline) {
-        for (auto& link : links_) link->flush();
-        for (auto& link : links_) link->notify();
+        flush_and_notify(links_);
         if (backed_up()) std::this_thread::sleep_for(1ms);
     }
     life_.advance(consumer_phase::closing);

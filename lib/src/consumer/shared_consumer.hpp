@@ -4,7 +4,6 @@
 
 #include <chrono>
 #include <exception>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <string>

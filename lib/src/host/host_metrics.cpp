@@ -4,8 +4,8 @@
 #include <map>
 #include <string>
 
-#include "monitoring.hpp"
 #include "consumer/shared_consumer.hpp"
+#include "monitoring.hpp"
 
 namespace kt::detail {
 namespace {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <vector>
 
 #include <boost/asio/steady_timer.hpp>
 #include <boost/lockfree/spsc_queue.hpp>
@@ -141,5 +142,12 @@ class shard_link : public std::enable_shared_from_this<shard_link> {
     boost::asio::steady_timer retry_timer_;
     bool retry_scheduled_ = false;
 };
+
+/// Moves every link's overflow into its ring as far as there is room, then wakes each shard once.
+/// Poll thread.
+inline void flush_and_notify(const std::vector<std::shared_ptr<shard_link>>& links) {
+    for (const auto& link : links) link->flush();
+    for (const auto& link : links) link->notify();
+}
 
 }  // namespace kt::detail

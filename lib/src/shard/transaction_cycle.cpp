@@ -8,10 +8,10 @@
 
 #include <boost/asio/post.hpp>
 
+#include "consumer/shared_consumer.hpp"
 #include "log.hpp"
 #include "producer_state.hpp"
 #include "shard/handler_call.hpp"
-#include "consumer/shared_consumer.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;

@@ -8,9 +8,9 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "consumer/shared_consumer.hpp"
 #include "log.hpp"
 #include "shard/transaction_cycle.hpp"
-#include "consumer/shared_consumer.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;

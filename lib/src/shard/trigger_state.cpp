@@ -3,8 +3,8 @@
 
 #include <algorithm>
 
-#include "shard/trigger_runner.hpp"
 #include "consumer/shared_consumer.hpp"
+#include "shard/trigger_runner.hpp"
 
 namespace kt::detail {
 
