@@ -1,13 +1,16 @@
 """Shared by the Python suites that drive kt-host processes: thread-safe check/note output, a
 kt-cluster process holding the suite's topics, and commits read back with an independent client
 (Debian's confluent-kafka)."""
+import os
 import select
 import subprocess
+import tempfile
 import threading
 import time
 
 failures = []  # what failed, in order
 processes = []  # every process started; the suites kill what is left at exit
+_clusters = []  # the kt-cluster processes among them
 _print_lock = threading.Lock()
 
 
@@ -28,8 +31,12 @@ def start_cluster(kt_cluster, topics):
     args = [kt_cluster, "--brokers", "3"]
     for topic, partitions in topics.items():
         args += ["--topic", f"{topic}:{partitions}"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # Its log goes to a file so that a cluster that dies mid-suite can say why (cluster_died).
+    log = tempfile.NamedTemporaryFile(prefix="kt-cluster-", suffix=".log", delete=False)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+    proc.log_path = log.name
     processes.append(proc)
+    _clusters.append(proc)
     ready, _, _ = select.select([proc.stdout], [], [], 30)
     line = proc.stdout.readline() if ready else ""
     if not line.startswith("bootstrap: "):
@@ -76,8 +83,20 @@ def timed(case, tmp):
     note(f"{case.__name__}: {time.time() - started:.1f} s")
 
 
+def report_dead_clusters():
+    """A kt-cluster that exited before the suite stopped it is a failure of its own: its exit
+    code (a negative one is the signal) and the tail of its log say what ended it."""
+    for proc in _clusters:
+        if proc.poll() is not None:
+            with open(proc.log_path, errors="replace") as f:
+                tail = f.read()[-2000:]
+            check(False, f"kt-cluster exited during the suite (exit code {proc.returncode}); "
+                         f"its log ends:\n{tail}")
+
+
 def stop_all():
     """Terminates (then kills) every process still running."""
+    report_dead_clusters()
     for proc in processes:
         if proc.poll() is None:
             proc.terminate()
@@ -86,3 +105,5 @@ def stop_all():
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    for proc in _clusters:
+        os.unlink(proc.log_path)
