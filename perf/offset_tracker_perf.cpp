@@ -5,7 +5,7 @@
 #include <set>
 #include <vector>
 
-#include "offset_tracker.hpp"
+#include "consumer/offset_tracker.hpp"
 
 namespace {
 

@@ -10,6 +10,7 @@
 using kt::delivery_guarantee;
 using kt::detail::commit_entry;
 using kt::detail::commit_ledger;
+using kt::detail::ledger_trigger;
 using kt::detail::partition_id;
 
 BOOST_AUTO_TEST_SUITE(commit_ledger_suite)
@@ -17,10 +18,11 @@ BOOST_AUTO_TEST_SUITE(commit_ledger_suite)
 namespace {
 
 const partition_id p0{0, 0}, p1{0, 1}, other_topic{1, 0};
-constexpr std::array<std::uint32_t, 2> two_triggers{7, 9};
-constexpr std::array<std::uint32_t, 1> one_trigger{7};
+// Ids 7 and 9; their map keys, in these tests, are 107 and 109.
+constexpr std::array<ledger_trigger, 2> two_triggers{{{7, 107}, {9, 109}}};
+constexpr std::array<ledger_trigger, 1> one_trigger{{{7, 107}}};
 
-std::vector<commit_entry> everything(const commit_ledger& ledger) {
+std::vector<commit_entry> everything(commit_ledger& ledger) {
     return ledger.to_commit(nullptr, true);
 }
 
@@ -119,8 +121,8 @@ BOOST_AUTO_TEST_CASE(a_trigger_added_later_holds_the_commit_back_from_its_first_
     auto& p = ledger.assign(p0, 1, one_trigger);
     p.delivered(7, 0);
     p.completed(1, 7, 0);
-    ledger.add_trigger(0, 9);
-    ledger.add_trigger(1, 11);                 // another topic: not on p0
+    ledger.add_trigger(0, {9, 109});
+    ledger.add_trigger(1, {11, 111});                 // another topic: not on p0
     BOOST_TEST(*ledger.committable(p0) == 1);  // the new trigger has seen nothing yet
     p.delivered(7, 1);
     p.delivered(9, 1);

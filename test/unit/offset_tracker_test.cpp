@@ -6,7 +6,7 @@
 #include <random>
 #include <vector>
 
-#include "offset_tracker.hpp"
+#include "consumer/offset_tracker.hpp"
 
 using kt::detail::offset_tracker;
 

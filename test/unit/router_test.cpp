@@ -17,6 +17,7 @@ using kt::delivery_guarantee;
 using kt::detail::commit_ledger;
 using kt::detail::completion;
 using kt::detail::partition_id;
+using kt::detail::ledger_trigger;
 using kt::detail::partition_state;
 using kt::detail::router;
 using kt::detail::shard_link;
@@ -50,12 +51,12 @@ struct held_back_partition {
     partition_state* state = nullptr;
 
     held_back_partition() {
-        for (std::uint32_t t : {1u, 2u}) ledger.add_trigger(routes.add(trigger(t, "a", 4)), t);
-        constexpr std::array<std::uint32_t, 2> triggers{1, 2};
+        constexpr std::array<ledger_trigger, 2> triggers{{{1, 101}, {2, 102}}};
+        for (const auto& t : triggers) ledger.add_trigger(routes.add(trigger(t.id, "a", 4)), t);
         partition_state s;
         s.ledger = &ledger.assign(id, 5, triggers);
         for (std::int64_t o = 0; o < 6; ++o)
-            for (std::uint32_t t : triggers) s.ledger->delivered(t, o);
+            for (const auto& t : triggers) s.ledger->delivered(t.id, o);
         routes.partitions()[id] = std::move(s);
         state = routes.find_partition(id);
         routes.set_paused(id, *state, true);

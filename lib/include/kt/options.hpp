@@ -112,12 +112,18 @@ struct trigger_options {
 
 struct host_options {
     kt::sharing sharing = kt::sharing::per_group;
-    /// How often completed offsets are committed (also committed on revoke and stop).
+    /// The longest a finished offset waits for its commit (also committed on revoke and stop).
+    /// Each commit carries a completion map of what finished above the committed offset, so
+    /// after a crash the next owner redoes only what was unfinished or not yet committed.
     std::chrono::milliseconds commit_interval{1000};
+    /// A commit goes out as soon as this many offsets finished since the last one (0: only
+    /// every commit_interval). One commit is in flight per consumer at a time.
+    std::size_t commit_after = 1000;
     /// How long stop() waits for in-flight handlers before cancelling them.
     std::chrono::milliseconds drain_timeout{10000};
     /// How long a revocation waits for the revoked partitions' running handlers before
     /// cancelling them (their queued messages are dropped at once and go to the next owner).
+    /// Also bounds (at most 5 s) an assignment's read of the committed completion maps.
     std::chrono::milliseconds revoke_drain_timeout{10000};
     /// Capacity of each poll-thread→shard ring (messages) and shard→poll-thread ring.
     std::size_t channel_capacity = 8192;

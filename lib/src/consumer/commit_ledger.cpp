@@ -4,36 +4,52 @@
 
 namespace kt::detail {
 
-const offset_tracker* partition_ledger::tracker(std::uint32_t trigger, std::size_t hint) const {
-    if (hint < trackers_.size() && trackers_[hint].first == trigger) return &trackers_[hint].second;
-    for (const auto& [id, t] : trackers_)
-        if (id == trigger) return &t;
+const partition_ledger::trigger_entry* partition_ledger::entry(std::uint32_t trigger,
+                                                               std::size_t hint) const {
+    if (hint < triggers_.size() && triggers_[hint].trigger.id == trigger) return &triggers_[hint];
+    for (const auto& e : triggers_)
+        if (e.trigger.id == trigger) return &e;
     return nullptr;
+}
+
+bool partition_ledger::skips(std::uint32_t trigger, std::int64_t offset, std::size_t hint) {
+    auto* e = entry(trigger, hint);
+    if (!e || e->skip_at == e->skip.size()) return false;
+    while (e->skip_at < e->skip.size() && e->skip[e->skip_at].end <= offset) ++e->skip_at;
+    const bool skip = e->skip_at < e->skip.size() && e->skip[e->skip_at].begin <= offset;
+    if (skip) e->tracker.skipped(offset);
+    if (e->skip_at == e->skip.size() || (skip && offset + 1 == e->skip.back().end)) {
+        e->skip_at = e->skip.size();
+        --restoring_;
+    }
+    return skip;
 }
 
 std::size_t partition_ledger::delivered(std::uint32_t trigger, std::int64_t offset,
                                         std::size_t hint) {
-    auto* t = tracker(trigger, hint);
-    if (!t) return 0;
-    t->delivered(offset);
-    return t->backlog();
+    auto* e = entry(trigger, hint);
+    if (!e) return 0;
+    e->tracker.delivered(offset);
+    return e->tracker.backlog();
 }
 
 bool partition_ledger::completed(std::uint32_t generation, std::uint32_t trigger,
                                  std::int64_t offset) {
     if (generation != generation_) return false;
-    auto* t = tracker(trigger);
-    return t && t->completed(offset);
+    auto* e = entry(trigger);
+    if (!e || !e->tracker.completed(offset)) return false;
+    ++completions_;
+    return true;
 }
 
 std::size_t partition_ledger::backlog(std::uint32_t trigger, std::size_t hint) const {
-    const auto* t = tracker(trigger, hint);
-    return t ? t->backlog() : 0;
+    const auto* e = entry(trigger, hint);
+    return e ? e->tracker.backlog() : 0;
 }
 
 bool partition_ledger::idle() const {
-    return std::all_of(trackers_.begin(), trackers_.end(),
-                       [](const auto& entry) { return entry.second.idle(); });
+    return std::all_of(triggers_.begin(), triggers_.end(),
+                       [](const trigger_entry& e) { return e.tracker.idle(); });
 }
 
 std::optional<std::int64_t> partition_ledger::committable(delivery_guarantee delivery) const {
@@ -43,36 +59,55 @@ std::optional<std::int64_t> partition_ledger::committable(delivery_guarantee del
         return released_;
     }
     std::optional<std::int64_t> lowest;
-    for (const auto& [id, t] : trackers_)
-        if (auto offset = t.committable(); offset && (!lowest || *offset < *lowest))
+    for (const auto& e : triggers_)
+        if (auto offset = e.tracker.committable(); offset && (!lowest || *offset < *lowest))
             lowest = offset;
     return lowest;
 }
 
+completion_map partition_ledger::finished_above(std::int64_t base) const {
+    completion_map map{base, {}};
+    for (const auto& e : triggers_) {
+        auto finished = e.tracker.finished_above(base);
+        if (e.skip_at < e.skip.size())  // not reached yet: still finished
+            finished = unite(finished,
+                             offset_ranges(e.skip.begin() + static_cast<std::ptrdiff_t>(e.skip_at),
+                                           e.skip.end()));
+        map.sections.emplace_back(e.trigger.key, std::move(finished));
+    }
+    return map;
+}
+
 partition_ledger& commit_ledger::assign(const partition_id& id, std::uint32_t generation,
-                                        std::span<const std::uint32_t> triggers,
-                                        std::int64_t start_at) {
+                                        std::span<const ledger_trigger> triggers,
+                                        std::int64_t start_at, const completion_map* restored) {
     partition_ledger fresh;
     fresh.generation_ = generation;
-    for (auto trigger : triggers) {
-        offset_tracker t;
-        if (start_at >= 0) t.start_at(start_at);
-        fresh.trackers_.emplace_back(trigger, std::move(t));
+    for (const auto& trigger : triggers) {
+        partition_ledger::trigger_entry e{trigger, {}, {}, 0};
+        if (start_at >= 0) e.tracker.start_at(start_at);
+        if (const auto* finished = restored ? restored->find(trigger.key) : nullptr;
+            finished && !finished->empty()) {
+            e.skip = *finished;
+            ++fresh.restoring_;
+        }
+        fresh.triggers_.push_back(std::move(e));
     }
     if (start_at >= 0) fresh.released_ = start_at;
     return partitions_.insert_or_assign(id, std::move(fresh)).first->second;
 }
 
-void commit_ledger::add_trigger(std::uint32_t topic, std::uint32_t trigger) {
+void commit_ledger::add_trigger(std::uint32_t topic, ledger_trigger trigger) {
     for (auto& [id, p] : partitions_)
-        if (id.first == topic && !p.tracker(trigger))
-            p.trackers_.emplace_back(trigger, offset_tracker{});
+        if (id.first == topic && !p.entry(trigger.id)) p.triggers_.push_back({trigger, {}, {}, 0});
 }
 
 void commit_ledger::remove_trigger(std::uint32_t topic, std::uint32_t trigger) {
-    for (auto& [id, p] : partitions_)
-        if (id.first == topic)
-            std::erase_if(p.trackers_, [&](const auto& entry) { return entry.first == trigger; });
+    for (auto& [id, p] : partitions_) {
+        if (id.first != topic) continue;
+        if (auto* e = p.entry(trigger); e && e->skip_at < e->skip.size()) --p.restoring_;
+        std::erase_if(p.triggers_, [&](const auto& e) { return e.trigger.id == trigger; });
+    }
 }
 
 partition_ledger* commit_ledger::find(const partition_id& id) {
@@ -97,24 +132,35 @@ bool commit_ledger::idle(const std::vector<partition_id>* only) const {
 }
 
 std::vector<commit_entry> commit_ledger::to_commit(const std::vector<partition_id>* only,
-                                                   bool resend) const {
+                                                   bool resend) {
     std::vector<commit_entry> entries;
-    auto add = [&](const partition_id& id, const partition_ledger& p) {
+    auto add = [&](const partition_id& id, partition_ledger& p) {
         auto offset = p.committable(delivery_);
-        if (offset && (resend || *offset > p.sent_)) entries.push_back({id, *offset});
+        if (!offset || !(resend || *offset > p.sent_ || p.completions_ != p.sent_completions_))
+            return;
+        commit_entry e{id, *offset};
+        if (delivery_ == delivery_guarantee::at_least_once) {
+            auto map = encode(p.finished_above(*offset), map_budget_);
+            e.metadata = std::move(map.text);
+            p.map_full_ = !map.complete;
+        }
+        entries.push_back(std::move(e));
     };
     if (only) {
         for (const auto& id : *only)
             if (auto it = partitions_.find(id); it != partitions_.end()) add(it->first, it->second);
     } else {
-        for (const auto& [id, p] : partitions_) add(id, p);
+        for (auto& [id, p] : partitions_) add(id, p);
     }
     return entries;
 }
 
 void commit_ledger::sent(std::span<const commit_entry> entries) {
     for (const auto& e : entries)
-        if (auto* p = find(e.partition)) p->sent_ = e.offset;
+        if (auto* p = find(e.partition)) {
+            p->sent_ = e.offset;
+            p->sent_completions_ = p->completions_;
+        }
 }
 
 void commit_ledger::refused(std::span<const commit_entry> entries) {

@@ -1,5 +1,6 @@
 // What each assigned partition may commit: the lowest offset not yet completed by every trigger
-// on it, what was sent, and what the broker acknowledged.
+// on it with the completion map of what finished above it, what was sent, and what the broker
+// acknowledged.
 #pragma once
 
 #include <cstdint>
@@ -14,17 +15,32 @@
 #include <kt/config.hpp>
 #include <kt/metrics.hpp>
 
-#include "offset_tracker.hpp"
+#include "consumer/completion_map.hpp"
+#include "consumer/offset_tracker.hpp"
 
 namespace kt::detail {
 
 using partition_id = std::pair<std::uint32_t, std::int32_t>;  ///< (topic id, partition)
+
+/// A trigger as the ledger knows it: its id in this process and its completion map key.
+struct ledger_trigger {
+    std::uint32_t id;
+    std::uint32_t key;
+};
 
 /// One partition's offsets: a tracker per trigger on its topic (keyed by trigger id), the offset
 /// last sent in a commit and, at most once, the position handed out so far. Poll thread only.
 class partition_ledger {
   public:
     std::uint32_t generation() const noexcept { return generation_; }
+
+    /// Some trigger still has offsets to skip: finished before, says the committed map.
+    bool restoring() const noexcept { return restoring_ > 0; }
+    /// True when the committed map says `trigger` finished `offset` before: it is recorded as
+    /// finished and must not be delivered.
+    bool skips(std::uint32_t trigger, std::int64_t offset, std::size_t hint = 0);
+    /// The last commit's map had to be cut short: the partition stays held back until it fits.
+    bool map_full() const noexcept { return map_full_; }
 
     /// Records `offset` as handed to `trigger`; returns that trigger's backlog afterwards.
     /// `hint`: where the trigger is likely to be (its place in the route, the order trackers
@@ -43,24 +59,37 @@ class partition_ledger {
     /// The offset to commit: the minimum over its triggers of their lowest unfinished offset (at
     /// least once) or the position handed out (at most once); nullopt before any delivery.
     std::optional<std::int64_t> committable(delivery_guarantee delivery) const;
+    /// What each trigger finished at or above `base`, including what it has yet to skip.
+    completion_map finished_above(std::int64_t base) const;
 
   private:
     friend class commit_ledger;
-    const offset_tracker* tracker(std::uint32_t trigger, std::size_t hint = 0) const;
-    offset_tracker* tracker(std::uint32_t trigger, std::size_t hint = 0) {
-        return const_cast<offset_tracker*>(std::as_const(*this).tracker(trigger, hint));
+    struct trigger_entry {
+        ledger_trigger trigger;
+        offset_tracker tracker;
+        offset_ranges skip;  // from the committed map, consumed from the front
+        std::size_t skip_at = 0;
+    };
+    const trigger_entry* entry(std::uint32_t trigger, std::size_t hint = 0) const;
+    trigger_entry* entry(std::uint32_t trigger, std::size_t hint = 0) {
+        return const_cast<trigger_entry*>(std::as_const(*this).entry(trigger, hint));
     }
 
     std::uint32_t generation_ = 0;
-    std::vector<std::pair<std::uint32_t, offset_tracker>> trackers_;  // by trigger id
+    std::vector<trigger_entry> triggers_;
+    unsigned restoring_ = 0;         // triggers with ranges left to skip
+    std::uint64_t completions_ = 0;  // finished offsets so far (a changed map)
     std::int64_t sent_ = -1;
+    std::uint64_t sent_completions_ = 0;
     std::int64_t released_ = -1;
+    bool map_full_ = false;
 };
 
-/// A partition and the offset to commit for it.
+/// A partition, the offset to commit for it and the completion map above it.
 struct commit_entry {
     partition_id partition;
     std::int64_t offset;
+    std::string metadata = {};
     bool operator==(const commit_entry&) const = default;
 };
 
@@ -69,16 +98,19 @@ struct commit_entry {
 class commit_ledger {
   public:
     explicit commit_ledger(delivery_guarantee delivery) : delivery_(delivery) {}
+    delivery_guarantee delivery() const noexcept { return delivery_; }
 
     /// A partition assigned under `generation` to the consumer, with `triggers` on its topic;
-    /// `start_at` (>= 0) is a position known to be complete (resumed after a loss).
+    /// `start_at` (>= 0) is a position known to be complete (resumed after a loss); `restored`:
+    /// the map committed with it, each trigger skips what its section says it finished.
     partition_ledger& assign(const partition_id& id, std::uint32_t generation,
-                             std::span<const std::uint32_t> triggers, std::int64_t start_at = -1);
+                             std::span<const ledger_trigger> triggers, std::int64_t start_at = -1,
+                             const completion_map* restored = nullptr);
     /// Forgets a revoked or lost partition.
     void revoke(const partition_id& id) { partitions_.erase(id); }
     void clear() { partitions_.clear(); }
     /// Follows the triggers on `topic`: a tracker for a new one, none for one removed.
-    void add_trigger(std::uint32_t topic, std::uint32_t trigger);
+    void add_trigger(std::uint32_t topic, ledger_trigger trigger);
     void remove_trigger(std::uint32_t topic, std::uint32_t trigger);
 
     /// nullptr when `id` is not assigned (a completion for it is fenced).
@@ -87,9 +119,15 @@ class commit_ledger {
     /// Every partition in `only` (all when null) has nothing in flight.
     bool idle(const std::vector<partition_id>* only = nullptr) const;
 
+    /// Completion maps are at most this long (bytes of metadata).
+    void set_map_budget(std::size_t bytes) noexcept { map_budget_ = bytes; }
+    std::size_t map_budget() const noexcept { return map_budget_; }
+
     /// What to commit for `only` (every partition when null): partitions with a committable
-    /// offset beyond the one last sent, or every committable one when `resend`.
-    std::vector<commit_entry> to_commit(const std::vector<partition_id>* only, bool resend) const;
+    /// offset beyond the one last sent or new completions above it, or every committable one when
+    /// `resend`; each with its completion map (at least once), which marks the partitions whose
+    /// map was cut short (map_full).
+    std::vector<commit_entry> to_commit(const std::vector<partition_id>* only, bool resend);
     /// The entries were sent in a commit: the next to_commit() leaves them out until they grow.
     void sent(std::span<const commit_entry> entries);
     /// A commit of them was refused: the next to_commit() includes them again.
@@ -103,6 +141,8 @@ class commit_ledger {
 
   private:
     const delivery_guarantee delivery_;
+    // 75 % of the broker's default offset.metadata.max.bytes (4096).
+    std::size_t map_budget_ = 3072;
     std::map<partition_id, partition_ledger> partitions_;
     mutable std::mutex acknowledged_mutex_;
     committed_offsets acknowledged_;

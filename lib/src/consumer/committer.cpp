@@ -1,6 +1,10 @@
 // Commits: building the lists, sending them, and what their answers mean.
 #include "committer.hpp"
 
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
 #include "log.hpp"
 
 using namespace std::chrono_literals;
@@ -21,10 +25,16 @@ bool is_rebalance_commit_error(rd_kafka_resp_err_t err) {
 
 partition_list_ptr committer::partition_list(const std::vector<commit_entry>& entries) const {
     partition_list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(entries.size())));
-    for (const auto& e : entries)
-        rd_kafka_topic_partition_list_add(list.get(), routes_.topic_name(e.partition.first).c_str(),
-                                          e.partition.second)
-            ->offset = e.offset;
+    for (const auto& e : entries) {
+        auto* p = rd_kafka_topic_partition_list_add(
+            list.get(), routes_.topic_name(e.partition.first).c_str(), e.partition.second);
+        p->offset = e.offset;
+        if (!e.metadata.empty()) {  // librdkafka frees it with the list
+            p->metadata = malloc(e.metadata.size());
+            std::memcpy(p->metadata, e.metadata.data(), e.metadata.size());
+            p->metadata_size = e.metadata.size();
+        }
+    }
     return list;
 }
 
@@ -50,16 +60,19 @@ void committer::send(done_handler done) {
     }
     ledger_.sent(entries);
     auto list = partition_list(entries);
-    if (!done) {  // periodic: nobody waits, no state
-        client_.commit_async(list.get(), nullptr);
-        return;
-    }
-    auto op = std::make_unique<pending_commit>(pending_commit::kind::requested, std::move(done));
+    const auto what = done ? pending_commit::kind::requested : pending_commit::kind::periodic;
+    auto op = std::make_unique<pending_commit>(what, std::move(done));
     if (auto err = client_.commit_async(list.get(), op.get())) {
-        complete(std::move(op->done), kafka_exception(err, "commit"));
+        ledger_.refused(entries);
+        if (op->done) complete(std::move(op->done), kafka_exception(err, "commit"));
         return;
     }
     pending_.emplace(op.get(), std::move(op));
+}
+
+bool committer::in_flight() const {
+    return std::any_of(pending_.begin(), pending_.end(),
+                       [](const auto& p) { return p.second->what != pending_commit::kind::hold; });
 }
 
 bool committer::send_hold(const std::vector<commit_entry>& entries) {
@@ -79,13 +92,10 @@ std::optional<hold_answer> committer::on_answer(rd_kafka_resp_err_t err,
                                                 void* opaque) {
     // committed() reports what the broker acknowledged, nothing a refused commit only asked for.
     if (offsets && !err) record_committed(offsets);
-    std::unique_ptr<pending_commit> op;  // null for a periodic commit
-    if (opaque) {
-        auto node = pending_.extract(static_cast<const pending_commit*>(opaque));
-        if (!node) return std::nullopt;  // already failed (the client was replaced)
-        op = std::move(node.mapped());
-    }
-    if (op && op->what == pending_commit::kind::hold) {
+    auto node = pending_.extract(static_cast<const pending_commit*>(opaque));
+    if (!node) return std::nullopt;  // already failed (the client was replaced)
+    auto op = std::move(node.mapped());
+    if (op->what == pending_commit::kind::hold) {
         if (err || !offsets) {
             log(is_rebalance_commit_error(err) ? log_level::debug : log_level::warning,
                 "group '{}': at-most-once commit failed: {}; retrying", group_,
@@ -101,7 +111,7 @@ std::optional<hold_answer> committer::on_answer(rd_kafka_resp_err_t err,
         log(is_rebalance_commit_error(err) ? log_level::debug : log_level::warning,
             "group '{}': commit failed: {}", group_, rd_kafka_err2str(err));
     }
-    if (op) complete(std::move(op->done), err ? kafka_exception(err, "commit") : nullptr);
+    if (op->done) complete(std::move(op->done), err ? kafka_exception(err, "commit") : nullptr);
     return std::nullopt;
 }
 

@@ -35,9 +35,11 @@ class committer {
     committer(std::string group, kafka_client& client, const router& routes, commit_ledger& ledger)
         : group_(std::move(group)), client_(client), routes_(routes), ledger_(ledger) {}
 
-    /// Commits every finished offset: periodic (no `done`) or requested (resends all, completes
-    /// `done` once the broker answered).
+    /// Commits every finished offset with its completion map: periodic (no `done`) or requested
+    /// (resends all, completes `done` once the broker answered).
     void send(done_handler done);
+    /// A periodic or requested commit awaits its answer.
+    bool in_flight() const;
     /// At most once: commits the positions in `entries`; false when it could not be sent.
     bool send_hold(const std::vector<commit_entry>& entries);
     /// Commits the finished offsets of `only` (every partition when null) and waits.
@@ -56,7 +58,7 @@ class committer {
   private:
     /// The opaque of a commit sent with commit_async (periodic commits have none).
     struct pending_commit {
-        enum class kind : std::uint8_t { requested, hold };
+        enum class kind : std::uint8_t { periodic, requested, hold };
         kind what;
         done_handler done;  // requested
     };

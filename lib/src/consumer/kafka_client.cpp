@@ -160,8 +160,9 @@ void kafka_client::serve_commit_answers() {
     rd_kafka_queue_poll_callback(commit_queue_.get(), 0);
 }
 
-rd_kafka_resp_err_t kafka_client::read_committed(rd_kafka_topic_partition_list_t* partitions) {
-    return rd_kafka_committed(client_.get(), partitions, 5000);
+rd_kafka_resp_err_t kafka_client::read_committed(rd_kafka_topic_partition_list_t* partitions,
+                                                 std::chrono::milliseconds timeout) {
+    return rd_kafka_committed(client_.get(), partitions, static_cast<int>(timeout.count()));
 }
 
 std::optional<std::int64_t> kafka_client::high_watermark(const std::string& topic,

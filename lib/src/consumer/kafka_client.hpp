@@ -3,6 +3,7 @@
 // threads deliver to the event sink.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -96,8 +97,9 @@ class kafka_client {
     /// Commits `offsets` and waits for the broker.
     rd_kafka_resp_err_t commit_sync(const rd_kafka_topic_partition_list_t* offsets);
     void serve_commit_answers();
-    /// The group's committed offsets of `partitions`, filled in place (waits up to 5 s).
-    rd_kafka_resp_err_t read_committed(rd_kafka_topic_partition_list_t* partitions);
+    /// The group's committed offsets and their metadata of `partitions`, filled in place.
+    rd_kafka_resp_err_t read_committed(rd_kafka_topic_partition_list_t* partitions,
+                                       std::chrono::milliseconds timeout);
     /// The cached high watermark, if known.
     std::optional<std::int64_t> high_watermark(const std::string& topic,
                                                std::int32_t partition) const;

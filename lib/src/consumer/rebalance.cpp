@@ -73,42 +73,72 @@ std::vector<partition_id> rebalance::ids_of(const rd_kafka_topic_partition_list_
 }
 
 void rebalance::assign(rd_kafka_topic_partition_list_t* partitions) {
-    resume_lost_positions(partitions);
+    const auto committed = read_committed(partitions);
+    resume_lost_positions(partitions, committed.get());
     for (int i = 0; i < partitions->cnt; ++i) {
         const auto& p = partitions->elems[i];
         const partition_id id{p_.routes.topic_id(p.topic), p.partition};
         partition_state state;
         state.shard = shard_of(p.topic, p.partition, static_cast<unsigned>(p_.links.size()));
-        std::vector<std::uint32_t> triggers;
-        for (const auto& entry : p_.routes.route(id.first)) triggers.push_back(entry.trigger->id);
+        std::vector<ledger_trigger> triggers;
+        for (const auto& entry : p_.routes.route(id.first))
+            triggers.push_back(ledger_trigger_of(*entry.trigger));
+        const auto restored = restored_map(committed.get(), p.topic, p.partition);
         // Resumed after a loss (p.offset set): that position is complete, so it is committable.
         state.ledger = &p_.ledger.assign(id, ++next_generation_, triggers,
-                                         std::max<std::int64_t>(p.offset, -1));
+                                         std::max<std::int64_t>(p.offset, -1),
+                                         restored ? &*restored : nullptr);
         state.queue = p_.client.take_partition_queue(p.topic, p.partition);
         p_.routes.partitions()[id] = std::move(state);
     }
     notify_listeners(event::assigned, ids_of(partitions));
 }
 
-void rebalance::resume_lost_positions(rd_kafka_topic_partition_list_t* partitions) {
-    std::erase_if(lost_positions_, [](const auto& e) { return e.second.second < steady::now(); });
-    if (lost_positions_.empty()) return;
-    partition_list_ptr returning(rd_kafka_topic_partition_list_new(partitions->cnt));
-    for (int i = 0; i < partitions->cnt; ++i) {
-        const auto& p = partitions->elems[i];
-        if (lost_positions_.count({p_.routes.topic_id(p.topic), p.partition}))
-            rd_kafka_topic_partition_list_add(returning.get(), p.topic, p.partition);
+partition_list_ptr rebalance::read_committed(const rd_kafka_topic_partition_list_t* partitions) {
+    // Completion maps exist at least once; a lost partition coming back needs the commit too.
+    if (p_.ledger.delivery() != delivery_guarantee::at_least_once && lost_positions_.empty())
+        return nullptr;
+    partition_list_ptr committed(rd_kafka_topic_partition_list_copy(partitions));
+    // Bounded like the rest of the rebalance's waits: the assignment goes on without the maps.
+    const auto timeout = std::min<std::chrono::milliseconds>(5s, options_.revoke_drain_timeout);
+    if (auto err = p_.client.read_committed(committed.get(), timeout)) {
+        log(log_level::warning,
+            "group '{}': reading the committed offsets of {} assigned partition(s) failed ({}): "
+            "their triggers redo everything above the committed offset",
+            group_, partitions->cnt, rd_kafka_err2str(err));
+        return nullptr;
     }
-    if (returning->cnt == 0) return;
+    return committed;
+}
+
+std::optional<completion_map> rebalance::restored_map(
+    const rd_kafka_topic_partition_list_t* committed, const char* topic, std::int32_t partition) {
+    if (!committed || p_.ledger.delivery() != delivery_guarantee::at_least_once) return {};
+    const auto* p = rd_kafka_topic_partition_list_find(committed, topic, partition);
+    if (!p || p->err || p->offset < 0 || !p->metadata_size) return {};
+    std::string why;
+    auto map = decode({static_cast<const char*>(p->metadata), p->metadata_size}, p->offset, &why);
+    if (!map) {
+        log(log_level::info,
+            "group '{}': {}[{}]: commit metadata ignored ({}); its triggers redo everything from "
+            "offset {}",
+            group_, topic, partition, why, p->offset);
+        return {};
+    }
+    return map;
+}
+
+void rebalance::resume_lost_positions(rd_kafka_topic_partition_list_t* partitions,
+                                      const rd_kafka_topic_partition_list_t* committed) {
+    std::erase_if(lost_positions_, [](const auto& e) { return e.second.second < steady::now(); });
     // Another member may have committed further meanwhile: start at the later of the two.
-    if (p_.client.read_committed(returning.get())) return;
+    if (lost_positions_.empty() || !committed) return;
     for (int i = 0; i < partitions->cnt; ++i) {
         auto& p = partitions->elems[i];
         const partition_id id{p_.routes.topic_id(p.topic), p.partition};
         auto remembered = lost_positions_.find(id);
         if (remembered == lost_positions_.end()) continue;
-        const auto* broker =
-            rd_kafka_topic_partition_list_find(returning.get(), p.topic, p.partition);
+        const auto* broker = rd_kafka_topic_partition_list_find(committed, p.topic, p.partition);
         p.offset = std::max(remembered->second.first, broker ? broker->offset : -1);
         lost_positions_.erase(remembered);
         log(log_level::info, "group '{}': {}[{}] came back after a loss; resuming at {}", group_,

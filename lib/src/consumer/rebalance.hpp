@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -63,8 +64,14 @@ class rebalance {
   private:
     enum class event { assigned, revoked, lost };
     void assign(rd_kafka_topic_partition_list_t* partitions);
+    /// The broker's commits (offsets and metadata) of `partitions` when needed, else null.
+    partition_list_ptr read_committed(const rd_kafka_topic_partition_list_t* partitions);
+    /// The completion map committed for a partition, when it carries one of ours.
+    std::optional<completion_map> restored_map(const rd_kafka_topic_partition_list_t* committed,
+                                               const char* topic, std::int32_t partition);
     /// Starts at the completed position of a partition lost a moment ago, if it comes back.
-    void resume_lost_positions(rd_kafka_topic_partition_list_t* partitions);
+    void resume_lost_positions(rd_kafka_topic_partition_list_t* partitions,
+                               const rd_kafka_topic_partition_list_t* committed);
     void revoke(const rd_kafka_topic_partition_list_t* partitions, bool lost, bool stopping);
     bool revokes_drained() const;
     void cancel_partition_handlers();

@@ -102,27 +102,43 @@ std::vector<std::pair<std::uint32_t, partition_metrics>> router::partition_view(
     return view;
 }
 
+ledger_trigger ledger_trigger_of(const trigger_state& trigger) {
+    return {trigger.id, trigger_key(trigger.options.name)};
+}
+
 void router::dispatch(rd_kafka_message_t* raw, const partition_id& id, partition_state& state,
                       in_flight& live) {
     const auto& route = routes_[id.first];
-    const auto receivers = std::count_if(route.begin(), route.end(),
-                                         [](const route_entry& e) { return !e.detaching; });
+    auto& ledger = *state.ledger;
+    // After a restart, the committed completion map says what some triggers finished already:
+    // skipping_[i] when route[i] skips this one.
+    const bool restoring = ledger.restoring();
+    if (restoring) {
+        skipping_.assign(route.size(), false);
+        for (std::size_t i = 0; i < route.size(); ++i)
+            skipping_[i] =
+                !route[i].detaching && ledger.skips(route[i].trigger->id, raw->offset, i);
+    }
+    auto receives = [&](std::size_t i) {
+        return !route[i].detaching && !(restoring && skipping_[i]);
+    };
+    std::uint32_t receivers = 0;
+    for (std::size_t i = 0; i < route.size(); ++i) receivers += receives(i);
     if (receivers == 0) {
         rd_kafka_message_destroy(raw);
         return;
     }
-    auto& ledger = *state.ledger;
     ledger.released(raw->offset + 1);
-    auto* data = new message_data(raw, static_cast<std::uint32_t>(receivers), id.first,
-                                  ledger.generation(), &live);
+    auto* data = new message_data(raw, receivers, id.first, ledger.generation(), &live);
     for (std::size_t i = 0; i < route.size(); ++i) {
+        if (!receives(i)) continue;
         const auto& entry = route[i];
-        if (entry.detaching) continue;
         const auto backlog = ledger.delivered(entry.trigger->id, raw->offset, i);
         links_[state.shard]->push({shard_item::kind::deliver, entry.trigger.get(), data});
         if (!state.paused && backlog > entry.trigger->options.max_backlog)
             set_paused(id, state, true);
     }
+    if (!state.paused && ledger.map_full()) set_paused(id, state, true);
 }
 
 void router::completed(const completion& c, bool stopping) {
@@ -133,13 +149,18 @@ void router::completed(const completion& c, bool stopping) {
 }
 
 void router::maybe_resume(const partition_id& id, partition_state& state, bool stopping) {
-    if (!state.paused || stopping) return;
+    if (!state.paused || stopping || state.ledger->map_full()) return;
     const auto& route = routes_[id.first];
     for (std::size_t i = 0; i < route.size(); ++i)
         if (state.ledger->backlog(route[i].trigger->id, i) >
             route[i].trigger->options.max_backlog / 2)
             return;
     set_paused(id, state, false);
+}
+
+void router::resume_ready(bool stopping) {
+    for (auto& [id, state] : partitions_)
+        if (state.paused) maybe_resume(id, state, stopping);
 }
 
 void router::set_paused(const partition_id& id, partition_state& state, bool paused) {

@@ -19,6 +19,9 @@ namespace kt::detail {
 
 class trigger_state;
 
+/// The trigger as the commit ledger knows it.
+ledger_trigger ledger_trigger_of(const trigger_state& trigger);
+
 struct route_entry {
     std::shared_ptr<trigger_state> trigger;
     bool detaching = false;  // fenced: no new deliveries; its tracker still counts
@@ -82,16 +85,20 @@ class router {
         const committed_offsets& acknowledged, const kafka_client& client) const;
 
     // ---- the hot path
-    /// Hands `raw` to every trigger on its topic that is not detaching, through the partition's
-    /// shard link; holds the partition back once a trigger's backlog passes its max_backlog.
-    /// Destroys `raw` when no trigger receives it.
+    /// Hands `raw` to every trigger on its topic that is not detaching and did not finish it
+    /// before (the committed completion map), through the partition's shard link; holds the
+    /// partition back once a trigger's backlog passes its max_backlog or its completion map no
+    /// longer fits in a commit. Destroys `raw` when no trigger receives it.
     void dispatch(rd_kafka_message_t* raw, const partition_id& id, partition_state& state,
                   in_flight& live);
     /// A handler finished: marks it in the ledger (unless fenced) and resumes the partition
     /// once every trigger's backlog is down to half its max_backlog.
     void completed(const completion& c, bool stopping);
-    /// Resumes `id` if it is held back and every trigger's backlog allows it.
+    /// Resumes `id` if it is held back, every trigger's backlog allows it and its completion map
+    /// fits in a commit.
     void maybe_resume(const partition_id& id, partition_state& state, bool stopping);
+    /// maybe_resume() for every held-back partition (after a commit, whose maps may fit again).
+    void resume_ready(bool stopping);
     void set_paused(const partition_id& id, partition_state& state, bool paused);
 
   private:
@@ -102,6 +109,7 @@ class router {
     std::unordered_map<const rd_kafka_topic_t*, std::uint32_t> topic_by_handle_;
     std::vector<std::vector<route_entry>> routes_;  // by topic id
     std::map<partition_id, partition_state> partitions_;
+    std::vector<bool> skipping_;  // dispatch()'s scratch
 };
 
 }  // namespace kt::detail

@@ -106,8 +106,8 @@ void shared_consumer::start_attach(std::shared_ptr<trigger_state> trigger) {
 }
 
 void shared_consumer::run(attach_command& c) {
-    const auto id = c.trigger->id;
-    ledger_.add_trigger(routes_.add(std::move(c.trigger)), id);
+    const auto trigger = ledger_trigger_of(*c.trigger);
+    ledger_.add_trigger(routes_.add(std::move(c.trigger)), trigger);
     subscription_.changed();
 }
 
@@ -209,7 +209,8 @@ void shared_consumer::run() {
 //  3. the subscription once per command batch, so triggers added together cause one join;
 //  4. completions before commits, so a commit carries everything finished so far;
 //  5. at-most-once holds, then the stop (drained, or past its deadline: cancel, final commit,
-//     close) or the periodic commit;
+//     close) or the next commit (commit_interval passed or commit_after completions, one at a
+//     time);
 //  6. commit answers, then fetch: routing last, so the rings get this turn's messages and the
 //     shards are woken once for all of them;
 //  7. sleep only when nothing was fetched: 1 ms while work is in flight (completions are read
@@ -236,8 +237,10 @@ bool shared_consumer::turn() {
                 return false;
             }
         }
-    } else if (steady::now() >= next_commit_) {
+    } else if (commit_due(steady::now())) {
         commits_.send({});
+        routes_.resume_ready(false);  // held back for a map too large: it may fit again
+        completed_since_commit_ = 0;
         next_commit_ = steady::now() + options_.commit_interval;
     }
     client_.serve_commit_answers();
@@ -318,7 +321,16 @@ void shared_consumer::send_hold_commit() {
 
 void shared_consumer::drain_completions() {
     for (auto& link : links_)
-        link->drain_completions([this](const completion& c) { on_completion(c); });
+        link->drain_completions([this](const completion& c) {
+            on_completion(c);
+            ++completed_since_commit_;
+        });
+}
+
+bool shared_consumer::commit_due(steady::time_point now) const {
+    if (commits_.in_flight()) return false;  // one at a time: a slow broker is not flooded
+    return now >= next_commit_ ||
+           (options_.commit_after > 0 && completed_since_commit_ >= options_.commit_after);
 }
 
 void shared_consumer::on_completion(const completion& c) {

@@ -136,6 +136,7 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     void send_hold_commit();
     void resubscribe();
     void drain_completions();
+    bool commit_due(std::chrono::steady_clock::time_point now) const;
     void on_completion(const completion& c);
     void finish_detach(std::uint32_t removed);
     void cancel_runners();
@@ -204,6 +205,7 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     std::chrono::steady_clock::time_point stop_deadline_;
     std::vector<done_handler> stop_waiters_;
     std::chrono::steady_clock::time_point next_commit_;
+    std::size_t completed_since_commit_ = 0;
     std::chrono::steady_clock::time_point next_partition_view_;
 };
 

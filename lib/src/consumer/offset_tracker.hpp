@@ -7,6 +7,8 @@
 #include <deque>
 #include <optional>
 
+#include "consumer/completion_map.hpp"
+
 namespace kt::detail {
 
 /// Offsets are delivered in increasing order and may complete in any order. The committable
@@ -16,6 +18,13 @@ class offset_tracker {
   public:
     void delivered(std::int64_t offset) {
         window_.push_back({offset, false});
+        next_ = offset + 1;
+    }
+
+    /// `offset` is not delivered: a completion map says it finished before (it counts as
+    /// delivered and finished).
+    void skipped(std::int64_t offset) {
+        if (!window_.empty()) window_.push_back({offset, true});
         next_ = offset + 1;
     }
 
@@ -40,6 +49,35 @@ class offset_tracker {
         if (!window_.empty()) return window_.front().offset;
         if (next_ < 0) return std::nullopt;
         return next_;
+    }
+
+    /// The finished offsets at or above `base`. Offsets between delivered ones carry no message
+    /// (compaction, transaction markers), so a range runs across them.
+    offset_ranges finished_above(std::int64_t base) const {
+        offset_ranges out;
+        auto add = [&](std::int64_t begin, std::int64_t end) {
+            begin = std::max(begin, base);
+            if (begin >= end) return;
+            if (!out.empty() && out.back().end >= begin)
+                out.back().end = std::max(out.back().end, end);
+            else
+                out.push_back({begin, end});
+        };
+        if (window_.empty()) {
+            if (next_ >= 0) add(base, next_);
+            return out;
+        }
+        add(base, window_.front().offset);
+        std::int64_t open = -1;  // start of the finished run being read
+        for (const auto& e : window_) {
+            if (!e.done) {
+                open = -1;
+            } else {
+                if (open < 0) open = e.offset;
+                add(open, e.offset + 1);
+            }
+        }
+        return out;
     }
 
     /// Delivered but not finished (counting finished ones behind an unfinished one).
