@@ -10,6 +10,7 @@ build="$(cd "${1:-$repo/build/dev}" && pwd)"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 step() { echo "downstream-check: $*"; }
+fail() { echo "downstream-check: $*" >&2; exit 1; }
 quietly() { "$@" > "$tmp/log" 2>&1 || { cat "$tmp/log"; exit 1; }; }
 
 cmake --install "$build" --prefix "$tmp/prefix" > /dev/null
@@ -45,16 +46,12 @@ add_executable(consumer consumer.cpp)
 target_link_libraries(consumer PRIVATE kt::kt kt::http)
 CMAKE
     quietly cmake -S "$tmp/$1" -B "$tmp/$1/build" -G Ninja -DCMAKE_EXPORT_COMPILE_COMMANDS=ON
-    if grep -F -- "-c $tmp/$1/consumer.cpp" "$tmp/$1/build/compile_commands.json" |
-        grep -q -e -Wshadow; then
-        echo "downstream-check: $1: the consumer inherited kafka-triggers' warning flags" >&2
-        exit 1
-    fi
-    if ! grep -q '^KT_BUILD_TESTS:BOOL=OFF' "$tmp/$1/build/CMakeCache.txt" ||
-        ! grep -q '^KT_BUILD_APPS:BOOL=OFF' "$tmp/$1/build/CMakeCache.txt"; then
-        echo "downstream-check: $1: tests or apps are on in a parent project" >&2
-        exit 1
-    fi
+    command="$(grep -F -- "-c $tmp/$1/consumer.cpp" "$tmp/$1/build/compile_commands.json")" ||
+        fail "$1: no compile command for consumer.cpp"
+    [[ "$command" != *-Wshadow* ]] || fail "$1: the consumer inherited kafka-triggers' warning flags"
+    grep -q '^KT_BUILD_TESTS:BOOL=OFF' "$tmp/$1/build/CMakeCache.txt" &&
+        grep -q '^KT_BUILD_APPS:BOOL=OFF' "$tmp/$1/build/CMakeCache.txt" ||
+        fail "$1: our tests or apps are on in a parent project"
     step "$1: configured (kt::kt, kt::http; no tests, apps or warning flags of ours)"
 }
 configure_consumer add_subdirectory "add_subdirectory($repo kafka-triggers)"
