@@ -1,7 +1,8 @@
 # Finds librdkafka >= KT_LIBRDKAFKA_MIN as PkgConfig::RDKAFKA: KT_LIBRDKAFKA_PREFIX when given,
 # else the build scripts/setup.sh made in its cache (used only where the system's is too old),
-# else the system's. Binaries get its directory as RPATH, so they run without LD_LIBRARY_PATH.
-# scripts/setup.sh reads the next line.
+# else the system's. Binaries get its directory as RPATH, so they run without LD_LIBRARY_PATH. The
+# installed package records the prefix used (cmake/package.cmake). scripts/setup.sh reads the next
+# line.
 set(KT_LIBRDKAFKA_MIN 2.14.2)
 # The same as RD_KAFKA_VERSION encodes it (0xMMmmrrff), for the header check in version.cpp.
 string(REPLACE "." ";" kt_min_parts ${KT_LIBRDKAFKA_MIN})
@@ -24,11 +25,8 @@ if(NOT KT_LIBRDKAFKA_PREFIX)
     file(REAL_PATH "${kt_cache}/librdkafka" KT_LIBRDKAFKA_PREFIX)
   endif()
 endif()
-if(KT_LIBRDKAFKA_PREFIX)
-  set(ENV{PKG_CONFIG_PATH} "${KT_LIBRDKAFKA_PREFIX}/lib/pkgconfig:$ENV{PKG_CONFIG_PATH}")
-endif()
-
-pkg_check_modules(RDKAFKA IMPORTED_TARGET rdkafka>=${KT_LIBRDKAFKA_MIN})
+include(${CMAKE_CURRENT_LIST_DIR}/kt_find_librdkafka.cmake)
+kt_find_librdkafka("${KT_LIBRDKAFKA_PREFIX}" ${KT_LIBRDKAFKA_MIN})
 if(NOT RDKAFKA_FOUND)
   message(FATAL_ERROR "kafka-triggers needs librdkafka >= ${KT_LIBRDKAFKA_MIN}; scripts/setup.sh "
                       "builds Debian's source package of it where the system's is older "

@@ -20,12 +20,11 @@
 #include <kt/admin.hpp>
 #include <kt/embedded_cluster.hpp>
 #include <kt/errors.hpp>
+#include <kt/http.hpp>
 #include <kt/log.hpp>
 #include <kt/producer.hpp>
 #include <kt/runtime.hpp>
 #include <kt/trigger_host.hpp>
-
-#include <http_endpoints.hpp>
 
 namespace asio = boost::asio;
 namespace po = boost::program_options;

@@ -20,9 +20,8 @@
 #include <boost/program_options.hpp>
 
 #include <cli.hpp>
+#include <kt/http.hpp>
 #include <kt/kt.hpp>
-
-#include <http_endpoints.hpp>
 
 #include "demo_handlers.hpp"
 

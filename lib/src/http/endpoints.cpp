@@ -1,6 +1,6 @@
-// The HTTP endpoints of a trigger_host: an accept loop and one coroutine per connection on a
-// strand, and a router from request to response.
-#include "http_endpoints.hpp"
+// kt::http's endpoints: an accept loop and one coroutine per connection on a strand, and a router
+// from request to response.
+#include <kt/http.hpp>
 
 #include <chrono>
 #include <optional>

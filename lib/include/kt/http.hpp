@@ -1,5 +1,5 @@
 // kt::http: a small Boost.Beast HTTP/1.1 server exposing a trigger_host's metrics, health and
-// pause/resume controls (used by kt-host --metrics-port and the http-server example).
+// pause/resume controls. A component of its own: CMake target kt::http (option KT_BUILD_HTTP).
 #pragma once
 
 #include <memory>
@@ -47,7 +47,7 @@ class endpoints {
     /// run by a shard thread can run out of work. Thread-safe, idempotent, does not wait.
     void stop();
 
-    struct state;  ///< implementation (http_endpoints.cpp)
+    struct state;  ///< implementation (lib/src/http/endpoints.cpp)
 
   private:
     std::shared_ptr<state> state_;
