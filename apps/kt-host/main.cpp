@@ -61,6 +61,9 @@ struct options {
     std::size_t batch = 0;
     std::string output_topic;  // transform: copy each message there
     std::string instance_id;
+    int commit_interval_ms = 1000;
+    std::size_t commit_after = 1000;
+    bool completion_map = true;
     int metrics_port = -1;                                        // -1: no HTTP endpoints
     std::vector<std::pair<std::string, std::string>> properties;  // extra consumer properties
     std::string config;  // --config FILE: the triggers come from it
@@ -113,9 +116,10 @@ topic_spec parse_topic(const std::string& text) {
 
 /// With --config the file defines the triggers: these options would silently not apply.
 void refuse_trigger_options(const po::variables_map& vm) {
-    for (const char* name : {"group", "triggers", "sharing", "ordering", "max-in-flight", "retries",
-                             "retry-backoff-ms", "dlq", "delivery", "batch", "instance-id",
-                             "property", "group-protocol"})
+    for (const char* name :
+         {"group", "triggers", "sharing", "ordering", "max-in-flight", "retries",
+          "retry-backoff-ms", "dlq", "delivery", "batch", "instance-id", "property",
+          "group-protocol", "commit-interval-ms", "commit-after", "completion-map"})
         if (vm.count(name) && !vm[name].defaulted())
             throw po::error(
                 fmt::format("--{} cannot be combined with --config (set it in the file)", name));
@@ -125,7 +129,7 @@ std::optional<options> parse_options(int argc, char** argv) {
     options o;
     std::vector<std::string> topics, properties;
     std::string sharing = "per_group", level = "info", ordering = "partition",
-                delivery = "at_least_once", group_protocol = "classic";
+                delivery = "at_least_once", group_protocol = "classic", completion_map = "on";
     po::options_description desc(
         "kt-host: runs kafka-triggers triggers (the demo host)\n"
         "Without --bootstrap or $KAFKA_BOOTSTRAP_SERVERS it starts an embedded 3-broker cluster.\n"
@@ -157,6 +161,14 @@ std::optional<options> parse_options(int argc, char** argv) {
         "partition (one at a time per partition) | key (one at a time per key) | none")(
         "max-in-flight", po::value(&o.max_in_flight)->default_value(o.max_in_flight),
         "handlers of a trigger running at once, per shard")(
+        "commit-interval-ms", po::value(&o.commit_interval_ms)->default_value(o.commit_interval_ms),
+        "the longest a finished offset waits for its commit")(
+        "commit-after", po::value(&o.commit_after)->default_value(o.commit_after),
+        "commit as soon as this many offsets finished since the last commit (0: only every "
+        "--commit-interval-ms)")(
+        "completion-map", po::value(&completion_map)->default_value(completion_map),
+        "on | off: commits carry what finished above the committed offset, so a restart redoes "
+        "only unfinished work")(
         "fail-every", po::value(&o.fail_every)->default_value(0),
         "the handler throws for messages whose offset is a multiple of N (0: never)")(
         "retries", po::value(&o.retries)->default_value(0), "retries after a failed attempt")(
@@ -205,6 +217,13 @@ std::optional<options> parse_options(int argc, char** argv) {
     o.delivery = parse_choice("delivery", delivery, delivery_choices);
     if (o.max_in_flight < 1)
         throw po::validation_error(po::validation_error::invalid_option_value, "--max-in-flight");
+    if (o.commit_interval_ms < 1)
+        throw po::validation_error(po::validation_error::invalid_option_value,
+                                   "--commit-interval-ms");
+    if (completion_map != "on" && completion_map != "off")
+        throw po::error(
+            fmt::format("invalid --completion-map '{}': use on or off", completion_map));
+    o.completion_map = completion_map == "on";
     if (o.fail_every < 0)
         throw po::validation_error(po::validation_error::invalid_option_value, "--fail-every");
     if (o.triggers < 1)
@@ -452,7 +471,12 @@ int run(const options& o) {
     kt::runtime rt{
         {.shards = effective.shards,
          .poll_before_sleep = std::chrono::microseconds(effective.poll_before_sleep_us)}};
-    kt::trigger_host host{rt, file ? file->host : kt::host_options{.sharing = effective.sharing}};
+    kt::trigger_host host{rt, file ? file->host
+                                   : kt::host_options{.sharing = effective.sharing,
+                                                      .commit_interval = std::chrono::milliseconds(
+                                                          effective.commit_interval_ms),
+                                                      .commit_after = effective.commit_after,
+                                                      .completion_map = effective.completion_map}};
     if (file)
         kt::add_triggers(host, *file, demo_handlers(*file, work, effective.output_topic));
     else

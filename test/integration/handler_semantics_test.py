@@ -2,7 +2,8 @@
 """Handler semantics through kt-host, checked with an independent client (confluent-kafka):
 retries then dead letters carrying every header, --dlq off, a poison message that does not block
 other keys, at-most-once never redelivering across kill -9 (and at-least-once, for contrast,
-never losing), and batch triggers handling every message once.
+never losing), a restart redoing only unfinished work (the completion map), and batch triggers
+handling every message once.
 kt-host runs against a kt-cluster process (which outlives it, so dead letters can be read back
 and a killed kt-host can be restarted), or against $KT_BOOTSTRAP (real brokers) when set.
 Usage: handler_semantics_test.py <path-to-kt-host> <path-to-kt-cluster>"""
@@ -29,9 +30,11 @@ RUN = f"{os.getpid()}-{int(time.time())}"  # topics and groups are new on every 
 # CreateTopics); on real brokers kt-host creates its own.
 DLQ_TOPIC, NODLQ_TOPIC, POISON_TOPIC = f"dlq-{RUN}", f"nodlq-{RUN}", f"poison-{RUN}"
 AMO_TOPIC, ALO_TOPIC, BATCH_TOPIC = f"amo-{RUN}", f"alo-{RUN}", f"batch-{RUN}"
+MAP_TOPIC = f"map-{RUN}"
 TOPICS = {DLQ_TOPIC: 3, DLQ_TOPIC + ".dlq": 3, NODLQ_TOPIC: 3, POISON_TOPIC: 1,
           POISON_TOPIC + ".dlq": 1, AMO_TOPIC: 2, AMO_TOPIC + ".dlq": 2, ALO_TOPIC: 2,
-          ALO_TOPIC + ".dlq": 2, BATCH_TOPIC: 3, BATCH_TOPIC + ".dlq": 3}
+          ALO_TOPIC + ".dlq": 2, BATCH_TOPIC: 3, BATCH_TOPIC + ".dlq": 3, MAP_TOPIC: 1,
+          MAP_TOPIC + ".dlq": 1}
 KT_HEADERS = ("kt-original-topic", "kt-original-partition", "kt-original-offset", "kt-trigger",
               "kt-error-type", "kt-error-message", "kt-attempts", "kt-failed-at")
 
@@ -419,6 +422,44 @@ def at_least_once_never_loses(tmp):
     check(committed == total, f"at_least_once: committed offsets reach {total} ({committed})")
 
 
+def restart_redoes_only_unfinished_work(tmp):
+    """Key-ordered, 1 partition, 1000 keys, 256 in flight, 10 ms handlers. The message at offset 0
+    fails and waits 3 s for its retry, so the committed offset stays at 0 while the other keys
+    run ahead; kill -9 once 8000 are handled. Without the completion map the restart redoes all
+    of them; with it, only what was in flight or finished after the last acknowledged commit
+    (commits go out every 1000 completions, one at a time: at most two commits' worth)."""
+    topic, group, total, in_flight, commit_after = MAP_TOPIC, f"map-{RUN}", 20000, 256, 1000
+    base = ("--group", group, "--ordering", "key", "--handler-ms", "10", "--max-in-flight",
+            str(in_flight), "--fail-every", str(total // 4), "--retries", "1",
+            "--retry-backoff-ms", "3000", "--commit-after", str(commit_after),
+            "--property", "session.timeout.ms=6000")
+    output = os.path.join(tmp, "map-0.jsonl")
+    proc = start_host(tmp, "map-0", topic, *base, "--produce", str(total), "--output", output)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None and line_count(output) < 8000:
+        time.sleep(0.01)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first = read_output(output)
+    check(alive and len(first) < total - 4,
+          f"map: killed -9 mid-stream ({len(first)} of {total} handled)")
+    # Idle for longer than a retry's wait: a partition held back behind the failing message (its
+    # backlog reached max_backlog) resumes once the retry has run.
+    code, _, second = run_host(tmp, "map-1", topic, *base, "--exit-when-idle", "5", timeout=90)
+    failing = {(topic, 0, o) for o in range(0, total, total // 4)}  # dead letters, never output
+    seen = offsets_of(first + second)
+    missing = every_offset(topic) - failing - set(seen)
+    check(not missing, f"map: every offset handled across the kill ({len(missing)} missing)")
+    redone = len(set(offsets_of(first)) & set(offsets_of(second)))
+    bound = in_flight + 2 * commit_after
+    check(redone <= bound,
+          f"map: the restart redid {redone} of the {len(first)} finished before the kill "
+          f"(at most in flight + two commits' worth: {bound})")
+    committed = committed_sum(group, topic)
+    check(committed == total, f"map: committed offsets reach {total} ({committed})")
+
+
 def batches(tmp):
     topic = BATCH_TOPIC
     code, s, out = run_host(tmp, "batch", topic, "--produce", "500", "--group", f"batch-{RUN}",
@@ -443,7 +484,8 @@ try:
             BOOTSTRAP = start_cluster(KT_CLUSTER, TOPICS)
         # The crash cases spend most of their time waiting for group rejoins: run them alongside.
         crash_cases = [threading.Thread(target=timed, args=(case, tmp))
-                       for case in (at_most_once_never_redelivers, at_least_once_never_loses)]
+                       for case in (at_most_once_never_redelivers, at_least_once_never_loses,
+                                    restart_redoes_only_unfinished_work)]
         for thread in crash_cases:
             thread.start()
         for case in (retries_then_dead_letters, dead_letters_off, poison_does_not_block_other_keys,

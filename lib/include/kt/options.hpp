@@ -119,6 +119,9 @@ struct host_options {
     /// A commit goes out as soon as this many offsets finished since the last one (0: only
     /// every commit_interval). One commit is in flight per consumer at a time.
     std::size_t commit_after = 1000;
+    /// Commits carry the completion map in their metadata (off: the metadata stays empty, and a
+    /// restart redoes everything above the committed offset).
+    bool completion_map = true;
     /// How long stop() waits for in-flight handlers before cancelling them.
     std::chrono::milliseconds drain_timeout{10000};
     /// How long a revocation waits for the revoked partitions' running handlers before

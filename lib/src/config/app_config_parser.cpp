@@ -93,6 +93,8 @@ class config_parser {
         auto& host = config_.host;
         host.sharing = r.choose("sharing", sharing_choices, host.sharing);
         host.commit_interval = r.millis("commit_interval_ms", 1, host.commit_interval);
+        host.commit_after = r.integer<std::size_t>("commit_after", 0, host.commit_after);
+        host.completion_map = r.boolean("completion_map", host.completion_map);
         host.drain_timeout = r.millis("drain_timeout_ms", 0, host.drain_timeout);
         host.revoke_drain_timeout =
             r.millis("revoke_drain_timeout_ms", 0, host.revoke_drain_timeout);

@@ -73,6 +73,8 @@ std::string dump_redacted(const app_config& config) {
     json::object host_json{
         {"sharing", name_of(host.sharing, sharing_choices)},
         {"commit_interval_ms", host.commit_interval.count()},
+        {"commit_after", host.commit_after},
+        {"completion_map", host.completion_map},
         {"drain_timeout_ms", host.drain_timeout.count()},
         {"revoke_drain_timeout_ms", host.revoke_drain_timeout.count()},
         {"statistics_interval_ms", host.statistics_interval.count()},

@@ -139,7 +139,7 @@ std::vector<commit_entry> commit_ledger::to_commit(const std::vector<partition_i
         if (!offset || !(resend || *offset > p.sent_ || p.completions_ != p.sent_completions_))
             return;
         commit_entry e{id, *offset};
-        if (delivery_ == delivery_guarantee::at_least_once) {
+        if (maps_) {
             auto map = encode(p.finished_above(*offset), map_budget_);
             e.metadata = std::move(map.text);
             p.map_full_ = !map.complete;

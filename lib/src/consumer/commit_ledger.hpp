@@ -97,8 +97,13 @@ struct commit_entry {
 /// acknowledged(), which any thread may read.
 class commit_ledger {
   public:
-    explicit commit_ledger(delivery_guarantee delivery) : delivery_(delivery) {}
+    /// `completion_maps`: commits carry them (at least once only).
+    explicit commit_ledger(delivery_guarantee delivery, bool completion_maps = true)
+        : delivery_(delivery),
+          maps_(completion_maps && delivery == delivery_guarantee::at_least_once) {}
     delivery_guarantee delivery() const noexcept { return delivery_; }
+    /// Commits carry completion maps, and assignments read them back.
+    bool completion_maps() const noexcept { return maps_; }
 
     /// A partition assigned under `generation` to the consumer, with `triggers` on its topic;
     /// `start_at` (>= 0) is a position known to be complete (resumed after a loss); `restored`:
@@ -141,6 +146,7 @@ class commit_ledger {
 
   private:
     const delivery_guarantee delivery_;
+    const bool maps_;
     // 75 % of the broker's default offset.metadata.max.bytes (4096).
     std::size_t map_budget_ = 3072;
     std::map<partition_id, partition_ledger> partitions_;

@@ -95,9 +95,8 @@ void rebalance::assign(rd_kafka_topic_partition_list_t* partitions) {
 }
 
 partition_list_ptr rebalance::read_committed(const rd_kafka_topic_partition_list_t* partitions) {
-    // Completion maps exist at least once; a lost partition coming back needs the commit too.
-    if (p_.ledger.delivery() != delivery_guarantee::at_least_once && lost_positions_.empty())
-        return nullptr;
+    // For the completion maps; a lost partition coming back needs the commit too.
+    if (!p_.ledger.completion_maps() && lost_positions_.empty()) return nullptr;
     partition_list_ptr committed(rd_kafka_topic_partition_list_copy(partitions));
     // Bounded like the rest of the rebalance's waits: the assignment goes on without the maps.
     const auto timeout = std::min<std::chrono::milliseconds>(5s, options_.revoke_drain_timeout);
@@ -113,7 +112,7 @@ partition_list_ptr rebalance::read_committed(const rd_kafka_topic_partition_list
 
 std::optional<completion_map> rebalance::restored_map(
     const rd_kafka_topic_partition_list_t* committed, const char* topic, std::int32_t partition) {
-    if (!committed || p_.ledger.delivery() != delivery_guarantee::at_least_once) return {};
+    if (!committed || !p_.ledger.completion_maps()) return {};
     const auto* p = rd_kafka_topic_partition_list_find(committed, topic, partition);
     if (!p || p->err || p->offset < 0 || !p->metadata_size) return {};
     std::string why;
