@@ -2,6 +2,7 @@
 #include "demo_handlers.hpp"
 
 #include <charconv>
+#include <chrono>
 #include <optional>
 #include <stdexcept>
 
@@ -31,6 +32,10 @@ void output_file::record(const std::string& trigger, const kt::message& m) {
                       {"partition", m.partition()},
                       {"offset", m.offset()}};
     line["key"] = m.has_key() ? json::value(m.key()) : json::value(nullptr);
+    // When it finished (wall clock, ms): crash tests compare it with the moment of a kill.
+    line["at_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
     const auto text = json::serialize(line);
     std::lock_guard lock(mutex_);
     // Flushed per line: a record must survive kill -9 once its offset may be committed.

@@ -219,6 +219,10 @@ void write_partition_families(exposition_writer& out,
            [](const partition_of_trigger& p) { return known(p.partition->high_watermark); });
     family("kt_partition_lag", "High watermark minus committed offset.",
            [](const partition_of_trigger& p) { return known(p.partition->lag); });
+    family("kt_partition_completion_map_bytes",
+           "Bytes of the completion map (what finished above the committed offset) in the last "
+           "commit.",
+           [](const partition_of_trigger& p) { return p.partition->completion_map_bytes; });
 }
 
 void write_consumer_families(exposition_writer& out,
@@ -242,6 +246,8 @@ void write_consumer_families(exposition_writer& out,
     family("kt_consumer_recreations_total", "counter",
            "Clients replaced after a fatal error or outage.",
            [](const consumer_metrics& c) { return c.recreations; });
+    family("kt_consumer_commits_total", "counter", "Commit requests sent.",
+           [](const consumer_metrics& c) { return c.commits; });
     family("kt_consumer_recovering", "gauge", "1 while no broker is reachable or being recreated.",
            [](const consumer_metrics& c) { return c.recovering; });
     family("kt_consumer_threads", "gauge", "Poll thread plus librdkafka's threads.",
@@ -325,7 +331,8 @@ json::value partition_json(const partition_metrics& p) {
                         {"paused", p.paused},
                         {"committed", offset_json(p.committed)},
                         {"high_watermark", offset_json(p.high_watermark)},
-                        {"lag", offset_json(p.lag)}};
+                        {"lag", offset_json(p.lag)},
+                        {"completion_map_bytes", p.completion_map_bytes}};
 }
 
 json::value trigger_json(const trigger_metrics& t) {
@@ -358,6 +365,7 @@ json::value consumer_json(const consumer_metrics& c) {
                         {"rebalance_seconds_total", c.rebalance_seconds_total},
                         {"last_rebalance_seconds", c.last_rebalance_seconds},
                         {"recreations", c.recreations},
+                        {"commits", c.commits},
                         {"recovering", c.recovering},
                         {"recovery_reason", c.recovery_reason},
                         {"threads", c.threads},

@@ -74,10 +74,10 @@ def stderr_tail(tmp, name):
         return f.read()[-300:].strip()
 
 
-def records(path):
-    """(partition, offset) of each line of a kt-host --output file. Only a last line without its
-    newline may be torn (the writer was killed mid-line) and is skipped; any other line that
-    does not parse is a failure."""
+def records(path, with_time=False):
+    """(partition, offset) of each line of a kt-host --output file (with the time it finished, s,
+    when `with_time`). Only a last line without its newline may be torn (the writer was killed
+    mid-line) and is skipped; any other line that does not parse is a failure."""
     result = []
     if os.path.exists(path):
         with open(path) as f:
@@ -90,7 +90,8 @@ def records(path):
                     check(False, f"{os.path.basename(path)}: line {i + 1} is not JSON "
                                  f"({line[:80]!r})")
                 continue
-            result.append((r["partition"], r["offset"]))
+            key = (r["partition"], r["offset"])
+            result.append((key, r["at_ms"] / 1000) if with_time else key)
     return result
 
 
@@ -210,7 +211,7 @@ def crashes(tmp):
     last_kill, produced = threading.Event(), []
     producer = threading.Thread(target=produce, args=(topic, 0, 250, last_kill, produced))
     producer.start()
-    outputs = []
+    outputs, kill_times = [], []
     for run in range(kills):
         proc, output = start_host(tmp, f"crash-{run}", topic, group, "--handler-ms", "2")
         outputs.append(output)
@@ -218,6 +219,7 @@ def crashes(tmp):
         delay = rng.uniform(0.3, 3.0)
         time.sleep(delay)
         alive = proc.poll() is None
+        kill_times.append(time.time())
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         check(started and alive, f"crashes: run {run + 1} was consuming when killed -9 after "
@@ -244,6 +246,22 @@ def crashes(tmp):
                        f"({final} vs {hw})")
     note(f"crashes (seed {SEED}): {sum(n - 1 for n in seen.values())} duplicate deliveries "
          f"over {kills} kills")
+    # A commit, with the completion map of what finished above it, goes out at least every
+    # commit interval (1 s): a kill can only repeat work that finished in the last one (plus
+    # the commit's round trip).
+    runs_of = collections.defaultdict(list)  # record -> the runs that handled it, in order
+    for run, path in enumerate(outputs):
+        for key in records(path):
+            runs_of[key].append(run)
+    for run in range(kills):
+        finished = records(outputs[run], with_time=True)
+        redone = [at for key, at in finished
+                  if any(r > run for r in runs_of[key][runs_of[key].index(run) + 1:])]
+        older = sum(1 for at in redone if at < kill_times[run] - 1.5)
+        recent = sum(1 for _, at in finished if at >= kill_times[run] - 1.5)
+        check(older == 0, f"crashes: kill {run + 1} repeated {len(redone)} finished messages, "
+                          f"all from its last 1.5 s ({recent} finished then; {older} older)")
+    
 
 
 started = time.time()

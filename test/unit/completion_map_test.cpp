@@ -210,6 +210,8 @@ BOOST_AUTO_TEST_CASE(a_partition_whose_map_does_not_fit_is_marked_until_it_does)
     auto entries = ledger.to_commit(nullptr, false);
     BOOST_TEST(p.map_full());
     BOOST_TEST(entries[0].metadata.size() <= 64u);
+    BOOST_TEST(p.map_bytes() == entries[0].metadata.size());  // what metrics show
+    BOOST_TEST(p.map_bytes() > 0u);
     for (std::int64_t o = 0; o < 200; o += 2) p.completed(1, 1, o);
     entries = ledger.to_commit(nullptr, false);
     BOOST_TEST(!p.map_full());

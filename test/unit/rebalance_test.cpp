@@ -104,7 +104,8 @@ struct one_partition_consumer {
     kd::router routes{"g", links};
     kd::commit_ledger ledger{kt::delivery_guarantee::at_least_once};
     kd::basic_hold_until_committed<kd::message_ptr> hold;
-    kd::committer commits{"g", client, routes, ledger};
+    kd::consumer_probe probe{"g"};
+    kd::committer commits{"g", client, routes, ledger, probe};
     fake_shard shard{*links[0], events};
     const kt::host_options options = quick_drain();
     std::shared_ptr<kd::wakeup> wake = std::make_shared<kd::wakeup>();

@@ -31,6 +31,8 @@ struct partition_metrics {
     std::int64_t committed = -1;       ///< broker-acknowledged commit of the consumer; -1: none
     std::int64_t high_watermark = -1;  ///< last known end of the partition; -1: unknown
     std::int64_t lag = -1;             ///< high_watermark − committed; -1: unknown
+    /// Bytes of the completion map in the partition's last commit (what finished above it).
+    std::size_t completion_map_bytes = 0;
 };
 
 struct trigger_metrics {
@@ -65,6 +67,7 @@ struct consumer_metrics {
     double rebalance_seconds_total = 0;  ///< time spent inside them (revoke drains included)
     double last_rebalance_seconds = 0;
     std::uint64_t recreations = 0;  ///< clients replaced after a fatal error or outage
+    std::uint64_t commits = 0;      ///< commit requests sent (periodic, requested, revoke, final)
     bool recovering = false;        ///< no broker reachable, or being recreated
     std::string recovery_reason;    ///< why, while recovering
     unsigned threads = 0;           ///< its poll thread + librdkafka's main and broker threads

@@ -143,6 +143,7 @@ std::vector<commit_entry> commit_ledger::to_commit(const std::vector<partition_i
             auto map = encode(p.finished_above(*offset), map_budget_);
             e.metadata = std::move(map.text);
             p.map_full_ = !map.complete;
+            p.map_bytes_ = e.metadata.size();
         }
         entries.push_back(std::move(e));
     };

@@ -41,6 +41,8 @@ class partition_ledger {
     bool skips(std::uint32_t trigger, std::int64_t offset, std::size_t hint = 0);
     /// The last commit's map had to be cut short: the partition stays held back until it fits.
     bool map_full() const noexcept { return map_full_; }
+    /// Bytes of the last commit's map.
+    std::size_t map_bytes() const noexcept { return map_bytes_; }
 
     /// Records `offset` as handed to `trigger`; returns that trigger's backlog afterwards.
     /// `hint`: where the trigger is likely to be (its place in the route, the order trackers
@@ -83,6 +85,7 @@ class partition_ledger {
     std::uint64_t sent_completions_ = 0;
     std::int64_t released_ = -1;
     bool map_full_ = false;
+    std::size_t map_bytes_ = 0;
 };
 
 /// A partition, the offset to commit for it and the completion map above it.

@@ -62,6 +62,7 @@ void committer::send(done_handler done) {
     auto list = partition_list(entries);
     const auto what = done ? pending_commit::kind::requested : pending_commit::kind::periodic;
     auto op = std::make_unique<pending_commit>(what, std::move(done));
+    probe_.committed();
     if (auto err = client_.commit_async(list.get(), op.get())) {
         ledger_.refused(entries);
         if (op->done) complete(std::move(op->done), kafka_exception(err, "commit"));
@@ -78,6 +79,7 @@ bool committer::in_flight() const {
 bool committer::send_hold(const std::vector<commit_entry>& entries) {
     auto list = partition_list(entries);
     auto op = std::make_unique<pending_commit>(pending_commit::kind::hold, done_handler{});
+    probe_.committed();
     if (auto err = client_.commit_async(list.get(), op.get())) {
         log(log_level::warning, "group '{}': at-most-once commit failed: {}", group_,
             rd_kafka_err2str(err));
@@ -120,6 +122,7 @@ rd_kafka_resp_err_t committer::commit_now(const std::vector<partition_id>* only)
     if (entries.empty()) return RD_KAFKA_RESP_ERR_NO_ERROR;
     ledger_.sent(entries);
     auto list = partition_list(entries);
+    probe_.committed();
     auto err = client_.commit_sync(list.get());
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET) err = RD_KAFKA_RESP_ERR_NO_ERROR;
     if (err) {

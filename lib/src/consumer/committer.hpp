@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "consumer/commit_ledger.hpp"
+#include "consumer/consumer_probe.hpp"
 #include "consumer/done_handler.hpp"
 #include "consumer/kafka_client.hpp"
 #include "consumer/router.hpp"
@@ -32,8 +33,13 @@ struct hold_answer {
 
 class committer {
   public:
-    committer(std::string group, kafka_client& client, const router& routes, commit_ledger& ledger)
-        : group_(std::move(group)), client_(client), routes_(routes), ledger_(ledger) {}
+    committer(std::string group, kafka_client& client, const router& routes, commit_ledger& ledger,
+              consumer_probe& probe)
+        : group_(std::move(group)),
+          client_(client),
+          routes_(routes),
+          ledger_(ledger),
+          probe_(probe) {}
 
     /// Commits every finished offset with its completion map: periodic (no `done`) or requested
     /// (resends all, completes `done` once the broker answered).
@@ -71,6 +77,7 @@ class committer {
     kafka_client& client_;
     const router& routes_;
     commit_ledger& ledger_;
+    consumer_probe& probe_;  // counts the commits sent
     std::map<const pending_commit*, std::unique_ptr<pending_commit>> pending_;
     std::chrono::steady_clock::time_point final_retry_at_;
 };

@@ -39,6 +39,7 @@ class consumer_probe {
         assigned_.store(partitions, std::memory_order_relaxed);
     }
     void recreated() noexcept { recreations_.fetch_add(1, std::memory_order_relaxed); }
+    void committed() noexcept { commits_.fetch_add(1, std::memory_order_relaxed); }
     /// Unhealthy for `reason` until recovered().
     void recovering(std::string reason);
     /// The reason shown while recovering, without changing whether it is.
@@ -55,7 +56,7 @@ class consumer_probe {
 
   private:
     const std::string group_;
-    std::atomic<std::uint64_t> rebalances_{0}, recreations_{0};
+    std::atomic<std::uint64_t> rebalances_{0}, recreations_{0}, commits_{0};
     std::atomic<std::uint64_t> rebalance_ns_total_{0}, last_rebalance_ns_{0};
     std::atomic<std::size_t> assigned_{0};
     std::atomic<bool> recovering_{false};

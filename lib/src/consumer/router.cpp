@@ -87,7 +87,10 @@ std::vector<std::pair<std::uint32_t, partition_metrics>> router::partition_view(
     std::vector<std::pair<std::uint32_t, partition_metrics>> view;
     for (const auto& [id, state] : partitions_) {
         const auto& topic = topics_[id.first];
-        partition_metrics p{.topic = topic, .partition = id.second, .paused = state.paused};
+        partition_metrics p{.topic = topic,
+                            .partition = id.second,
+                            .paused = state.paused,
+                            .completion_map_bytes = state.ledger->map_bytes()};
         if (auto t = acknowledged.find(topic); t != acknowledged.end())
             if (auto c = t->second.find(id.second); c != t->second.end()) p.committed = c->second;
         if (auto high = client.high_watermark(topic, id.second)) p.high_watermark = *high;

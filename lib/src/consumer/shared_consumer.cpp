@@ -43,11 +43,11 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
       client_(group_, consumer_conf(config, options), *this),
       routes_(group_, links_),
       ledger_(delivery, options.completion_map),
-      commits_(group_, client_, routes_, ledger_),
+      probe_(group_),
+      commits_(group_, client_, routes_, ledger_, probe_),
       rebalance_(group_, {client_, routes_, ledger_, hold_, commits_, links_, *this}, rt, options_,
                  wakeup_),
       outage_(options.outage_recreate_after),
-      probe_(group_),
       errors_(group_) {}
 
 shared_consumer::~shared_consumer() {

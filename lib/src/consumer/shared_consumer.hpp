@@ -194,10 +194,10 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     router routes_;
     commit_ledger ledger_;
     basic_hold_until_committed<message_ptr> hold_;  // at most once
+    consumer_probe probe_;
     committer commits_;
     rebalance rebalance_;
     outage_watch outage_;
-    consumer_probe probe_;
 
     topic_subscription subscription_;
     trigger_fences fences_;
