@@ -57,6 +57,54 @@ def broker_committed(bootstrap, group, topic):
         c.close()
 
 
+def committed_metadata(bootstrap, group, topic, timeout=30):
+    """Every commit metadata the broker stored for `group` on `topic`, in order, as
+    [(partition, offset, metadata bytes)]: read from __consumer_offsets with confluent-kafka and
+    decoded here (OffsetCommit key version 0/1, value versions 1-3), independently of librdkafka's
+    committed(). Real brokers only (the embedded cluster keeps commits in memory)."""
+    import struct
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+    def string(buf, at):
+        (n,) = struct.unpack_from(">h", buf, at)
+        return buf[at + 2:at + 2 + max(n, 0)], at + 2 + max(n, 0)
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"offsets-reader-{time.time()}",
+                  "enable.auto.commit": False})
+    found = []
+    try:
+        partitions = c.list_topics("__consumer_offsets", timeout=timeout)
+        partitions = partitions.topics["__consumer_offsets"].partitions
+        ends = {p: c.get_watermark_offsets(TopicPartition("__consumer_offsets", p), timeout=timeout)[1]
+                for p in partitions}
+        c.assign([TopicPartition("__consumer_offsets", p, OFFSET_BEGINNING) for p in partitions])
+        left, deadline = {p for p, end in ends.items() if end > 0}, time.time() + timeout
+        while left and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None or m.error():
+                continue
+            if m.offset() + 1 >= ends[m.partition()]:
+                left.discard(m.partition())
+            key, value = m.key(), m.value()
+            if not key or not value or struct.unpack_from(">h", key)[0] not in (0, 1):
+                continue  # group metadata, or a tombstone
+            g, at = string(key, 2)
+            t, at = string(key, at)
+            (partition,) = struct.unpack_from(">i", key, at)
+            if g.decode() != group or t.decode() != topic:
+                continue
+            version, at = struct.unpack_from(">h", value)[0], 2
+            if version not in (1, 2, 3):
+                raise RuntimeError(f"__consumer_offsets value version {version} not understood")
+            (offset,) = struct.unpack_from(">q", value, at)
+            at += 8 + (4 if version == 3 else 0)  # leader epoch
+            metadata, _ = string(value, at)
+            found.append((partition, offset, metadata))
+    finally:
+        c.close()
+    return found
+
+
 def summary_committed(summary, topic):
     """partition -> offset of a kt-host summary's `committed` (kt-host's own view)."""
     return {int(p): o for p, o in summary.get("committed", {}).get(topic, {}).items()}
