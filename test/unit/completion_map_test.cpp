@@ -200,6 +200,24 @@ BOOST_AUTO_TEST_CASE(a_crash_while_restoring_keeps_what_was_still_to_be_skipped)
     BOOST_TEST((*map->find(kd::trigger_key("fast")) == offset_ranges{{5, 10}}));
 }
 
+BOOST_AUTO_TEST_CASE(a_range_half_skipped_is_committed_from_the_committed_offset_on) {
+    // fast skips 1..99 and is past them; slow holds the commit at 50: the map starts at 50.
+    const completion_map committed{1, {{kd::trigger_key("fast"), {{1, 100}}}}};
+    kd::commit_ledger ledger(kt::delivery_guarantee::at_least_once);
+    auto& p = ledger.assign(p0, 1, fast_and_slow, -1, &committed);
+    for (std::int64_t o = 1; o < 60; ++o) {
+        BOOST_TEST(p.skips(1, o));
+        p.delivered(2, o);
+        if (o < 50) p.completed(1, 2, o);
+    }
+    const auto entries = ledger.to_commit(nullptr, true);
+    BOOST_TEST_REQUIRE(entries.size() == 1u);
+    BOOST_TEST(entries[0].offset == 50);
+    const auto map = kd::decode(entries[0].metadata, 50);
+    BOOST_TEST_REQUIRE(map.has_value());
+    BOOST_TEST((*map->find(kd::trigger_key("fast")) == offset_ranges{{50, 100}}));
+}
+
 BOOST_AUTO_TEST_CASE(a_partition_whose_map_does_not_fit_is_marked_until_it_does) {
     kd::commit_ledger ledger(kt::delivery_guarantee::at_least_once);
     ledger.set_map_budget(64);

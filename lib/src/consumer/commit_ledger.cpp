@@ -69,10 +69,12 @@ completion_map partition_ledger::finished_above(std::int64_t base) const {
     completion_map map{base, {}};
     for (const auto& e : triggers_) {
         auto finished = e.tracker.finished_above(base);
-        if (e.skip_at < e.skip.size())  // not reached yet: still finished
-            finished = unite(finished,
-                             offset_ranges(e.skip.begin() + static_cast<std::ptrdiff_t>(e.skip_at),
-                                           e.skip.end()));
+        // Not reached yet: still finished. The range being read may start below `base`.
+        offset_ranges pending;
+        for (auto i = e.skip_at; i < e.skip.size(); ++i)
+            if (e.skip[i].end > base)
+                pending.push_back({std::max(e.skip[i].begin, base), e.skip[i].end});
+        if (!pending.empty()) finished = unite(finished, pending);
         map.sections.emplace_back(e.trigger.key, std::move(finished));
     }
     return map;
