@@ -122,7 +122,7 @@ BOOST_AUTO_TEST_CASE(a_trigger_added_later_holds_the_commit_back_from_its_first_
     p.delivered(7, 0);
     p.completed(1, 7, 0);
     ledger.add_trigger(0, {9, 109});
-    ledger.add_trigger(1, {11, 111});                 // another topic: not on p0
+    ledger.add_trigger(1, {11, 111});          // another topic: not on p0
     BOOST_TEST(*ledger.committable(p0) == 1);  // the new trigger has seen nothing yet
     p.delivered(7, 1);
     p.delivered(9, 1);

@@ -30,6 +30,19 @@ completion_map round_trip(const completion_map& map, std::size_t budget = 3072) 
     return *decoded;
 }
 
+/// The ledger's one commit entry, with the completion map it carries decoded.
+struct decoded_commit {
+    kd::commit_entry entry;
+    completion_map map;
+};
+decoded_commit single_commit(kd::commit_ledger& ledger, bool resend) {
+    auto entries = ledger.to_commit(nullptr, resend);
+    BOOST_TEST_REQUIRE(entries.size() == 1u);
+    auto map = kd::decode(entries[0].metadata, entries[0].offset);
+    BOOST_TEST_REQUIRE(map.has_value());
+    return {std::move(entries[0]), std::move(*map)};
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(a_map_comes_back_as_it_was_written) {
@@ -150,14 +163,11 @@ BOOST_AUTO_TEST_CASE(each_trigger_commits_its_own_progress_above_the_slowest) {
     }
     p.completed(1, 2, 0);
     p.completed(1, 2, 4);  // slow: 0 and 4
-    const auto entries = ledger.to_commit(nullptr, false);
-    BOOST_TEST_REQUIRE(entries.size() == 1u);
-    BOOST_TEST(entries[0].offset == 1);
-    const auto map = kd::decode(entries[0].metadata, 1);
-    BOOST_TEST_REQUIRE(map.has_value());
-    BOOST_TEST((*map->find(kd::trigger_key("fast")) == offset_ranges{{1, 10}}));
-    BOOST_TEST((*map->find(kd::trigger_key("slow")) == offset_ranges{{4, 5}}));
-    ledger.sent(entries);
+    const auto commit = single_commit(ledger, false);
+    BOOST_TEST(commit.entry.offset == 1);
+    BOOST_TEST((*commit.map.find(kd::trigger_key("fast")) == offset_ranges{{1, 10}}));
+    BOOST_TEST((*commit.map.find(kd::trigger_key("slow")) == offset_ranges{{4, 5}}));
+    ledger.sent(std::vector{commit.entry});
     BOOST_TEST(ledger.to_commit(nullptr, false).empty());
     p.completed(1, 2, 7);  // the committed offset stays, the map grows: commit again
     BOOST_TEST(ledger.to_commit(nullptr, false).size() == 1u);
@@ -193,11 +203,8 @@ BOOST_AUTO_TEST_CASE(a_crash_while_restoring_keeps_what_was_still_to_be_skipped)
         p.delivered(1, o);
         p.delivered(2, o);
     }
-    const auto entries = ledger.to_commit(nullptr, true);
-    BOOST_TEST_REQUIRE(entries.size() == 1u);
-    const auto map = kd::decode(entries[0].metadata, entries[0].offset);
-    BOOST_TEST_REQUIRE(map.has_value());
-    BOOST_TEST((*map->find(kd::trigger_key("fast")) == offset_ranges{{5, 10}}));
+    const auto commit = single_commit(ledger, true);
+    BOOST_TEST((*commit.map.find(kd::trigger_key("fast")) == offset_ranges{{5, 10}}));
 }
 
 BOOST_AUTO_TEST_CASE(a_range_half_skipped_is_committed_from_the_committed_offset_on) {
@@ -210,12 +217,9 @@ BOOST_AUTO_TEST_CASE(a_range_half_skipped_is_committed_from_the_committed_offset
         p.delivered(2, o);
         if (o < 50) p.completed(1, 2, o);
     }
-    const auto entries = ledger.to_commit(nullptr, true);
-    BOOST_TEST_REQUIRE(entries.size() == 1u);
-    BOOST_TEST(entries[0].offset == 50);
-    const auto map = kd::decode(entries[0].metadata, 50);
-    BOOST_TEST_REQUIRE(map.has_value());
-    BOOST_TEST((*map->find(kd::trigger_key("fast")) == offset_ranges{{50, 100}}));
+    const auto commit = single_commit(ledger, true);
+    BOOST_TEST(commit.entry.offset == 50);
+    BOOST_TEST((*commit.map.find(kd::trigger_key("fast")) == offset_ranges{{50, 100}}));
 }
 
 BOOST_AUTO_TEST_CASE(a_partition_whose_map_does_not_fit_is_marked_until_it_does) {

@@ -16,8 +16,8 @@
 using kt::delivery_guarantee;
 using kt::detail::commit_ledger;
 using kt::detail::completion;
-using kt::detail::partition_id;
 using kt::detail::ledger_trigger;
+using kt::detail::partition_id;
 using kt::detail::partition_state;
 using kt::detail::router;
 using kt::detail::shard_link;

@@ -328,9 +328,9 @@ void shared_consumer::drain_completions() {
 }
 
 bool shared_consumer::commit_due(steady::time_point now) const {
-    if (commits_.in_flight()) return false;  // one at a time: a slow broker is not flooded
-    return now >= next_commit_ ||
-           (options_.commit_after > 0 && completed_since_commit_ >= options_.commit_after);
+    const bool due = now >= next_commit_ || (options_.commit_after > 0 &&
+                                             completed_since_commit_ >= options_.commit_after);
+    return due && !commits_.in_flight();  // one at a time: a slow broker is not flooded
 }
 
 void shared_consumer::on_completion(const completion& c) {
