@@ -321,10 +321,7 @@ void shared_consumer::send_hold_commit() {
 
 void shared_consumer::drain_completions() {
     for (auto& link : links_)
-        link->drain_completions([this](const completion& c) {
-            on_completion(c);
-            ++completed_since_commit_;
-        });
+        link->drain_completions([this](const completion& c) { on_completion(c); });
 }
 
 bool shared_consumer::commit_due(steady::time_point now) const {
@@ -346,6 +343,7 @@ void shared_consumer::on_completion(const completion& c) {
         return;
     }
     routes_.completed(c, stopping());
+    ++completed_since_commit_;
 }
 
 void shared_consumer::pump_shards() {
