@@ -252,6 +252,12 @@ void write_consumer_families(exposition_writer& out,
            [](const consumer_metrics& c) { return c.recovering; });
     family("kt_consumer_threads", "gauge", "Poll thread plus librdkafka's threads.",
            [](const consumer_metrics& c) { return c.threads; });
+    family("kt_consumer_poll_stalled_seconds", "gauge",
+           "How long the poll thread has not turned, beyond a bounded step it is in.",
+           [](const consumer_metrics& c) { return c.poll_stalled_seconds; });
+    family("kt_consumer_delivery_stalled_seconds", "gauge",
+           "Longest time a partition with messages waiting delivered none.",
+           [](const consumer_metrics& c) { return c.delivery_stalled_seconds; });
     family("kt_consumer_lag", "gauge", "Consumer lag summed over assigned partitions.",
            [](const consumer_metrics& c) { return c.consumer_lag; });
     family("kt_consumer_fetched_messages_total", "counter",
@@ -369,6 +375,9 @@ json::value consumer_json(const consumer_metrics& c) {
                         {"recovering", c.recovering},
                         {"recovery_reason", c.recovery_reason},
                         {"threads", c.threads},
+                        {"poll_stalled_seconds", c.poll_stalled_seconds},
+                        {"delivery_stalled_seconds", c.delivery_stalled_seconds},
+                        {"stalled_partition", c.stalled_partition},
                         {"consumer_lag", c.consumer_lag},
                         {"rxmsgs", c.rxmsgs},
                         {"fetchq_cnt", c.fetchq_cnt},

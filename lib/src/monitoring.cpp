@@ -46,6 +46,14 @@ scaling_advice advise_scaling(const group_load& load, const health_thresholds& t
     return advice;
 }
 
+namespace {
+
+double seconds(std::chrono::milliseconds ms) {
+    return std::chrono::duration<double>(ms).count();
+}
+
+}  // namespace
+
 health_report assess_health(const metrics_snapshot& snapshot, const health_thresholds& thresholds,
                             bool started, bool stopped) {
     health_report report{.ready = started && !stopped};
@@ -55,13 +63,24 @@ health_report assess_health(const metrics_snapshot& snapshot, const health_thres
         if (c.recovering)
             report.reasons.push_back(fmt::format("consumer {} of group '{}' is recovering: {}",
                                                  c.client, c.group, c.recovery_reason));
+        if (c.poll_stalled_seconds > seconds(thresholds.poll_stall_after))
+            report.reasons.push_back(fmt::format(
+                "consumer {} of group '{}': its poll thread has not turned for {:.1f} s "
+                "(threshold {:.1f} s)",
+                c.client, c.group, c.poll_stalled_seconds, seconds(thresholds.poll_stall_after)));
+        if (c.delivery_stalled_seconds > seconds(thresholds.stuck_after))
+            report.reasons.push_back(fmt::format(
+                "consumer {} of group '{}': {} has messages waiting but delivered none for "
+                "{:.0f} s (threshold {:.0f} s)",
+                c.client, c.group, c.stalled_partition, c.delivery_stalled_seconds,
+                seconds(thresholds.stuck_after)));
         if (c.consumer_lag > thresholds.max_lag)
             report.reasons.push_back(
                 fmt::format("consumer {} of group '{}' lags {} messages "
                             "(threshold {})",
                             c.client, c.group, c.consumer_lag, thresholds.max_lag));
     }
-    const double stuck_after = std::chrono::duration<double>(thresholds.stuck_after).count();
+    const double stuck_after = seconds(thresholds.stuck_after);
     for (const auto& t : snapshot.triggers)
         if (t.oldest_in_flight_seconds > stuck_after)
             report.reasons.push_back(

@@ -604,6 +604,46 @@ BOOST_AUTO_TEST_CASE(a_handler_running_past_the_stuck_threshold_makes_the_host_u
     stop_host(rt, host);
 }
 
+// A partition held back behind a handler that never finishes delivers nothing while messages
+// wait beyond it: health says which partition, beside the stuck handler, and recovers after.
+BOOST_AUTO_TEST_CASE(
+    a_partition_that_delivers_nothing_while_messages_wait_makes_the_host_unhealthy) {
+    auto& k = kafka::instance();
+    // More than one fetch batch (128), so some messages stay behind the held-back partition.
+    const auto [topic, group] = k.topic_with_data("stall", 1, 1000);
+
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt, {.health = {.stuck_after = 300ms}}};
+    std::atomic<bool> release{false};
+    std::atomic<int> handled{0};
+    host.add_trigger(
+        {.name = "held", .topic = topic, .consumer = k.consumer(group), .max_backlog = 4},
+        [&](const kt::message&) -> asio::awaitable<void> {
+            asio::steady_timer timer(co_await asio::this_coro::executor);
+            while (!release) {
+                timer.expires_after(10ms);
+                co_await timer.async_wait(asio::use_awaitable);
+            }
+            ++handled;
+        });
+    host.start();
+    const auto stalled = fmt::format("{}[0] has messages waiting but delivered none", topic);
+    kt::health_report health;
+    BOOST_TEST(wait_until([&] {
+        health = host.health();
+        return std::any_of(health.reasons.begin(), health.reasons.end(),
+                           [&](const auto& r) { return r.find(stalled) != std::string::npos; });
+    }));
+    const auto snapshot = host.metrics();
+    BOOST_TEST_REQUIRE(snapshot.consumers.size() == 1u);
+    BOOST_TEST(snapshot.consumers.front().delivery_stalled_seconds > 0.3);
+    BOOST_TEST(snapshot.consumers.front().stalled_partition == topic + "[0]");
+    BOOST_TEST(snapshot.consumers.front().poll_stalled_seconds < 5.0);
+    release = true;
+    BOOST_TEST(wait_until([&] { return handled == 1000 && host.health().healthy; }));
+    stop_host(rt, host);
+}
+
 BOOST_AUTO_TEST_CASE(
     eager_strategies_hand_partitions_over_on_join_and_leave_losing_and_repeating_nothing) {
     auto& k = kafka::instance();

@@ -108,7 +108,8 @@ BOOST_AUTO_TEST_CASE(every_trigger_option_is_read) {
                        "commit_interval_ms": 250, "drain_timeout_ms": 0,
                        "revoke_drain_timeout_ms": 3000, "statistics_interval_ms": 0,
                        "outage_recreate_after_ms": 9000,
-                       "health": {"stuck_after_ms": 5000, "max_lag": 7, "scale_up_lag": 3}},
+                       "health": {"stuck_after_ms": 5000, "poll_stall_after_ms": 2500,
+                                  "max_lag": 7, "scale_up_lag": 3}},
             "producers": [{"name": "dlq", "topics": ["orders.failed"]}],
             "consumers": [{"name": "c", "group_id": "g", "topics": ["orders"],
                            "delivery": "at_most_once"}],
@@ -127,6 +128,7 @@ BOOST_AUTO_TEST_CASE(every_trigger_option_is_read) {
     BOOST_TEST(config.host.statistics_interval.count() == 0);
     BOOST_TEST(config.host.outage_recreate_after.count() == 9000);
     BOOST_TEST(config.host.health.stuck_after.count() == 5000);
+    BOOST_TEST(config.host.health.poll_stall_after.count() == 2500);
     BOOST_TEST(config.host.health.max_lag == 7);
     BOOST_TEST(config.host.health.scale_up_lag == 3);
     const auto& t = config.triggers.at(0);

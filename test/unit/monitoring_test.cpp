@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "consumer/consumer_probe.hpp"
 #include "consumer_statistics.hpp"
 #include "monitoring.hpp"
 
@@ -136,4 +137,45 @@ BOOST_AUTO_TEST_CASE(health_names_each_reason_and_ready_follows_the_lifecycle) {
     BOOST_TEST(report.reasons[0].find("lags 101") != std::string::npos);
     BOOST_TEST(report.reasons[1].find("no broker reachable") != std::string::npos);
     BOOST_TEST(report.reasons[2].find("trigger 'slow'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(a_silent_poll_thread_or_a_partition_that_delivers_nothing_is_unhealthy) {
+    const kt::health_thresholds thresholds{.stuck_after = std::chrono::seconds(30),
+                                           .poll_stall_after = std::chrono::seconds(5)};
+    kt::metrics_snapshot s;
+    s.consumers.push_back({.group = "g",
+                           .client = "rdkafka#consumer-1",
+                           .poll_stalled_seconds = 4.9,
+                           .delivery_stalled_seconds = 29.9,
+                           .stalled_partition = "orders[3]"});
+    BOOST_TEST(assess_health(s, thresholds, true, false).healthy);  // both under their threshold
+
+    s.consumers.front().poll_stalled_seconds = 6.3;
+    s.consumers.front().delivery_stalled_seconds = 31;
+    const auto report = assess_health(s, thresholds, true, false);
+    BOOST_TEST(!report.healthy);
+    BOOST_TEST_REQUIRE(report.reasons.size() == 2u);
+    BOOST_TEST(report.reasons[0] ==
+               "consumer rdkafka#consumer-1 of group 'g': its poll thread has not turned for "
+               "6.3 s (threshold 5.0 s)");
+    BOOST_TEST(report.reasons[1] ==
+               "consumer rdkafka#consumer-1 of group 'g': orders[3] has messages waiting but "
+               "delivered none for 31 s (threshold 30 s)");
+}
+
+BOOST_AUTO_TEST_CASE(the_poll_thread_is_stalled_only_past_its_last_turn_and_any_bounded_step) {
+    using namespace std::chrono_literals;
+    kt::detail::consumer_probe probe("g");
+    const auto t0 = std::chrono::steady_clock::now();
+    probe.turned(t0);
+    BOOST_TEST(probe.view(t0 + 7s).consumer.poll_stalled_seconds == 7.0);
+    probe.blocking_until(t0 + 20s);  // inside a rebalance callback bounded by then
+    BOOST_TEST(probe.view(t0 + 19s).consumer.poll_stalled_seconds == 0.0);
+    BOOST_TEST(probe.view(t0 + 23s).consumer.poll_stalled_seconds == 3.0);
+    probe.turned(t0 + 30s);
+    BOOST_TEST(probe.view(t0 + 30s).consumer.poll_stalled_seconds == 0.0);
+    probe.delivery_stalled(2500ms, "orders[1]");
+    const auto view = probe.view(t0 + 30s);
+    BOOST_TEST(view.consumer.delivery_stalled_seconds == 2.5);
+    BOOST_TEST(view.consumer.stalled_partition == "orders[1]");
 }

@@ -71,6 +71,15 @@ struct consumer_metrics {
     bool recovering = false;        ///< no broker reachable, or being recreated
     std::string recovery_reason;    ///< why, while recovering
     unsigned threads = 0;           ///< its poll thread + librdkafka's main and broker threads
+    /// How long its poll thread has not turned, beyond the bounded step it is in (a rebalance
+    /// callback may take up to 2 × revoke_drain_timeout + 5 s); about 0 while it runs.
+    double poll_stalled_seconds = 0;
+    /// The longest an assigned partition with messages beyond those delivered has delivered
+    /// nothing (held back behind a handler or a retry, a completion map that does not fit, a
+    /// fetch that never comes), and which one ("topic[partition]"); partitions of a trigger
+    /// paused by pause_trigger() do not count.
+    double delivery_stalled_seconds = 0;
+    std::string stalled_partition;
     // From librdkafka's statistics (statistics.interval.ms); zero until the first report.
     std::int64_t consumer_lag = 0;  ///< summed over assigned partitions
     std::uint64_t rxmsgs = 0;       ///< messages fetched since the client started
@@ -102,9 +111,12 @@ struct scaling_advice {
 
 /// When a host counts as unhealthy, and when scaling advice says "more".
 struct health_thresholds {
-    std::chrono::milliseconds stuck_after{60000};  ///< oldest in-flight handler older than this
-    std::int64_t max_lag = 100000;                 ///< a consumer's lag above this
-    std::int64_t scale_up_lag = 10000;             ///< lag above this, growing: recommend more
+    /// Oldest in-flight handler older than this, or a partition with messages waiting that
+    /// delivered nothing for this long.
+    std::chrono::milliseconds stuck_after{60000};
+    std::chrono::milliseconds poll_stall_after{5000};  ///< a poll thread silent for longer
+    std::int64_t max_lag = 100000;                     ///< a consumer's lag above this
+    std::int64_t scale_up_lag = 10000;                 ///< lag above this, growing: recommend more
 };
 
 struct health_report {

@@ -103,6 +103,8 @@ class config_parser {
             r.millis("outage_recreate_after_ms", 0, host.outage_recreate_after);
         if (auto health = r.child("health", health_keys)) {
             host.health.stuck_after = health->millis("stuck_after_ms", 1, host.health.stuck_after);
+            host.health.poll_stall_after =
+                health->millis("poll_stall_after_ms", 1, host.health.poll_stall_after);
             host.health.max_lag = health->integer<std::int64_t>("max_lag", 0, host.health.max_lag);
             host.health.scale_up_lag =
                 health->integer<std::int64_t>("scale_up_lag", 0, host.health.scale_up_lag);

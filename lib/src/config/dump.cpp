@@ -80,6 +80,7 @@ std::string dump_redacted(const app_config& config) {
         {"statistics_interval_ms", host.statistics_interval.count()},
         {"outage_recreate_after_ms", host.outage_recreate_after.count()},
         {"health", json::object{{"stuck_after_ms", host.health.stuck_after.count()},
+                                {"poll_stall_after_ms", host.health.poll_stall_after.count()},
                                 {"max_lag", host.health.max_lag},
                                 {"scale_up_lag", host.health.scale_up_lag}}},
         {"channel_capacity", host.channel_capacity}};

@@ -1,5 +1,7 @@
 #include "consumer/consumer_probe.hpp"
 
+#include <algorithm>
+
 namespace kt::detail {
 
 void consumer_probe::client_opened(std::string name) {
@@ -39,6 +41,12 @@ void consumer_probe::publish(std::vector<std::pair<std::uint32_t, partition_metr
     topics_ = std::move(topics);
 }
 
+void consumer_probe::delivery_stalled(std::chrono::nanoseconds longest, std::string partition) {
+    std::lock_guard lock(mutex_);
+    delivery_stalled_ = longest;
+    stalled_partition_ = std::move(partition);
+}
+
 consumer_stats consumer_probe::stats() const {
     return {.group = group_,
             .assigned_partitions = assigned_.load(std::memory_order_relaxed),
@@ -46,7 +54,7 @@ consumer_stats consumer_probe::stats() const {
             .recreations = recreations_.load(std::memory_order_relaxed)};
 }
 
-consumer_view consumer_probe::view() const {
+consumer_view consumer_probe::view(steady::time_point now) const {
     const auto counters = stats();
     consumer_view view;
     auto& m = view.consumer;
@@ -60,7 +68,14 @@ consumer_view consumer_probe::view() const {
     m.last_rebalance_seconds =
         static_cast<double>(last_rebalance_ns_.load(std::memory_order_relaxed)) / 1e9;
     m.recovering = recovering_.load(std::memory_order_relaxed);
+    const auto expected =
+        steady::duration(std::max(last_turn_ns_.load(std::memory_order_relaxed),
+                                  blocked_until_ns_.load(std::memory_order_relaxed)));
+    m.poll_stalled_seconds =
+        std::max(0.0, std::chrono::duration<double>(now.time_since_epoch() - expected).count());
     std::lock_guard lock(mutex_);
+    m.delivery_stalled_seconds = std::chrono::duration<double>(delivery_stalled_).count();
+    m.stalled_partition = stalled_partition_;
     m.client = client_name_;
     m.topics = topics_;
     if (m.recovering) m.recovery_reason = recovery_reason_;

@@ -28,7 +28,9 @@ struct consumer_view {
 
 class consumer_probe {
   public:
-    explicit consumer_probe(std::string group) : group_(std::move(group)) {}
+    using steady = std::chrono::steady_clock;
+
+    explicit consumer_probe(std::string group) : group_(std::move(group)) { turned(steady::now()); }
 
     // ---- poll thread ---------------------------------------------------------------------
     /// A new client: its name, and no statistics yet.
@@ -48,11 +50,22 @@ class consumer_probe {
     /// Replaces the partition view (what metrics() shows of partitions and topics).
     void publish(std::vector<std::pair<std::uint32_t, partition_metrics>> partitions,
                  std::vector<std::string> topics);
+    /// The poll thread finished a turn at `now`.
+    void turned(steady::time_point now) noexcept {
+        last_turn_ns_.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+    }
+    /// The poll thread enters a step bounded by `until` (a rebalance callback): silence before
+    /// then is no stall.
+    void blocking_until(steady::time_point until) noexcept {
+        blocked_until_ns_.store(until.time_since_epoch().count(), std::memory_order_relaxed);
+    }
+    /// The longest delivery stall now (see consumer_metrics::delivery_stalled_seconds).
+    void delivery_stalled(std::chrono::nanoseconds longest, std::string partition);
 
     // ---- any thread ----------------------------------------------------------------------
     /// Counters for trigger_host::consumer_stats (`triggers` left at 0).
     consumer_stats stats() const;
-    consumer_view view() const;
+    consumer_view view(steady::time_point now = steady::now()) const;
 
   private:
     const std::string group_;
@@ -60,6 +73,7 @@ class consumer_probe {
     std::atomic<std::uint64_t> rebalance_ns_total_{0}, last_rebalance_ns_{0};
     std::atomic<std::size_t> assigned_{0};
     std::atomic<bool> recovering_{false};
+    std::atomic<steady::rep> last_turn_ns_{0}, blocked_until_ns_{0};
     mutable std::mutex mutex_;  // guards the fields below
     std::optional<consumer_statistics> statistics_;
     statistics_rates rates_;
@@ -67,6 +81,8 @@ class consumer_probe {
     std::vector<std::string> topics_;
     std::string client_name_;
     std::string recovery_reason_;
+    std::chrono::nanoseconds delivery_stalled_{0};
+    std::string stalled_partition_;
 };
 
 }  // namespace kt::detail

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+
 #include "log.hpp"
 #include "message_data.hpp"
 #include "shard/trigger_state.hpp"
@@ -82,6 +84,17 @@ bool router::any_paused() const {
                        [](const auto& p) { return p.second.paused; });
 }
 
+namespace {
+
+std::int64_t committed_of(const committed_offsets& acknowledged, const std::string& topic,
+                          std::int32_t partition) {
+    if (auto t = acknowledged.find(topic); t != acknowledged.end())
+        if (auto c = t->second.find(partition); c != t->second.end()) return c->second;
+    return -1;
+}
+
+}  // namespace
+
 std::vector<std::pair<std::uint32_t, partition_metrics>> router::partition_view(
     const committed_offsets& acknowledged, const kafka_client& client) const {
     std::vector<std::pair<std::uint32_t, partition_metrics>> view;
@@ -90,9 +103,8 @@ std::vector<std::pair<std::uint32_t, partition_metrics>> router::partition_view(
         partition_metrics p{.topic = topic,
                             .partition = id.second,
                             .paused = state.paused,
+                            .committed = committed_of(acknowledged, topic, id.second),
                             .completion_map_bytes = state.ledger->map_bytes()};
-        if (auto t = acknowledged.find(topic); t != acknowledged.end())
-            if (auto c = t->second.find(id.second); c != t->second.end()) p.committed = c->second;
         if (auto high = client.high_watermark(topic, id.second)) p.high_watermark = *high;
         if (p.high_watermark >= 0 && p.committed >= 0)
             p.lag = std::max<std::int64_t>(0, p.high_watermark - p.committed);
@@ -103,6 +115,30 @@ std::vector<std::pair<std::uint32_t, partition_metrics>> router::partition_view(
         }
     }
     return view;
+}
+
+router::delivery_stall router::longest_stall(std::chrono::steady_clock::time_point now,
+                                             const committed_offsets& acknowledged,
+                                             const kafka_client& client) {
+    delivery_stall stall;
+    for (auto& [id, state] : partitions_) {
+        const auto& topic = topics_[id.first];
+        const auto& route = routes_[id.first];
+        const bool user_paused = std::any_of(route.begin(), route.end(), [](const auto& entry) {
+            return entry.trigger->paused.load(std::memory_order_relaxed);
+        });
+        const auto next = state.next_offset >= 0 ? state.next_offset
+                                                 : committed_of(acknowledged, topic, id.second);
+        const auto high = client.high_watermark(topic, id.second);
+        const bool waiting = !user_paused && next >= 0 && high && *high > next;
+        if (!waiting || state.waiting_since == std::chrono::steady_clock::time_point{})
+            state.waiting_since = now;
+        if (now - state.waiting_since > stall.longest) {
+            stall.longest = now - state.waiting_since;
+            stall.partition = fmt::format("{}[{}]", topic, id.second);
+        }
+    }
+    return stall;
 }
 
 ledger_trigger ledger_trigger_of(const trigger_state& trigger) {

@@ -3,6 +3,7 @@
 // Poll thread only.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -30,6 +31,10 @@ struct route_entry {
 struct partition_state {
     unsigned shard = 0;
     bool paused = false;  // held back: its queue is not drained
+    // For the delivery-stall health check: the offset after the last one fetched (-1: none yet),
+    // and since when it waits for a delivery while messages lie beyond it.
+    std::int64_t next_offset = -1;
+    std::chrono::steady_clock::time_point waiting_since{};
     std::unique_ptr<partition_queue> queue;
     partition_ledger* ledger = nullptr;  // its entry in the commit ledger
 };
@@ -83,6 +88,16 @@ class router {
     /// commits and the client's cached high watermarks.
     std::vector<std::pair<std::uint32_t, partition_metrics>> partition_view(
         const committed_offsets& acknowledged, const kafka_client& client) const;
+
+    struct delivery_stall {
+        std::chrono::nanoseconds longest{0};
+        std::string partition;  // "topic[partition]", empty when none waits
+    };
+    /// The partition that has waited longest with messages beyond those fetched (by the client's
+    /// cached high watermarks) and none fetched; partitions of a user-paused trigger, or with
+    /// nothing to deliver, start waiting again from `now`.
+    delivery_stall longest_stall(std::chrono::steady_clock::time_point now,
+                                 const committed_offsets& acknowledged, const kafka_client& client);
 
     // ---- the hot path
     /// Hands `raw` to every trigger on its topic that is not detaching and did not finish it

@@ -252,11 +252,13 @@ bool shared_consumer::turn() {
         for (auto& link : links_) busy |= link->backed_up();
         wakeup_->wait(busy ? 1ms : 10ms);
     }
+    probe_.turned(steady::now());
     return true;
 }
 
 std::size_t shared_consumer::poll_messages() {
     std::size_t got = 0;
+    fetched_at_ = steady::now();
     // The consumer queue carries rebalance events and errors (and messages of partitions whose
     // own queue could not be taken).
     for (int budget = 256; budget > 0; --budget) {
@@ -289,6 +291,8 @@ void shared_consumer::route(rd_kafka_message_t* raw) {
         rd_kafka_message_destroy(raw);  // not ours any more (revoked, or trigger removed)
         return;
     }
+    state->next_offset = raw->offset + 1;
+    state->waiting_since = fetched_at_;
     if (delivery_ == delivery_guarantee::at_most_once) {
         // Handed out only once a commit past it is acknowledged: a crash can lose it, never
         // repeat it.
@@ -356,6 +360,8 @@ void shared_consumer::pump_shards() {
 void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t* partitions) {
     const auto started = steady::now();
+    // Its waits are bounded: read_committed (≤ 5 s), the revoke drain and the listeners.
+    probe_.blocking_until(started + 2 * options_.revoke_drain_timeout + 5s);
     subscription_.rebalanced();
     broker_reached();  // the coordinator answered
     rebalance_.on_event(err, partitions, stopping());
@@ -394,8 +400,12 @@ void shared_consumer::on_statistics(std::string_view json) {
 }
 
 void shared_consumer::publish_partitions() {
-    next_partition_view_ = steady::now() + 500ms;
-    probe_.publish(routes_.partition_view(committed(), client_), routes_.routed_topics());
+    const auto now = steady::now();
+    next_partition_view_ = now + 500ms;
+    const auto acknowledged = committed();
+    probe_.publish(routes_.partition_view(acknowledged, client_), routes_.routed_topics());
+    auto stall = routes_.longest_stall(now, acknowledged, client_);
+    probe_.delivery_stalled(stall.longest, std::move(stall.partition));
 }
 
 // ---- failures: outage and recreation ------------------------------------------------------

@@ -207,6 +207,7 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     std::chrono::steady_clock::time_point next_commit_;
     std::size_t completed_since_commit_ = 0;
     std::chrono::steady_clock::time_point next_partition_view_;
+    std::chrono::steady_clock::time_point fetched_at_;  // this turn's fetch
 };
 
 }  // namespace kt::detail
