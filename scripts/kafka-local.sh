@@ -59,6 +59,8 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
 log.segment.bytes=1048576
+# Not the default (4096), so tests see that completion map budgets come from the broker.
+offset.metadata.max.bytes=8192
 log.retention.check.interval.ms=60000
 PROPS
     # Kafka logs through slf4j -> reload4j (log4j.properties); Kafka 4 also carries log4j2, which

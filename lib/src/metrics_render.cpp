@@ -255,6 +255,9 @@ void write_consumer_families(exposition_writer& out,
     family("kt_consumer_poll_stalled_seconds", "gauge",
            "How long the poll thread has not turned, beyond a bounded step it is in.",
            [](const consumer_metrics& c) { return c.poll_stalled_seconds; });
+    family("kt_consumer_completion_map_budget_bytes", "gauge",
+           "Bytes a partition's completion map may take (75 % of offset.metadata.max.bytes).",
+           [](const consumer_metrics& c) { return c.completion_map_budget_bytes; });
     family("kt_consumer_delivery_stalled_seconds", "gauge",
            "Longest time a partition with messages waiting delivered none.",
            [](const consumer_metrics& c) { return c.delivery_stalled_seconds; });
@@ -378,6 +381,7 @@ json::value consumer_json(const consumer_metrics& c) {
                         {"poll_stalled_seconds", c.poll_stalled_seconds},
                         {"delivery_stalled_seconds", c.delivery_stalled_seconds},
                         {"stalled_partition", c.stalled_partition},
+                        {"completion_map_budget_bytes", c.completion_map_budget_bytes},
                         {"consumer_lag", c.consumer_lag},
                         {"rxmsgs", c.rxmsgs},
                         {"fetchq_cnt", c.fetchq_cnt},

@@ -18,8 +18,8 @@ import urllib.error
 import urllib.request
 
 import kt_processes
-from kt_processes import (broker_committed, check, failures, start_cluster, stop_all,
-                          summary_committed)
+from kt_processes import (broker_committed, check, failures, metadata_max_bytes, start_cluster,
+                          stop_all, summary_committed)
 
 KT_HOST, KT_CLUSTER = sys.argv[1:3]
 BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")  # real brokers; otherwise a kt-cluster process
@@ -188,6 +188,12 @@ def handled_total(metrics_text):
                if line.startswith("kt_trigger_handled_total{"))
 
 
+def gauge(metrics_text, prefix):
+    values = [float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+              if line.startswith(prefix)]
+    return values[0] if values else None
+
+
 def check_metrics_port():
     """--metrics-port serves /metrics and /healthz while kt-host runs; SIGTERM still drains."""
     topic = f"scraped-{RUN}"
@@ -210,6 +216,16 @@ def check_metrics_port():
             total = handled_total(text) if status == 200 else 0
             time.sleep(0.2)
         check(total == 400, f"/metrics counts 2 triggers x 200 handled ({total})")
+        # The completion map budget is 75 % of what the broker says (read here with another
+        # client); 3072 where it does not say. kafka-local.sh sets a non-default 8192.
+        limit = metadata_max_bytes(BOOTSTRAP)
+        expected = min(limit // 4 * 3, 32768) if limit is not None else 3072
+        deadline, budget = time.time() + 30, None
+        while time.time() < deadline and budget != expected:
+            budget = gauge(scrape(port, "/metrics")[1], "kt_consumer_completion_map_budget_bytes{")
+            time.sleep(0.2)
+        check(budget == expected, f"completion map budget {budget} == {expected} "
+                                  f"(offset.metadata.max.bytes {limit})")
         status, body = scrape(port, "/healthz")
         check(status == 200 and body.strip() == "ok", f"/healthz answers ok ({status} {body!r})")
     finally:

@@ -57,6 +57,21 @@ def broker_committed(bootstrap, group, topic):
         c.close()
 
 
+def metadata_max_bytes(bootstrap):
+    """A broker's offset.metadata.max.bytes read with confluent-kafka's DescribeConfigs, or None
+    when it does not answer (the embedded cluster has no DescribeConfigs)."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    broker = next(iter(admin.list_topics(timeout=30).brokers))
+    resource = ConfigResource(ConfigResource.Type.BROKER, str(broker))
+    try:
+        configs = admin.describe_configs([resource], request_timeout=10)[resource].result(15)
+    except Exception:  # noqa: BLE001 - any refusal means "not known"
+        return None
+    entry = configs.get("offset.metadata.max.bytes")
+    return int(entry.value) if entry is not None else None
+
+
 def committed_metadata(bootstrap, group, topic, timeout=30):
     """Every commit metadata the broker stored for `group` on `topic`, in order, as
     [(partition, offset, metadata bytes)]: read from __consumer_offsets with confluent-kafka and

@@ -222,6 +222,13 @@ BOOST_AUTO_TEST_CASE(a_range_half_skipped_is_committed_from_the_committed_offset
     BOOST_TEST((*commit.map.find(kd::trigger_key("fast")) == offset_ranges{{50, 100}}));
 }
 
+BOOST_AUTO_TEST_CASE(the_budget_is_three_quarters_of_the_broker_limit_capped_at_32_kib) {
+    BOOST_TEST(kd::commit_ledger::map_budget_for(4096) == 3072u);  // Kafka's default
+    BOOST_TEST(kd::commit_ledger::map_budget_for(1000) == 750u);
+    BOOST_TEST(kd::commit_ledger::map_budget_for(3) == 0u);  // too small for any map
+    BOOST_TEST(kd::commit_ledger::map_budget_for(1 << 20) == 32768u);
+}
+
 BOOST_AUTO_TEST_CASE(a_partition_whose_map_does_not_fit_is_marked_until_it_does) {
     kd::commit_ledger ledger(kt::delivery_guarantee::at_least_once);
     ledger.set_map_budget(64);

@@ -80,6 +80,9 @@ struct consumer_metrics {
     /// paused by pause_trigger() do not count.
     double delivery_stalled_seconds = 0;
     std::string stalled_partition;
+    /// Bytes a partition's completion map may take: 75 % of the brokers' offset.metadata.max.bytes
+    /// (asked once per client; 3072 until answered, and where the broker does not say).
+    std::size_t completion_map_budget_bytes = 0;
     // From librdkafka's statistics (statistics.interval.ms); zero until the first report.
     std::int64_t consumer_lag = 0;  ///< summed over assigned partitions
     std::uint64_t rxmsgs = 0;       ///< messages fetched since the client started

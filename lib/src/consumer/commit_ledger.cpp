@@ -188,4 +188,8 @@ committed_offsets commit_ledger::acknowledged() const {
     return acknowledged_;
 }
 
+std::size_t commit_ledger::map_budget_for(std::int64_t limit) noexcept {
+    return static_cast<std::size_t>(std::clamp<std::int64_t>(limit / 4 * 3, 0, 32 * 1024));
+}
+
 }  // namespace kt::detail

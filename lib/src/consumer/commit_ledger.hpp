@@ -129,6 +129,10 @@ class commit_ledger {
 
     /// Completion maps are at most this long (bytes of metadata).
     void set_map_budget(std::size_t bytes) noexcept { map_budget_ = bytes; }
+    /// The budget for a broker whose offset.metadata.max.bytes is `limit`: 75 % of it (room for
+    /// other writers' conventions and for growth between encoding and the commit), at most 32 KiB
+    /// so a commit of many partitions stays small.
+    static std::size_t map_budget_for(std::int64_t limit) noexcept;
     std::size_t map_budget() const noexcept { return map_budget_; }
 
     /// What to commit for `only` (every partition when null): partitions with a committable
@@ -150,7 +154,7 @@ class commit_ledger {
   private:
     const delivery_guarantee delivery_;
     const bool maps_;
-    // 75 % of the broker's default offset.metadata.max.bytes (4096).
+    // map_budget_for() the broker's default offset.metadata.max.bytes (4096) until it answers.
     std::size_t map_budget_ = 3072;
     std::map<partition_id, partition_ledger> partitions_;
     mutable std::mutex acknowledged_mutex_;

@@ -63,6 +63,7 @@ consumer_view consumer_probe::view(steady::time_point now) const {
     m.rebalances = counters.rebalances;
     m.recreations = counters.recreations;
     m.commits = commits_.load(std::memory_order_relaxed);
+    m.completion_map_budget_bytes = map_budget_.load(std::memory_order_relaxed);
     m.rebalance_seconds_total =
         static_cast<double>(rebalance_ns_total_.load(std::memory_order_relaxed)) / 1e9;
     m.last_rebalance_seconds =

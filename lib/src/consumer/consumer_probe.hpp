@@ -42,6 +42,9 @@ class consumer_probe {
     }
     void recreated() noexcept { recreations_.fetch_add(1, std::memory_order_relaxed); }
     void committed() noexcept { commits_.fetch_add(1, std::memory_order_relaxed); }
+    void map_budget(std::size_t bytes) noexcept {
+        map_budget_.store(bytes, std::memory_order_relaxed);
+    }
     /// Unhealthy for `reason` until recovered().
     void recovering(std::string reason);
     /// The reason shown while recovering, without changing whether it is.
@@ -71,7 +74,7 @@ class consumer_probe {
     const std::string group_;
     std::atomic<std::uint64_t> rebalances_{0}, recreations_{0}, commits_{0};
     std::atomic<std::uint64_t> rebalance_ns_total_{0}, last_rebalance_ns_{0};
-    std::atomic<std::size_t> assigned_{0};
+    std::atomic<std::size_t> assigned_{0}, map_budget_{0};
     std::atomic<bool> recovering_{false};
     std::atomic<steady::rep> last_turn_ns_{0}, blocked_until_ns_{0};
     mutable std::mutex mutex_;  // guards the fields below

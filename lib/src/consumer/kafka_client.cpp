@@ -1,7 +1,11 @@
 // The consumer's rd_kafka_t: creation, queues, subscription, assignment, commits, close.
 #include "kafka_client.hpp"
 
+#include <cstdlib>
 #include <cstring>
+#include <variant>
+
+#include <fmt/format.h>
 
 #include "log.hpp"
 
@@ -42,6 +46,8 @@ void kafka_client::open() {
     rd_kafka_poll_set_consumer(client_.get());
     consumer_queue_.reset(rd_kafka_queue_get_consumer(client_.get()));
     commit_queue_.reset(rd_kafka_queue_new(client_.get()));
+    admin_queue_.reset(rd_kafka_queue_new(client_.get()));
+    limit_request_ = limit_request::unasked;
     rd_kafka_queue_cb_event_enable(consumer_queue_.get(), &kafka_client::queue_event, this);
     rd_kafka_queue_cb_event_enable(commit_queue_.get(), &kafka_client::queue_event, this);
 }
@@ -51,6 +57,7 @@ void kafka_client::end(client_end how) {
     rd_kafka_queue_cb_event_enable(consumer_queue_.get(), nullptr, nullptr);
     commit_queue_.reset();
     consumer_queue_.reset();
+    admin_queue_.reset();
     std::lock_guard lock(mutex_);
     switch (how) {
         case client_end::destroy:
@@ -177,6 +184,67 @@ std::optional<std::int64_t> kafka_client::high_watermark(const std::string& topi
 
 void kafka_client::close() {
     rd_kafka_consumer_close(client_.get());
+}
+
+namespace {
+
+constexpr const char* metadata_limit_name = "offset.metadata.max.bytes";
+
+// The limit in a DescribeConfigs result, or the reason there is none.
+std::variant<std::int64_t, std::string> metadata_limit_of(rd_kafka_event_t* event) {
+    if (rd_kafka_event_error(event)) return std::string(rd_kafka_event_error_string(event));
+    const auto* result = rd_kafka_event_DescribeConfigs_result(event);
+    std::size_t count = 0;
+    const auto** resources =
+        result ? rd_kafka_DescribeConfigs_result_resources(result, &count) : nullptr;
+    if (count != 1) return std::string("no resource in the answer");
+    if (rd_kafka_ConfigResource_error(resources[0]))
+        return std::string(rd_kafka_ConfigResource_error_string(resources[0]));
+    std::size_t entries = 0;
+    const auto** configs = rd_kafka_ConfigResource_configs(resources[0], &entries);
+    for (std::size_t i = 0; i < entries; ++i) {
+        const char* value = rd_kafka_ConfigEntry_value(configs[i]);
+        if (std::strcmp(rd_kafka_ConfigEntry_name(configs[i]), metadata_limit_name) != 0 || !value)
+            continue;
+        char* end = nullptr;
+        const long long limit = std::strtoll(value, &end, 10);
+        if (end == value || *end || limit < 0) return fmt::format("not a size: '{}'", value);
+        return static_cast<std::int64_t>(limit);
+    }
+    return fmt::format("the broker did not report {}", metadata_limit_name);
+}
+
+}  // namespace
+
+std::optional<std::int64_t> kafka_client::take_offset_metadata_limit() {
+    if (!client_ || limit_request_ == limit_request::done) return std::nullopt;
+    if (limit_request_ == limit_request::unasked) {
+        const auto broker = rd_kafka_controllerid(client_.get(), 0);  // any broker known yet
+        if (broker < 0) return std::nullopt;
+        const auto name = std::to_string(broker);
+        auto* resource = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, name.c_str());
+        rd_kafka_ConfigResource_set_config(resource, metadata_limit_name, nullptr);
+        auto* options = rd_kafka_AdminOptions_new(client_.get(), RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+        rd_kafka_AdminOptions_set_request_timeout(options, 10000, nullptr, 0);
+        rd_kafka_DescribeConfigs(client_.get(), &resource, 1, options, admin_queue_.get());
+        rd_kafka_AdminOptions_destroy(options);
+        rd_kafka_ConfigResource_destroy(resource);
+        log(log_level::debug, "group '{}': asking broker {} for {}", group_, broker,
+            metadata_limit_name);
+        limit_request_ = limit_request::asked;
+        return std::nullopt;
+    }
+    rd_kafka_event_t* event = rd_kafka_queue_poll(admin_queue_.get(), 0);
+    if (!event) return std::nullopt;
+    limit_request_ = limit_request::done;
+    auto limit = metadata_limit_of(event);
+    rd_kafka_event_destroy(event);
+    if (auto* why = std::get_if<std::string>(&limit)) {
+        log(log_level::debug, "group '{}': {} unknown ({}): the default applies", group_,
+            metadata_limit_name, *why);
+        return std::nullopt;
+    }
+    return std::get<std::int64_t>(limit);
 }
 
 void kafka_client::queue_event(rd_kafka_t*, void* opaque) {

@@ -106,6 +106,12 @@ class kafka_client {
     /// Leaves the group (the last rebalance callbacks run inside).
     void close();
 
+    /// The broker's offset.metadata.max.bytes, once per client: the first calls ask a broker
+    /// (DescribeConfigs, once the client knows one), a later call returns the answer, every other
+    /// call nullopt. A refusal (the embedded cluster has no DescribeConfigs) is logged at debug
+    /// level and never answered.
+    std::optional<std::int64_t> take_offset_metadata_limit();
+
   private:
     static void queue_event(rd_kafka_t* rk, void* opaque);
     static void rebalance_trampoline(rd_kafka_t* rk, rd_kafka_resp_err_t err,
@@ -123,6 +129,8 @@ class kafka_client {
     client_ptr client_;
     queue_ptr consumer_queue_;
     queue_ptr commit_queue_;
+    queue_ptr admin_queue_;  // the DescribeConfigs answer
+    enum class limit_request : std::uint8_t { unasked, asked, done } limit_request_{};
 };
 
 }  // namespace kt::detail

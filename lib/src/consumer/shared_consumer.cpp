@@ -48,7 +48,9 @@ shared_consumer::shared_consumer(sharing_key key, const consumer_config& config,
       rebalance_(group_, {client_, routes_, ledger_, hold_, commits_, links_, *this}, rt, options_,
                  wakeup_),
       outage_(options.outage_recreate_after),
-      errors_(group_) {}
+      errors_(group_) {
+    if (options.completion_map) probe_.map_budget(ledger_.map_budget());
+}
 
 shared_consumer::~shared_consumer() {
     if (thread_.joinable()) {
@@ -406,6 +408,17 @@ void shared_consumer::publish_partitions() {
     probe_.publish(routes_.partition_view(acknowledged, client_), routes_.routed_topics());
     auto stall = routes_.longest_stall(now, acknowledged, client_);
     probe_.delivery_stalled(stall.longest, std::move(stall.partition));
+    if (options_.completion_map) learn_map_budget();
+}
+
+void shared_consumer::learn_map_budget() {
+    if (auto limit = client_.take_offset_metadata_limit()) {
+        ledger_.set_map_budget(commit_ledger::map_budget_for(*limit));
+        probe_.map_budget(ledger_.map_budget());
+        log(log_level::debug,
+            "group '{}': offset.metadata.max.bytes {}: completion maps up to {} bytes", group_,
+            *limit, ledger_.map_budget());
+    }
 }
 
 // ---- failures: outage and recreation ------------------------------------------------------

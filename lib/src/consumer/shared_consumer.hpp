@@ -162,6 +162,8 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     void brokers_down();
     /// A broker answered (statistics, a commit, a rebalance): no outage.
     void broker_reached();
+    /// The completion map budget from the broker's offset.metadata.max.bytes, once it answers.
+    void learn_map_budget();
     /// Refreshes the probe's partition view for metrics().
     void publish_partitions();
     /// Waits (bounded) until no message of the current client is referenced any more; false if
