@@ -56,6 +56,10 @@ else
   # What upstream's build of librdkafka needs (system zlib, OpenSSL, SASL, zstd, lz4).
   packages+=(dpkg-dev xz-utils zlib1g-dev libsasl2-dev libzstd-dev liblz4-dev)
 fi
+# clang and its libFuzzer runtime, for scripts/fuzz.sh (the runtime's package carries clang's
+# major version: 14 on bookworm, 19 on trixie).
+clang_major=$(candidate clang | sed -n 's/^[0-9]*:\{0,1\}\([0-9]*\)\..*/\1/p')
+[ -n "$clang_major" ] && packages+=(clang "libclang-rt-$clang_major-dev")
 install_missing "${packages[@]}"
 
 build_rdkafka() {

@@ -59,6 +59,16 @@ BOOST_AUTO_TEST_CASE(a_map_comes_back_as_it_was_written) {
     BOOST_TEST(back.find(13) == nullptr);  // a trigger without a section runs everything
 }
 
+// Found by fuzz/completion_map_fuzz.cpp: dropping the empty section let the section for every
+// trigger answer for a trigger that had finished nothing.
+BOOST_AUTO_TEST_CASE(an_empty_section_beside_one_for_every_trigger_is_kept) {
+    const completion_map map{1, {{0x400000, {}}, {kd::every_trigger, {{2, 128}}}}};
+    const auto decoded = round_trip(map);
+    BOOST_TEST_REQUIRE(decoded.find(0x400000));
+    BOOST_TEST(decoded.find(0x400000)->empty());
+    BOOST_TEST((*decoded.find(7) == offset_ranges{{2, 128}}));
+}
+
 BOOST_AUTO_TEST_CASE(an_empty_map_is_empty_metadata) {
     const completion_map map{5, {{11, {}}, {12, {}}}};
     BOOST_TEST(kd::encode(map, 3072).text.empty());

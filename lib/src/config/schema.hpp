@@ -56,7 +56,8 @@ inline constexpr std::string_view common_keys[] = {"bootstrap_servers",
                                                    "health",
                                                    "channel_capacity",
                                                    "properties"};
-inline constexpr std::string_view health_keys[] = {"stuck_after_ms", "poll_stall_after_ms", "max_lag", "scale_up_lag"};
+inline constexpr std::string_view health_keys[] = {"stuck_after_ms", "poll_stall_after_ms",
+                                                   "max_lag", "scale_up_lag"};
 inline constexpr std::string_view security_keys[] = {
     "protocol",        "sasl_mechanism",           "sasl_username",    "sasl_password",
     "ssl_ca_location", "ssl_certificate_location", "ssl_key_location", "ssl_key_password"};

@@ -61,7 +61,7 @@ void committer::send(done_handler done) {
     ledger_.sent(entries);
     auto list = partition_list(entries);
     const auto what = done ? pending_commit::kind::requested : pending_commit::kind::periodic;
-    auto op = std::make_unique<pending_commit>(what, std::move(done));
+    auto op = std::make_unique<pending_commit>(pending_commit{what, std::move(done)});
     probe_.committed();
     if (auto err = client_.commit_async(list.get(), op.get())) {
         ledger_.refused(entries);
@@ -78,7 +78,7 @@ bool committer::in_flight() const {
 
 bool committer::send_hold(const std::vector<commit_entry>& entries) {
     auto list = partition_list(entries);
-    auto op = std::make_unique<pending_commit>(pending_commit::kind::hold, done_handler{});
+    auto op = std::make_unique<pending_commit>(pending_commit{pending_commit::kind::hold, {}});
     probe_.committed();
     if (auto err = client_.commit_async(list.get(), op.get())) {
         log(log_level::warning, "group '{}': at-most-once commit failed: {}", group_,

@@ -169,10 +169,13 @@ encoded_map encode(const completion_map& map, std::size_t budget) {
     std::sort(keys.begin(), keys.end());
     // Two triggers whose names hash alike would read each other's section.
     const bool keys_unique = std::adjacent_find(keys.begin(), keys.end()) == keys.end();
+    // An empty section ("finished nothing") can be left out, unless a section for every trigger
+    // would then answer for its trigger (found by fuzzing).
+    const bool has_every = std::binary_search(keys.begin(), keys.end(), every_trigger);
     std::vector<bytes> sections;
     std::size_t size = 0;
     for (const auto& [key, ranges] : map.sections) {
-        if (ranges.empty() || !keys_unique) continue;
+        if ((ranges.empty() && !has_every) || !keys_unique) continue;
         sections.push_back(section_bytes(key, ranges, map.base));
         size += sections.back().size();
     }
