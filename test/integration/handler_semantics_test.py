@@ -31,11 +31,11 @@ RUN = f"{os.getpid()}-{int(time.time())}"  # topics and groups are new on every 
 # CreateTopics); on real brokers kt-host creates its own.
 DLQ_TOPIC, NODLQ_TOPIC, POISON_TOPIC = f"dlq-{RUN}", f"nodlq-{RUN}", f"poison-{RUN}"
 AMO_TOPIC, ALO_TOPIC, BATCH_TOPIC = f"amo-{RUN}", f"alo-{RUN}", f"batch-{RUN}"
-MAP_TOPIC = f"map-{RUN}"
+MAP_TOPIC, SHARED_MAP_TOPIC = f"map-{RUN}", f"shared-map-{RUN}"
 TOPICS = {DLQ_TOPIC: 3, DLQ_TOPIC + ".dlq": 3, NODLQ_TOPIC: 3, POISON_TOPIC: 1,
           POISON_TOPIC + ".dlq": 1, AMO_TOPIC: 2, AMO_TOPIC + ".dlq": 2, ALO_TOPIC: 2,
           ALO_TOPIC + ".dlq": 2, BATCH_TOPIC: 3, BATCH_TOPIC + ".dlq": 3, MAP_TOPIC: 1,
-          MAP_TOPIC + ".dlq": 1}
+          MAP_TOPIC + ".dlq": 1, SHARED_MAP_TOPIC: 1, SHARED_MAP_TOPIC + ".dlq": 1}
 KT_HEADERS = ("kt-original-topic", "kt-original-partition", "kt-original-offset", "kt-trigger",
               "kt-error-type", "kt-error-message", "kt-attempts", "kt-failed-at")
 
@@ -469,6 +469,57 @@ def restart_redoes_only_unfinished_work(tmp):
               f"of {len(stored)} commits, largest {max(map(len, maps), default=0)} bytes)")
 
 
+def two_triggers_one_slow_resume_apart(tmp):
+    """Two triggers share a consumer on one partition: 'fast' (no wait) finishes all 1500 at once,
+    'slow' (5 ms each, one at a time) holds the committed offset back. kill -9 once slow handled
+    400. After the restart, fast redoes nothing it finished (its section of the map says so) and
+    slow resumes where it was: each redoes at most what it finished in the last 1.5 s (one
+    commit period and a round trip) and what was in flight."""
+    topic, group, total = SHARED_MAP_TOPIC, f"shared-map-{RUN}", 1500
+    config = os.path.join(tmp, "shared-map.json")
+    with open(config, "w") as f:
+        json.dump({"common": {"bootstrap_servers": "${KAFKA_BOOTSTRAP_SERVERS}",
+                              "properties": {"session.timeout.ms": 6000}},
+                   "consumers": [{"name": "c", "group_id": group, "topics": [topic]}],
+                   "triggers": [{"name": "fast", "consumer": "c", "topic": topic,
+                                 "handler": "record"},
+                                {"name": "slow", "consumer": "c", "topic": topic,
+                                 "handler": "sleep:5"}]}, f)
+    output = os.path.join(tmp, "shared-map-0.jsonl")
+
+    def handled(records, trigger):
+        return [r for r in records if r["trigger"] == trigger]
+
+    proc = start_host(tmp, "shared-map-0", topic, "--config", config, "--produce", str(total),
+                      "--output", output)
+    deadline = time.time() + 60
+    while (time.time() < deadline and proc.poll() is None
+           and len(handled(read_output(output), "slow")) < 400):
+        time.sleep(0.05)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    killed_ms = time.time() * 1000
+    proc.wait()
+    first = read_output(output)
+    check(alive and len(handled(first, "fast")) == total and len(handled(first, "slow")) < total,
+          f"shared map: killed -9 with fast done and slow behind ({len(handled(first, 'fast'))} "
+          f"and {len(handled(first, 'slow'))} of {total})")
+    code, _, second = run_host(tmp, "shared-map-1", topic, "--config", config,
+                               "--exit-when-idle", "3", timeout=90)
+    for trigger in ("fast", "slow"):
+        before, after = handled(first, trigger), handled(second, trigger)
+        missing = every_offset(topic) - set(offsets_of(before + after))
+        check(not missing, f"shared map: {trigger} handled every offset ({len(missing)} missing)")
+        redone = set(offsets_of(before)) & set(offsets_of(after))
+        recent = sum(1 for r in before if r["at_ms"] > killed_ms - 1500)
+        check(len(redone) <= recent + 1,
+              f"shared map: {trigger} redid {len(redone)} after the restart (at most the {recent} "
+              f"it finished in the last 1.5 s before the kill, and the one in flight)")
+    committed = committed_sum(group, topic)
+    check(code == 0 and committed == total,
+          f"shared map: {exit_status(tmp, 'shared-map-1', code)}, committed {committed} of {total}")
+
+
 def batches(tmp):
     topic = BATCH_TOPIC
     code, s, out = run_host(tmp, "batch", topic, "--produce", "500", "--group", f"batch-{RUN}",
@@ -494,7 +545,8 @@ try:
         # The crash cases spend most of their time waiting for group rejoins: run them alongside.
         crash_cases = [threading.Thread(target=timed, args=(case, tmp))
                        for case in (at_most_once_never_redelivers, at_least_once_never_loses,
-                                    restart_redoes_only_unfinished_work)]
+                                    restart_redoes_only_unfinished_work,
+                                    two_triggers_one_slow_resume_apart)]
         for thread in crash_cases:
             thread.start()
         for case in (retries_then_dead_letters, dead_letters_off, poison_does_not_block_other_keys,
