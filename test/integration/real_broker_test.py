@@ -5,6 +5,7 @@ share the partitions through a cooperative rebalance without handling completed 
 exactly-once consume-transform-produce leaves no duplicate and no aborted record visible to a
 read_committed reader, even across kill -9.
 Checked with an independent client (confluent-kafka). Usage: real_broker_test.py <kt-host>"""
+import base64
 import collections
 import json
 import os
@@ -17,7 +18,11 @@ import time
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import kt_processes
+
 KT_HOST = sys.argv[1]
+# More kt-host options for the exactly-once run (e.g. "--completion-map off" to compare).
+EXTRA = tuple(os.environ.get("KT_EXACTLY_ONCE_EXTRA", "").split())
 BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")
 if not BOOTSTRAP:
     print("real_broker_test skipped: KT_BOOTSTRAP is not set (mock-independent, real broker only)")
@@ -159,9 +164,12 @@ def exactly_once_survives_failures_and_kill_9(tmp):
     # Offsets divisible by 97 fail on every attempt: each failure aborts its transaction, which
     # runs again; after 2 attempts the message is dead-lettered inside a transaction. The
     # process is also killed twice mid-stream, with transactions open.
+    # Key-ordered, many in flight: transactions finish messages above one still running, which
+    # their commits' completion maps carry, so a restart does not run them (and output them) again.
     args = ("--delivery", "exactly_once", "--output-topic", out, "--instance-id", "a",
             "--fail-every", "97", "--retries", "1", "--retry-backoff-ms", "10",
-            "--handler-ms", "1", "--property", "session.timeout.ms=6000")
+            "--handler-ms", "1", "--ordering", "key", "--max-in-flight", "64",
+            "--property", "session.timeout.ms=6000", *EXTRA)
     for attempt, lifetime in enumerate((8, 4)):
         victim = kt_host(source, group, os.path.join(tmp, f"eos-{attempt}.jsonl"), *args)
         time.sleep(lifetime)
@@ -187,6 +195,12 @@ def exactly_once_survives_failures_and_kill_9(tmp):
           f"each failing message is dead-lettered once ({len(dead)} of {len(failing)})")
     total = sum(committed(group, source, 3).values())
     check(total == 3000, f"input offsets committed through the transactions reach 3000 ({total})")
+    stored = kt_processes.committed_metadata(BOOTSTRAP, group, source)
+    maps = [m for _, _, m in stored if m]
+    check("--completion-map" in EXTRA or (maps and all(base64.b64decode(m)[:2] == b"k\x01"
+                                                        for m in maps)),
+          f"the transactions' offset commits carried completion maps ({len(maps)} of "
+          f"{len(stored)} commits)")
     everything = read_output(out, "read_uncommitted", len(visible) + 1, timeout=15)
     print(f"     read_uncommitted sees {len(everything)} records, read_committed {len(visible)}")
     check(len(everything) > len(visible),

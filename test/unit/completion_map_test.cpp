@@ -69,6 +69,11 @@ BOOST_AUTO_TEST_CASE(an_empty_section_beside_one_for_every_trigger_is_kept) {
     BOOST_TEST((*decoded.find(7) == offset_ranges{{2, 128}}));
 }
 
+BOOST_AUTO_TEST_CASE(offsets_in_any_order_make_up_disjoint_ranges) {
+    BOOST_TEST((kd::ranges_of({7, 3, 4, 4, 10, 5, 9}) == offset_ranges{{3, 6}, {7, 8}, {9, 11}}));
+    BOOST_TEST(kd::ranges_of({}).empty());
+}
+
 BOOST_AUTO_TEST_CASE(an_empty_map_is_empty_metadata) {
     const completion_map map{5, {{11, {}}, {12, {}}}};
     BOOST_TEST(kd::encode(map, 3072).text.empty());

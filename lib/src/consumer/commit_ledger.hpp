@@ -103,7 +103,7 @@ class commit_ledger {
     /// `completion_maps`: commits carry them (at least once only).
     explicit commit_ledger(delivery_guarantee delivery, bool completion_maps = true)
         : delivery_(delivery),
-          maps_(completion_maps && delivery == delivery_guarantee::at_least_once) {}
+          maps_(completion_maps && delivery != delivery_guarantee::at_most_once) {}
     delivery_guarantee delivery() const noexcept { return delivery_; }
     /// Commits carry completion maps, and assignments read them back.
     bool completion_maps() const noexcept { return maps_; }

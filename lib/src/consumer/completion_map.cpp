@@ -136,6 +136,18 @@ bool completion_map::empty() const {
                        [](const auto& s) { return s.second.empty(); });
 }
 
+offset_ranges ranges_of(std::vector<std::int64_t> offsets) {
+    std::sort(offsets.begin(), offsets.end());
+    offset_ranges out;
+    for (auto o : offsets) {
+        if (!out.empty() && o <= out.back().end)
+            out.back().end = std::max(out.back().end, o + 1);
+        else
+            out.push_back({o, o + 1});
+    }
+    return out;
+}
+
 offset_ranges intersect(const offset_ranges& a, const offset_ranges& b) {
     offset_ranges out;
     std::size_t i = 0, j = 0;

@@ -37,6 +37,8 @@ struct completion_map {
     bool empty() const;
 };
 
+/// The ranges `offsets` (any order, duplicates allowed) make up.
+offset_ranges ranges_of(std::vector<std::int64_t> offsets);
 /// The offsets in both.
 offset_ranges intersect(const offset_ranges& a, const offset_ranges& b);
 /// The offsets in either.

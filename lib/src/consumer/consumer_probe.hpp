@@ -45,6 +45,7 @@ class consumer_probe {
     void map_budget(std::size_t bytes) noexcept {
         map_budget_.store(bytes, std::memory_order_relaxed);
     }
+    std::size_t map_budget() const noexcept { return map_budget_.load(std::memory_order_relaxed); }
     /// Unhealthy for `reason` until recovered().
     void recovering(std::string reason);
     /// The reason shown while recovering, without changing whether it is.

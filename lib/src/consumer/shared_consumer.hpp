@@ -90,6 +90,8 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     /// For transactions (send_offsets_to_transaction); the caller destroys it; nullptr while
     /// there is no client (closed, or being recreated). Any thread.
     rd_kafka_consumer_group_metadata_t* group_metadata() const { return client_.group_metadata(); }
+    /// Bytes a completion map may take in a commit (0: maps are off). Any thread.
+    std::size_t completion_map_budget() const noexcept { return probe_.map_budget(); }
     /// Broker-acknowledged commits (thread-safe copy).
     committed_offsets committed() const;
     /// Counters for trigger_host::consumer_stats (thread-safe; `triggers` left at 0).

@@ -4,6 +4,9 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
+#include <cstring>
+#include <limits>
 #include <thread>
 
 #include <boost/asio/post.hpp>
@@ -167,12 +170,14 @@ void transaction_cycle::maybe_end() {
     failed_ ? abort_and_retry() : commit();
 }
 
-partition_list_ptr transaction_cycle::offsets() const {
+partition_list_ptr transaction_cycle::offsets() {
     // Per partition: the lowest message still waiting in a lane, else after the last one done.
     std::map<std::int32_t, std::int64_t> next;
+    std::map<std::int32_t, std::vector<std::int64_t>> done;
     for (const auto& m : done_) {
         auto& slot = next[m.partition()];
         slot = std::max(slot, m.offset() + 1);
+        done[m.partition()].push_back(m.offset());
     }
     runner_.for_each_pending([&](const message& m) {
         if (auto it = next.find(m.partition()); it != next.end())
@@ -180,8 +185,24 @@ partition_list_ptr transaction_cycle::offsets() const {
     });
     partition_list_ptr list(rd_kafka_topic_partition_list_new(static_cast<int>(next.size())));
     const auto& topic = runner_.owner().options.topic;
-    for (auto [partition, offset] : next)
-        rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition)->offset = offset;
+    const auto budget = runner_.owner().consumer->completion_map_budget();
+    const auto key = trigger_key(runner_.owner().options.name);
+    finishing_.clear();
+    for (auto [partition, offset] : next) {
+        auto* p = rd_kafka_topic_partition_list_add(list.get(), topic.c_str(), partition);
+        p->offset = offset;
+        if (budget == 0) continue;
+        // What finished above the offset: a restart skips it (the skip rule on assignment).
+        auto above = intersect(unite(finished_[partition], ranges_of(std::move(done[partition]))),
+                               {{offset, std::numeric_limits<std::int64_t>::max()}});
+        const auto map = encode({offset, {{key, above}}}, budget);
+        if (!map.text.empty()) {  // librdkafka frees it with the list
+            p->metadata = malloc(map.text.size());
+            std::memcpy(p->metadata, map.text.data(), map.text.size());
+            p->metadata_size = map.text.size();
+        }
+        finishing_[partition] = std::move(above);
+    }
     return list;
 }
 
@@ -242,6 +263,8 @@ void transaction_cycle::on_ended(bool committed, std::exception_ptr error) {
     const bool handler_failed = std::exchange(failed_, false);
     failure_ = nullptr;
     if (committed) {
+        for (auto& [partition, above] : finishing_) finished_[partition] = std::move(above);
+        finishing_.clear();
         for (const auto& m : done) {
             const auto key = std::make_pair(m.partition(), m.offset());
             attempts_.erase(key);

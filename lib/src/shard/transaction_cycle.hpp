@@ -15,6 +15,7 @@
 
 #include <kt/producer.hpp>
 
+#include "consumer/completion_map.hpp"
 #include "rdkafka_handles.hpp"
 #include "shard/trigger_runner.hpp"
 
@@ -52,7 +53,9 @@ class transaction_cycle {
     void commit();
     void abort_and_retry();
     void on_ended(bool committed, std::exception_ptr error);
-    partition_list_ptr offsets() const;
+    /// The transaction's offsets, each with its completion map (what finished above it, in this
+    /// transaction and in committed ones), which on_ended() keeps once the commit succeeds.
+    partition_list_ptr offsets();
 
     trigger_runner& runner_;
     std::shared_ptr<kt::producer> producer_;
@@ -61,6 +64,9 @@ class transaction_cycle {
     std::size_t started_in_txn_ = 0;
     std::chrono::steady_clock::time_point opened_at_;
     std::vector<message> done_;  // finished in the open transaction
+    // Per partition, what committed transactions finished above the offsets they committed, and
+    // what it becomes when the one being committed succeeds.
+    std::map<std::int32_t, offset_ranges> finished_, finishing_;
     std::size_t dead_lettered_in_txn_ = 0;
     std::size_t failed_in_txn_ = 0;
     bool failed_ = false;
