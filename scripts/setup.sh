@@ -20,6 +20,7 @@ packages=(
   build-essential g++ cmake ninja-build pkg-config git ca-certificates
   libssl-dev libfmt-dev libbenchmark-dev
   kcat python3-confluent-kafka clang-format gnuplot-nox valgrind
+  chromium python3-websocket   # the dashboard's browser test (headless, over DevTools)
 )
 case "$codename" in
   bookworm) packages+=(libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
