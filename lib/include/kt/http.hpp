@@ -39,8 +39,9 @@ struct endpoint_options {
 /// A known path with another method answers 405 (with Allow), anything else 404. `{name}` may be
 /// percent-encoded. The page uses relative URLs, so a reverse proxy may serve it under a prefix.
 /// There is no authentication and the POST endpoints pause triggers: keep the default loopback
-/// address, or put an authenticating reverse proxy in front before exposing them. The host must outlive the server's coroutines: call stop() (or let serve()
-/// do it) before the host is destroyed, or stop the executor's io_context first.
+/// address, or put an authenticating reverse proxy in front before exposing them. The host must
+/// outlive the server's coroutines: call stop() (or let serve() do it) before the host is
+/// destroyed, or stop the executor's io_context first.
 class endpoints {
   public:
     /// Binds and listens at once; throws boost::system::system_error when it cannot.
