@@ -266,7 +266,11 @@ def main():
     if not BOOTSTRAP:
         BOOTSTRAP = start_cluster(KT_CLUSTER, {TOPIC: PARTITIONS})
     with tempfile.TemporaryDirectory() as tmp:
-        s = server(tmp)
+        try:
+            s = server(tmp)
+        except BaseException:  # e.g. no http-server binary: the cluster must not outlive the test
+            stop_all()
+            raise
         note(f"http-server listening on port {s.port}")
         try:
             for case in (metrics_are_well_formed, pause_stops_one_trigger_while_the_other_finishes,
