@@ -355,8 +355,8 @@ void produce_records(const options& o, kt::producer& producer) {
 }
 
 /// A record the cluster has not taken within 10 s fails (librdkafka's default waits 300 s), and
-/// the first failure ends producing, what is still queued failed at once: a cluster that dies
-/// meanwhile ends the start-up in seconds (a full queue waited those 300 s, then a 60 s flush).
+/// the first failure ends producing and fails what is still queued: a cluster that dies meanwhile
+/// ends the start-up in seconds (a full queue waited those 300 s, then a 60 s flush).
 void produce(const options& o) {
     kt::producer producer(
         {{"bootstrap.servers", o.bootstrap}, {"linger.ms", "5"}, {"message.timeout.ms", "10000"}});
@@ -503,8 +503,9 @@ int run(const options& o) {
     if (!file) check_cli_properties(o);
     options effective = o;
     std::unique_ptr<kt::embedded_cluster> cluster;  // outlives the host and the runtime
-    if (!effective.bootstrap.empty()) require_reachable(effective.bootstrap);
-    if (effective.bootstrap.empty()) {
+    if (!effective.bootstrap.empty()) {
+        require_reachable(effective.bootstrap);
+    } else {
         cluster =
             std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
         effective.bootstrap = cluster->bootstrap();
