@@ -1,13 +1,22 @@
 #!/usr/bin/env bash
 # Installs every dependency of kafka-triggers from Debian packages (idempotent, non-interactive),
 # on Debian 12 (bookworm) or 13 (trixie) alike, then builds the release preset.
-# Usage: scripts/setup.sh [--no-build]
+# Usage: scripts/setup.sh [--no-build] [--fuzzing]   (--fuzzing: also clang and libFuzzer, for
+# scripts/fuzz.sh, which asks for them itself)
 #
 # librdkafka: the system's when it is at least $KT_LIBRDKAFKA_MIN; otherwise Debian's own source
 # package of it (checksums verified by apt) is built once into $KT_CACHE/librdkafka-<version>, and
 # $KT_CACHE/librdkafka points at it; CMake looks there first (lib/cmake/librdkafka.cmake).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build=1 fuzzing=
+for arg in "$@"; do
+  case "$arg" in
+    --no-build) build= ;;
+    --fuzzing) fuzzing=1 ;;
+    *) echo "usage: scripts/setup.sh [--no-build] [--fuzzing]" >&2; exit 2 ;;
+  esac
+done
 
 # The minimum is CMake's (cmake/librdkafka.cmake), so the two cannot disagree.
 min_rdkafka="${KT_LIBRDKAFKA_MIN:-$(sed -n 's/^set(KT_LIBRDKAFKA_MIN \([0-9.]*\))$/\1/p' cmake/librdkafka.cmake)}"
@@ -20,6 +29,7 @@ packages=(
   build-essential g++ cmake ninja-build pkg-config git ca-certificates
   libssl-dev libfmt-dev libbenchmark-dev
   kcat python3-confluent-kafka clang-format gnuplot-nox valgrind
+  chromium python3-websocket   # the dashboard's browser test (headless, over DevTools)
 )
 case "$codename" in
   bookworm) packages+=(libboost1.81-dev libboost-json1.81-dev libboost-program-options1.81-dev
@@ -58,8 +68,11 @@ else
 fi
 # clang and its libFuzzer runtime, for scripts/fuzz.sh (the runtime's package carries clang's
 # major version: 14 on bookworm, 19 on trixie).
-clang_major=$(candidate clang | sed -n 's/^[0-9]*:\{0,1\}\([0-9]*\)\..*/\1/p')
-[ -n "$clang_major" ] && packages+=(clang "libclang-rt-$clang_major-dev")
+if [ -n "$fuzzing" ]; then
+  clang_major=$(candidate clang | sed -n 's/^[0-9]*:\{0,1\}\([0-9]*\)\..*/\1/p')
+  [ -n "$clang_major" ] || { echo "setup: apt has no clang" >&2; exit 1; }
+  packages+=(clang "libclang-rt-$clang_major-dev")
+fi
 install_missing "${packages[@]}"
 
 build_rdkafka() {
@@ -136,7 +149,7 @@ else
   build_rdkafka
 fi
 
-if [ "${1:-}" != "--no-build" ]; then
+if [ -n "$build" ]; then
   cmake --preset release
   cmake --build --preset release
 fi

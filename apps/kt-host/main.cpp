@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -31,6 +32,17 @@ namespace po = boost::program_options;
 using namespace std::chrono_literals;
 
 namespace {
+
+// Exit codes (--help lists them).
+constexpr int exit_failure = 1;      // anything else that went wrong
+constexpr int exit_usage = 2;        // invalid options, properties or --config file
+constexpr int exit_unreachable = 3;  // no bootstrap server answered
+constexpr auto reach_timeout = 10s;  // how long the bootstrap servers get to answer
+
+/// No bootstrap server answered within reach_timeout (exit code 3).
+struct unreachable_kafka : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 struct topic_spec {
     std::string name;
@@ -133,6 +145,8 @@ std::optional<options> parse_options(int argc, char** argv) {
     po::options_description desc(
         "kt-host: runs kafka-triggers triggers (the demo host)\n"
         "Without --bootstrap or $KAFKA_BOOTSTRAP_SERVERS it starts an embedded 3-broker cluster.\n"
+        "Exit codes: 0 stopped gracefully, 1 failed, 2 invalid options, properties or --config "
+        "file (refused before anything starts), 3 no bootstrap server answered within 10 s.\n"
         "Options");
     desc.add_options()("help,h", "show this help")(
         "bootstrap", po::value(&o.bootstrap),
@@ -202,7 +216,7 @@ std::optional<options> parse_options(int argc, char** argv) {
         "after sleeping <ms>), copy (record and copy to --output-topic or <topic>.out), batch "
         "(record each message of a batch). ${KAFKA_BOOTSTRAP_SERVERS} in the file is kt-host's "
         "bootstrap (--bootstrap, that variable, or the embedded cluster); --topic gives partition "
-        "counts, --produce writes to the triggers' topics. Exit code 2: invalid options or file")(
+        "counts, --produce writes to the triggers' topics")(
         "print-config",
         "print the --config file's effective configuration as JSON (secrets redacted) and exit");
     const auto parsed = kt::cli::parse(argc, argv, desc);
@@ -238,6 +252,8 @@ std::optional<options> parse_options(int argc, char** argv) {
             throw po::error(fmt::format("invalid --property '{}': use NAME=VALUE", p));
         o.properties.emplace_back(p.substr(0, equals), p.substr(equals + 1));
     }
+    if (o.metrics_port > 65535)
+        throw po::error(fmt::format("invalid --metrics-port {}: use 0..65535", o.metrics_port));
     if (topics.empty() && o.config.empty()) topics.push_back("orders");
     for (const auto& t : topics) o.topics.push_back(parse_topic(t));
     if (o.bootstrap.empty())
@@ -328,16 +344,46 @@ kt::app_config load_host_config(const options& o, const std::string& bootstrap,
     return file;
 }
 
-void produce(const options& o) {
-    kt::producer producer({{"bootstrap.servers", o.bootstrap}, {"linger.ms", "5"}});
+/// Writes --produce records to every topic; stops at the first record that failed.
+void produce_records(const options& o, kt::producer& producer) {
     const std::string value(100, 'x');
     for (const auto& t : o.topics)
-        for (long i = 0; i < o.produce; ++i)
+        for (long i = 0; i < o.produce; ++i) {
+            if (producer.failed() > 0) return;
             producer.produce(t.name, fmt::format("key-{}", i % 1000), value);
-    if (!producer.flush(60s) || producer.failed() > 0)
-        throw std::runtime_error(fmt::format("producing failed: {} of {} records not delivered",
-                                             producer.failed(), o.produce * long(o.topics.size())));
+        }
+}
+
+/// A record the cluster has not taken within 10 s fails (librdkafka's default waits 300 s), and
+/// the first failure ends producing and fails what is still queued: a cluster that dies meanwhile
+/// ends the start-up in seconds (a full queue waited those 300 s, then a 60 s flush).
+void produce(const options& o) {
+    kt::producer producer(
+        {{"bootstrap.servers", o.bootstrap}, {"linger.ms", "5"}, {"message.timeout.ms", "10000"}});
+    producer.flush_timeout = 1s;  // the destructor's flush, after a failure
+    std::cout << fmt::format("producing {} messages per topic\n", o.produce) << std::flush;
+    produce_records(o, producer);
+    if (producer.failed() > 0 || !producer.flush(15s))
+        throw std::runtime_error(fmt::format(
+            "producing failed: records not delivered within 10 s ({} failed, {} of {} delivered)",
+            producer.failed(), producer.delivered(), o.produce * long(o.topics.size())));
     std::cout << fmt::format("produced {} messages per topic\n", o.produce) << std::flush;
+}
+
+/// The CLI triggers' consumer properties, checked before any cluster or connection starts.
+void check_cli_properties(const options& o) {
+    kt::consumer_config config{{"group.id", o.group}};
+    for (const auto& [property, value] : o.properties) config.set(property, value);
+    kt::check_consumer_properties(config);
+}
+
+/// One line when no bootstrap server answers, rather than librdkafka's retries.
+void require_reachable(const std::string& bootstrap) {
+    const auto probe = kt::probe_brokers({{"bootstrap.servers", bootstrap}}, reach_timeout);
+    if (probe.reachable) return;
+    throw unreachable_kafka(
+        fmt::format("cannot reach Kafka at {} within {} s: {}", bootstrap, reach_timeout.count(),
+                    probe.reason.empty() ? probe.error.message() : probe.reason));
 }
 
 /// Samples thread count and live consumers while the host runs.
@@ -454,9 +500,12 @@ int run(const options& o) {
             return 0;
         }
     }
+    if (!file) check_cli_properties(o);
     options effective = o;
     std::unique_ptr<kt::embedded_cluster> cluster;  // outlives the host and the runtime
-    if (effective.bootstrap.empty()) {
+    if (!effective.bootstrap.empty()) {
+        require_reachable(effective.bootstrap);
+    } else {
         cluster =
             std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
         effective.bootstrap = cluster->bootstrap();
@@ -483,10 +532,6 @@ int run(const options& o) {
         add_cli_triggers(host, effective, work);
     sampler samples(host);
     host.start();
-    if (effective.metrics_port > 65535) {
-        std::cerr << "kt-host: --metrics-port must be 0..65535\n";
-        return 2;
-    }
     if (effective.metrics_port >= 0) {
         const auto port = kt::http::serve(
             rt, host, {.port = static_cast<unsigned short>(effective.metrics_port)});
@@ -530,12 +575,15 @@ int main(int argc, char** argv) {
         return o ? run(*o) : 0;
     } catch (const po::error& e) {
         std::cerr << "kt-host: " << e.what() << " (see --help)\n";
-        return 2;
+        return exit_usage;
     } catch (const kt::config_error& e) {  // names the option or JSON path, never a secret
         std::cerr << "kt-host: " << e.what() << '\n';
-        return 2;
+        return exit_usage;
+    } catch (const unreachable_kafka& e) {
+        std::cerr << "kt-host: " << e.what() << '\n';
+        return exit_unreachable;
     } catch (const std::exception& e) {
         std::cerr << "kt-host: error: " << e.what() << '\n';
-        return 1;
+        return exit_failure;
     }
 }

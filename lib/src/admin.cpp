@@ -1,8 +1,12 @@
-// kt::admin: CreateTopics, metadata, watermarks and committed offsets.
+// kt::admin: CreateTopics, metadata, watermarks and committed offsets; the reachability probe.
 #include <kt/admin.hpp>
+
+#include <algorithm>
 
 #include "log.hpp"
 #include "rdkafka_handles.hpp"
+
+using namespace std::chrono_literals;
 
 namespace kt {
 
@@ -105,6 +109,62 @@ std::map<std::int32_t, std::int64_t> admin::committed(const std::string& group,
         if (list->elems[i].offset >= 0) result[list->elems[i].partition] = list->elems[i].offset;
     rd_kafka_consumer_close(consumer.get());
     return result;
+}
+
+namespace {
+
+/// The probe's error callback (served by rd_kafka_poll on the probing thread): the first
+/// failure that says why the servers cannot be reached.
+void remember_first_failure(rd_kafka_t*, int err, const char* reason, void* opaque) {
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) return;  // a summary, not a reason
+    auto& probe = *static_cast<broker_probe*>(opaque);
+    if (probe.error) return;
+    probe.error = make_kafka_error(err);
+    probe.reason = reason ? reason : "";
+}
+
+void drop_log_line(const rd_kafka_t*, int, const char*, const char*) {}
+
+std::chrono::milliseconds ms_until(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(t -
+                                                                 std::chrono::steady_clock::now());
+}
+
+/// "127.0.0.1:1/bootstrap: Connect to ... failed: Connection refused (after 0ms in state
+/// CONNECT)" without the broker in front and the details behind.
+std::string plain_reason(std::string reason) {
+    const auto details = reason.find(" (after ");
+    if (details != std::string::npos) reason.erase(details);
+    const auto colon = reason.find(": ");
+    if (colon != std::string::npos && reason.find('/') < colon) reason.erase(0, colon + 2);
+    return reason;
+}
+
+}  // namespace
+
+broker_probe probe_brokers(const consumer_config& config, std::chrono::milliseconds timeout) {
+    broker_probe probe;
+    auto conf = detail::make_conf(config);
+    rd_kafka_conf_set_log_cb(conf.get(), drop_log_line);
+    rd_kafka_conf_set_error_cb(conf.get(), remember_first_failure);
+    rd_kafka_conf_set_opaque(conf.get(), &probe);
+    const auto client = detail::make_client(RD_KAFKA_PRODUCER, std::move(conf));
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    // Attempts of up to 500 ms, each followed by a poll that serves remember_first_failure.
+    for (auto slice = std::min(ms_until(deadline), 500ms); slice > 0ms;
+         slice = std::min(ms_until(deadline), 500ms)) {
+        const auto slice_end = std::chrono::steady_clock::now() + slice;
+        const rd_kafka_metadata_t* metadata = nullptr;
+        if (!rd_kafka_metadata(client.get(), 0, nullptr, &metadata,
+                               static_cast<int>(slice.count()))) {
+            rd_kafka_metadata_destroy(metadata);
+            return {.reachable = true};
+        }
+        rd_kafka_poll(client.get(), static_cast<int>(std::max(ms_until(slice_end), 0ms).count()));
+    }
+    if (!probe.error) probe.error = make_kafka_error(RD_KAFKA_RESP_ERR__TIMED_OUT);
+    probe.reason = plain_reason(std::move(probe.reason));
+    return probe;
 }
 
 }  // namespace kt

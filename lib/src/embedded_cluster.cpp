@@ -9,15 +9,21 @@
 namespace kt {
 
 struct embedded_cluster::state {
-    detail::client_ptr owner;  // the mock cluster needs a client handle for its bookkeeping
+    detail::client_ptr owner;  // the client whose test.mock.num.brokers made (and owns) the cluster
     rd_kafka_mock_cluster_t* cluster = nullptr;
 };
 
 embedded_cluster::embedded_cluster(embedded_cluster_options options)
     : state_(std::make_unique<state>()) {
-    auto conf = detail::make_conf({{"client.id", "kt-embedded-cluster"}});
+    // The owner is the cluster's first client, bootstrapped to it: a handle without brokers
+    // (rd_kafka_mock_cluster_new's) made librdkafka warn "No `bootstrap.servers` configured".
+    // Its notice that the mock replaced bootstrap.servers is left out (log_level 4: warnings and
+    // worse); the line below says where the cluster is.
+    auto conf = detail::make_conf({{"client.id", "kt-embedded-cluster"},
+                                   {"test.mock.num.brokers", std::to_string(options.brokers)},
+                                   {"log_level", "4"}});
     state_->owner = detail::make_client(RD_KAFKA_PRODUCER, std::move(conf));
-    state_->cluster = rd_kafka_mock_cluster_new(state_->owner.get(), options.brokers);
+    state_->cluster = rd_kafka_handle_mock_cluster(state_->owner.get());
     if (!state_->cluster)
         throw kafka_error(make_kafka_error(RD_KAFKA_RESP_ERR__FAIL),
                           "cannot start embedded cluster");
@@ -25,9 +31,7 @@ embedded_cluster::embedded_cluster(embedded_cluster_options options)
                 bootstrap());
 }
 
-embedded_cluster::~embedded_cluster() {
-    rd_kafka_mock_cluster_destroy(state_->cluster);
-}
+embedded_cluster::~embedded_cluster() = default;  // destroying the owner destroys the cluster
 
 std::string embedded_cluster::bootstrap() const {
     return rd_kafka_mock_cluster_bootstraps(state_->cluster);

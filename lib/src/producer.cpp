@@ -50,9 +50,11 @@ void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<producer::state*>(opaque);
     const char* topic = rd_kafka_topic_name(m->rkt);
     (m->err ? self->failed : self->delivered).fetch_add(1, std::memory_order_relaxed);
-    if (m->err && !m->_private)
-        detail::log(log_level::warning, "delivery to '{}' failed: {}", topic,
-                    rd_kafka_err2str(m->err));
+    if (m->err && !m->_private && detail::log_enabled(log_level::warning))  // once per 10 s:
+        detail::log_line(
+            log_level::warning,  // an outage fails a whole queue of them at once
+            fmt::format("delivery to '{}' failed: {}", topic, rd_kafka_err2str(m->err)),
+            detail::repeats::limited);
     if (!m->_private) return;
     std::unique_ptr<pending_send> op(static_cast<pending_send*>(m->_private));
     op->complete(m->err ? delivery_error(m->err, topic, m->partition) : nullptr,

@@ -243,9 +243,19 @@ def health_endpoints(s):
     check(status == 200 and body.strip() == "ready", f"/readyz answers 200 ready ({status})")
 
 
+def dashboard_page(s):
+    """GET / is the dashboard: HTML that fetches nothing from elsewhere (the browser test,
+    dashboard_browser, checks what it shows)."""
+    status, content_type, body = s.request("GET", "/")
+    check(status == 200 and content_type.startswith("text/html") and "<title>kafka-triggers</title>"
+          in body and 'fetch("triggers"' in body and "http://" not in body and "https://" not in body,
+          f"GET / answers the dashboard page ({status} {content_type!r}, {len(body)} characters)")
+
+
 def refusals(s):
     cases = [("POST", "/triggers/no-such-trigger/pause", 404), ("POST", "/triggers/slow/stop", 404),
-             ("GET", "/triggers/slow/pause", 405), ("POST", "/metrics", 405), ("GET", "/nowhere", 404)]
+             ("GET", "/triggers/slow/pause", 405), ("POST", "/metrics", 405), ("GET", "/nowhere", 404),
+             ("POST", "/", 405)]
     for method, path, expected in cases:
         status, _, _ = s.request(method, path)
         check(status == expected, f"{method} {path} answers {expected} ({status})")
@@ -256,12 +266,16 @@ def main():
     if not BOOTSTRAP:
         BOOTSTRAP = start_cluster(KT_CLUSTER, {TOPIC: PARTITIONS})
     with tempfile.TemporaryDirectory() as tmp:
-        s = server(tmp)
+        try:
+            s = server(tmp)
+        except BaseException:  # e.g. no http-server binary: the cluster must not outlive the test
+            stop_all()
+            raise
         note(f"http-server listening on port {s.port}")
         try:
             for case in (metrics_are_well_formed, pause_stops_one_trigger_while_the_other_finishes,
                          triggers_json_describes_the_host, histogram_matches_the_counter,
-                         resume_lets_it_finish, health_endpoints, refusals):
+                         resume_lets_it_finish, health_endpoints, dashboard_page, refusals):
                 timed(case, s)
             note(f"{s.requests} requests over one keep-alive connection")
             s.connection.close()

@@ -18,8 +18,8 @@ import urllib.error
 import urllib.request
 
 import kt_processes
-from kt_processes import (broker_committed, check, failures, metadata_max_bytes, start_cluster,
-                          stop_all, summary_committed)
+from kt_processes import (broker_committed, check, failures, kill_cluster, metadata_max_bytes,
+                          start_cluster, stop_all, summary_committed)
 
 KT_HOST, KT_CLUSTER = sys.argv[1:3]
 BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")  # real brokers; otherwise a kt-cluster process
@@ -74,14 +74,19 @@ def run_host(tmp, sharing, idle="1"):
 
 
 def run_embedded(tmp):
-    """Without --bootstrap kt-host starts its own embedded cluster and says where."""
+    """Without --bootstrap kt-host starts its own embedded cluster and says where; at the default
+    log level (as in the quick start) librdkafka warns about nothing in its configuration."""
     output = os.path.join(tmp, "out-embedded.jsonl")
     proc = subprocess.run([KT_HOST, "--topic", "embedded:2", "--produce", "20",
-                           "--exit-when-idle", "1", "--output", output, "--log-level", "warning"],
+                           "--exit-when-idle", "1", "--output", output],
                           capture_output=True, text=True, timeout=120)
     check(proc.returncode == 0 and proc.stdout.startswith("bootstrap: 127.0.0.1:"),
           f"embedded: exit code 0 and prints the embedded bootstrap ({proc.returncode}: "
           f"{proc.stdout[:60]!r} {proc.stderr[-300:]})")
+    shown = proc.stdout + proc.stderr
+    check("CONFWARN" not in shown and "[kt info] embedded cluster: 3 broker(s)" in proc.stderr,
+          f"embedded: no librdkafka configuration warning in the demo's output "
+          f"({[l for l in shown.splitlines() if 'librdkafka' in l][:3]})")
     with open(output) as f:
         handled = sum(1 for _ in f)
     check(handled == 20, f"embedded: the 20 produced messages handled ({handled})")
@@ -260,7 +265,86 @@ def run_consumer_protocol(tmp):
         check_commits("consumer protocol", json.load(f), group, topic, 300)
 
 
+def refused_before_start(args, expected, what):
+    """kt-host refuses `args` with exit code 2 and exactly `expected` on stderr, before any
+    cluster starts: at once, no `bootstrap:` line (an embedded cluster prints one first)."""
+    started = time.time()
+    proc = subprocess.run([KT_HOST, *args], capture_output=True, text=True, timeout=60)
+    took = time.time() - started
+    check(proc.returncode == 2 and proc.stderr == f"kt-host: {expected}\n" and
+          "bootstrap:" not in proc.stdout and took < 5,
+          f"{what}: exit code 2, one line, no cluster started ({proc.returncode}, {took:.1f} s: "
+          f"{proc.stdout[:80]!r} {proc.stderr[-300:]!r})")
+
+
+def check_first_contact():
+    """Invalid properties are refused before anything starts; unreachable brokers give one line
+    naming them and why, with exit code 3, within the 10 s kt-host gives them."""
+    refused_before_start(["--property", "foo.bar=1"],
+                         "unknown librdkafka property 'foo.bar' (see CONFIGURATION.md of "
+                         "librdkafka for valid names)", "an unknown --property")
+    refused_before_start(["--property", "session.timeout.ms=soon"],
+                         "invalid value for property 'session.timeout.ms': Invalid value for "
+                         'configuration property "session.timeout.ms"', "an invalid --property value")
+    refused_before_start(["--property", "enable.auto.commit=true"],
+                         "property 'enable.auto.commit' is managed by kafka-triggers (offsets are "
+                         "committed when handlers complete); remove it", "a managed --property")
+    refused_before_start(["--group-protocol", "consumer", "--property", "heartbeat.interval.ms=500"],
+                         "'heartbeat.interval.ms' is not supported with group.protocol=consumer "
+                         "(KIP-848): the broker sets it ('group.consumer.heartbeat.interval.ms')",
+                         "a classic-only --property under the consumer protocol")
+    refused_before_start(["--metrics-port", "70000"],
+                         "invalid --metrics-port 70000: use 0..65535 (see --help)",
+                         "an out-of-range --metrics-port")
+    started = time.time()
+    proc = subprocess.run([KT_HOST, "--bootstrap", "127.0.0.1:1"], capture_output=True, text=True,
+                          timeout=60)
+    took = time.time() - started
+    expected = ("kt-host: cannot reach Kafka at 127.0.0.1:1 within 10 s: Connect to "
+                "ipv4#127.0.0.1:1 failed: Connection refused\n")
+    check(proc.returncode == 3 and proc.stderr == expected and took < 15,
+          f"--bootstrap 127.0.0.1:1: exit code 3 and one line naming the server and the refusal "
+          f"({proc.returncode}, {took:.1f} s: {proc.stderr[-400:]!r})")
+
+
+def check_cluster_dying_while_producing():
+    """Regression: a kt-host whose cluster dies during --produce hung at start-up. The chain:
+    produce() -> kt::producer::produce() waits while librdkafka's queue is full -> the queue
+    drains only when records time out (message.timeout.ms, 300 s by default) -> then
+    flush(60 s). Now records time out after 10 s and the first failure ends producing (exit 1,
+    one error line). SIGTERM meanwhile ends it at once."""
+    for stop in ("dies", "SIGTERM"):
+        bootstrap, cluster = start_cluster(KT_CLUSTER, {f"doomed-{stop}-{RUN}": 3}, with_process=True)
+        proc = subprocess.Popen([KT_HOST, "--bootstrap", bootstrap, "--topic", f"doomed-{stop}-{RUN}:3",
+                                 "--produce", "3000000", "--log-level", "error"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        producing = proc.stdout.readline()  # kt-host says so before its first record
+        check(producing.startswith("producing 3000000 messages per topic"),
+              f"{stop}: kt-host says it is producing ({producing!r})")
+        kill_cluster(cluster)
+        killed = time.time()
+        if stop == "SIGTERM":
+            proc.send_signal(signal.SIGTERM)
+        try:
+            _, stderr = proc.communicate(timeout=45)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, stderr = proc.communicate()
+        took = time.time() - killed
+        if stop == "dies":
+            check(proc.returncode == 1 and took < 30 and
+                  "kt-host: error: producing failed: records not delivered within 10 s" in stderr,
+                  f"the cluster dies while producing: kt-host ends with exit code 1 and says why "
+                  f"({proc.returncode} after {took:.1f} s: {stderr[-300:]!r})")
+        else:
+            check(proc.returncode == -signal.SIGTERM and took < 10,
+                  f"the cluster dies while producing: SIGTERM ends kt-host at once "
+                  f"({proc.returncode} after {took:.1f} s)")
+
+
 try:
+    check_first_contact()
+    check_cluster_dying_while_producing()
     if not BOOTSTRAP:
         BOOTSTRAP = start_cluster(KT_CLUSTER, TOPICS)
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,8 +26,9 @@ def note(text):
         print("     " + text, flush=True)
 
 
-def start_cluster(kt_cluster, topics):
-    """Starts kt-cluster with 3 brokers and `topics` (name -> partitions); its bootstrap."""
+def start_cluster(kt_cluster, topics, with_process=False):
+    """Starts kt-cluster with 3 brokers and `topics` (name -> partitions); its bootstrap (and the
+    process, with_process=True)."""
     args = [kt_cluster, "--brokers", "3"]
     for topic, partitions in topics.items():
         args += ["--topic", f"{topic}:{partitions}"]
@@ -41,7 +42,16 @@ def start_cluster(kt_cluster, topics):
     line = proc.stdout.readline() if ready else ""
     if not line.startswith("bootstrap: "):
         raise RuntimeError(f"kt-cluster did not print its bootstrap ({line!r})")
-    return line.split(" ", 1)[1].strip()
+    bootstrap = line.split(" ", 1)[1].strip()
+    return (bootstrap, proc) if with_process else bootstrap
+
+
+def kill_cluster(proc):
+    """Kills a kt-cluster of start_cluster on purpose (kill -9): not a death to report."""
+    proc.kill()
+    proc.wait()
+    _clusters.remove(proc)
+    os.unlink(proc.log_path)
 
 
 def broker_committed(bootstrap, group, topic):

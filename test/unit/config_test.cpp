@@ -109,6 +109,30 @@ BOOST_AUTO_TEST_CASE(an_invalid_value_is_named_and_a_secret_value_never_echoed) 
     }
 }
 
+namespace {
+/// The property check_consumer_properties refuses `config` for; empty when it accepts it.
+std::string refused_property(const consumer_config& config) {
+    try {
+        kt::check_consumer_properties(config);
+        return {};
+    } catch (const kt::config_error& e) {
+        return e.property();
+    }
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(consumer_properties_are_checked_without_brokers_or_a_group) {
+    BOOST_TEST(refused_property({{"session.timeout.ms", "6000"}}) == "");
+    BOOST_TEST(refused_property({}) == "");  // bootstrap.servers and group.id come later
+    BOOST_TEST(refused_property({{"no.such.property", "1"}}) == "no.such.property");
+    BOOST_TEST(refused_property({{"session.timeout.ms", "soon"}}) == "session.timeout.ms");
+    BOOST_TEST(refused_property({{"enable.auto.commit", "true"}}) == "enable.auto.commit");
+    BOOST_TEST(refused_property({{"group.protocol", "consumer"}, {"session.timeout.ms", "6000"}}) ==
+               "session.timeout.ms");
+    BOOST_TEST(refused_property({{"group.protocol", "classic"}, {"session.timeout.ms", "6000"}}) ==
+               "");
+}
+
 BOOST_AUTO_TEST_CASE(a_secret_value_is_replaced_in_every_later_log_line_and_repeats_are_limited) {
     std::vector<std::string> lines;
     kt::set_log_sink([&](kt::log_level, std::string_view line) { lines.emplace_back(line); });

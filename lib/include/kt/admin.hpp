@@ -1,4 +1,5 @@
-// kt::admin: small administrative client (topics, watermarks, committed offsets).
+// kt::admin: small administrative client (topics, watermarks, committed offsets), and a probe
+// that says whether and why not a cluster can be reached.
 #pragma once
 
 #include <chrono>
@@ -6,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <system_error>
 
 #include <kt/config.hpp>
 
@@ -39,5 +41,23 @@ class admin {
     struct state;
     std::unique_ptr<state> state_;
 };
+
+/// What probe_brokers() found.
+struct broker_probe {
+    bool reachable = false;  ///< a bootstrap server answered a metadata request
+    /// Why not: RD_KAFKA_RESP_ERR__TRANSPORT (a connection failed), __RESOLVE (a name did not
+    /// resolve), __AUTHENTICATION, __SSL, __TIMED_OUT (nothing answered nor failed), ...
+    std::error_code error;
+    /// librdkafka's words for the first failure, without its broker prefix and retry details,
+    /// e.g. "Connect to ipv4#127.0.0.1:1 failed: Connection refused"; empty when none came.
+    std::string reason;
+};
+
+/// Asks `config`'s bootstrap servers for the cluster's metadata until one answers or `timeout`
+/// passes; a first contact that says in one answer why the cluster cannot be reached. The
+/// probe's own librdkafka log lines are left out (its outcome is the answer). Blocking; throws
+/// kt::config_error for an invalid config.
+broker_probe probe_brokers(const consumer_config& config,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
 }  // namespace kt

@@ -74,6 +74,13 @@ class sharing_key {
     std::string canonical_;
 };
 
+/// Checks what add_trigger checks of a consumer config's properties, without creating a client
+/// and without requiring bootstrap.servers or group.id: unknown names and invalid values (by
+/// librdkafka), properties kafka-triggers manages set otherwise, classic-only properties under
+/// group.protocol=consumer. Throws kt::config_error naming the property (never quoting a
+/// secret), so a program can refuse a bad config before it starts anything. Thread-safe.
+void check_consumer_properties(const consumer_config& config);
+
 /// Normalises a bootstrap list: split on commas, trim, lower-case, sort, de-duplicate.
 std::string normalise_bootstrap(std::string_view servers);
 

@@ -21,6 +21,14 @@ struct endpoint_options {
 
 /// Serves, as coroutines on `executor` (through a strand), with HTTP/1.1 keep-alive:
 ///
+///   GET  /                         the live dashboard: one self-contained HTML page (inline CSS
+///                                  and JavaScript, nothing loaded from elsewhere) that polls
+///                                  /triggers every second: per trigger handled/s, failures,
+///                                  retries, dead letters, in flight, handler latency and a
+///                                  Pause/Resume button (the POST endpoints below); per partition
+///                                  lag, backlog and hold-back; consumers (health, recovery,
+///                                  threads); scaling advice; plots of rate and lag over the last
+///                                  minutes; a banner while the host does not answer
 ///   GET  /metrics                  Prometheus text (to_prometheus), text/plain; version=0.0.4
 ///   GET  /healthz                  200 "ok" when healthy, else 503 and the reasons, one a line
 ///   GET  /readyz                   200 "ready" when ready, else 503 and the reasons
@@ -29,8 +37,11 @@ struct endpoint_options {
 ///   POST /triggers/{name}/resume   resume_trigger(name); 404 likewise
 ///
 /// A known path with another method answers 405 (with Allow), anything else 404. `{name}` may be
-/// percent-encoded. The host must outlive the server's coroutines: call stop() (or let serve()
-/// do it) before the host is destroyed, or stop the executor's io_context first.
+/// percent-encoded. The page uses relative URLs, so a reverse proxy may serve it under a prefix.
+/// There is no authentication and the POST endpoints pause triggers: keep the default loopback
+/// address, or put an authenticating reverse proxy in front before exposing them. The host must
+/// outlive the server's coroutines: call stop() (or let serve() do it) before the host is
+/// destroyed, or stop the executor's io_context first.
 class endpoints {
   public:
     /// Binds and listens at once; throws boost::system::system_error when it cannot.

@@ -32,6 +32,18 @@ bool uses_consumer_protocol(const consumer_config& config) {
     return protocol == "consumer";
 }
 
+/// The managed properties and, under group.protocol=consumer, the classic-only ones.
+void check_property_rules(const consumer_config& config) {
+    for (const auto& [name, value] : config.properties()) check_managed_property(name, value);
+    if (!uses_consumer_protocol(config)) return;
+    for (const auto& p : classic_only_properties)
+        if (config.contains(std::string(p.name)))
+            throw config_error(std::string(p.name),
+                               fmt::format("'{}' is not supported with group.protocol=consumer "
+                                           "(KIP-848): {}",
+                                           p.name, p.instead));
+}
+
 }  // namespace
 
 conf_ptr consumer_conf(const consumer_config& config, const host_options& options) {
@@ -39,15 +51,8 @@ conf_ptr consumer_conf(const consumer_config& config, const host_options& option
         throw config_error("bootstrap.servers", "consumer config needs 'bootstrap.servers'");
     if (config.get("group.id").empty())
         throw config_error("group.id", "consumer config needs a non-empty 'group.id'");
-    for (const auto& [name, value] : config.properties()) check_managed_property(name, value);
+    check_property_rules(config);
     const bool consumer_protocol = uses_consumer_protocol(config);
-    if (consumer_protocol)
-        for (const auto& p : classic_only_properties)
-            if (config.contains(std::string(p.name)))
-                throw config_error(std::string(p.name),
-                                   fmt::format("'{}' is not supported with group.protocol=consumer "
-                                               "(KIP-848): {}",
-                                               p.name, p.instead));
 
     consumer_config effective = config;
     effective.set("enable.auto.commit", "false");
@@ -63,3 +68,12 @@ conf_ptr consumer_conf(const consumer_config& config, const host_options& option
 }
 
 }  // namespace kt::detail
+
+namespace kt {
+
+void check_consumer_properties(const consumer_config& config) {
+    detail::check_property_rules(config);
+    (void)detail::make_conf(config);  // librdkafka's verdict on each name and value
+}
+
+}  // namespace kt

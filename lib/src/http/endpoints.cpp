@@ -22,6 +22,8 @@
 
 #include <kt/metrics.hpp>
 
+#include "http/dashboard.hpp"
+
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
@@ -37,6 +39,11 @@ using response = bhttp::response<bhttp::string_body>;
 constexpr auto idle_connection_timeout = 60s;
 constexpr auto accept_retry_delay = 100ms;
 constexpr auto prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
+/// The dashboard loads nothing from elsewhere and talks only to these endpoints.
+constexpr auto dashboard_policy =
+    "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+    "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'";
 
 response make_response(const request& req, bhttp::status status, std::string body,
                        std::string_view content_type = "text/plain; charset=utf-8") {
@@ -112,6 +119,14 @@ response route(const request& req, kt::trigger_host& host) {
     std::string_view path = req.target();
     path = path.substr(0, path.find('?'));
     const bool get = req.method() == bhttp::verb::get;
+    if (path == "/") {
+        if (!get) return method_not_allowed(req, "GET");
+        auto res = make_response(req, bhttp::status::ok, std::string(detail::dashboard_html()),
+                                 "text/html; charset=utf-8");
+        res.set("Content-Security-Policy", dashboard_policy);
+        res.set(bhttp::field::cache_control, "no-store");
+        return res;
+    }
     if (path == "/metrics") {
         if (!get) return method_not_allowed(req, "GET");
         return make_response(req, bhttp::status::ok, kt::to_prometheus(host.metrics()),
