@@ -10,6 +10,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "consumer/shared_consumer.hpp"
 #include "host/consumer_pool.hpp"
 #include "host/host_metrics.hpp"
 #include "host/producer_pool.hpp"
@@ -18,7 +19,6 @@
 #include "log.hpp"
 #include "rdkafka_handles.hpp"
 #include "shard/trigger_runner.hpp"
-#include "consumer/shared_consumer.hpp"
 
 namespace asio = boost::asio;
 
@@ -41,6 +41,14 @@ class host_core : public std::enable_shared_from_this<host_core> {
                                opts.name.empty()
                                    ? problem->message
                                    : fmt::format("trigger '{}': {}", opts.name, problem->message));
+        if (opts.delivery == delivery_guarantee::exactly_once &&
+            opts.ordering != ordering::partition && !options_.completion_map)
+            throw config_error(
+                "completion_map",
+                fmt::format("trigger '{}': exactly_once with ordering other than partition needs "
+                            "completion_map: without it a restart outputs again what finished "
+                            "above a message still running",
+                            opts.name));
         auto key =
             sharing_key::of(opts.consumer, options_.sharing, opts.topic, opts.name, opts.delivery);
         if (!trigger->inbox && opts.dead_letter.enabled) {

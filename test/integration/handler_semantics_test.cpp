@@ -335,6 +335,20 @@ BOOST_AUTO_TEST_CASE(handler_policies_are_validated_by_name) {
                         .delivery = kt::delivery_guarantee::exactly_once},
                        "delivery"));
     BOOST_TEST(host.consumer_count() == 0u);
+    // Key-ordered exactly-once is exactly once across restarts only through completion maps.
+    kt::trigger_host without_maps{rt, {.completion_map = false}};
+    auto copy = [](const kt::message&, kt::producer&) -> asio::awaitable<void> { co_return; };
+    try {
+        without_maps.add_trigger({.name = "eos",
+                                  .topic = "t",
+                                  .consumer = k.consumer("g"),
+                                  .ordering = kt::ordering::key,
+                                  .delivery = kt::delivery_guarantee::exactly_once},
+                                 copy);
+        BOOST_FAIL("exactly_once, ordering::key, completion_map false: expected a config_error");
+    } catch (const kt::config_error& e) {
+        BOOST_TEST(e.property() == "completion_map");
+    }
 }
 
 namespace {

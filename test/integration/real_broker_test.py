@@ -21,8 +21,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 import kt_processes
 
 KT_HOST = sys.argv[1]
-# More kt-host options for the exactly-once run (e.g. "--completion-map off" to compare).
-EXTRA = tuple(os.environ.get("KT_EXACTLY_ONCE_EXTRA", "").split())
 BOOTSTRAP = os.environ.get("KT_BOOTSTRAP", "")
 if not BOOTSTRAP:
     print("real_broker_test skipped: KT_BOOTSTRAP is not set (mock-independent, real broker only)")
@@ -169,7 +167,7 @@ def exactly_once_survives_failures_and_kill_9(tmp):
     args = ("--delivery", "exactly_once", "--output-topic", out, "--instance-id", "a",
             "--fail-every", "97", "--retries", "1", "--retry-backoff-ms", "10",
             "--handler-ms", "1", "--ordering", "key", "--max-in-flight", "64",
-            "--property", "session.timeout.ms=6000", *EXTRA)
+            "--property", "session.timeout.ms=6000")
     for attempt, lifetime in enumerate((8, 4)):
         victim = kt_host(source, group, os.path.join(tmp, f"eos-{attempt}.jsonl"), *args)
         time.sleep(lifetime)
@@ -197,8 +195,7 @@ def exactly_once_survives_failures_and_kill_9(tmp):
     check(total == 3000, f"input offsets committed through the transactions reach 3000 ({total})")
     stored = kt_processes.committed_metadata(BOOTSTRAP, group, source)
     maps = [m for _, _, m in stored if m]
-    check("--completion-map" in EXTRA or (maps and all(base64.b64decode(m)[:2] == b"k\x01"
-                                                        for m in maps)),
+    check(maps and all(base64.b64decode(m)[:2] == b"k\x01" for m in maps),
           f"the transactions' offset commits carried completion maps ({len(maps)} of "
           f"{len(stored)} commits)")
     everything = read_output(out, "read_uncommitted", len(visible) + 1, timeout=15)
