@@ -167,9 +167,9 @@ std::optional<options> parse_options(int argc, char** argv) {
         "first produce N keyed 100-byte messages per topic")(
         "output", po::value(&o.output), "append one JSON line per handled message to FILE")(
         "exit-when-idle", po::value(&o.exit_when_idle)->default_value(0),
-        "stop gracefully after SEC seconds without messages (before the first message: SEC + 10 s; "
-        "0: run until SIGINT/SIGTERM)")("summary-json", po::value(&o.summary_json),
-                                        "write a JSON summary to FILE at exit")(
+        "stop gracefully after SEC seconds without messages (before the first message, or while a "
+        "consumer waits for its assignment: SEC + 10 s; 0: run until SIGINT/SIGTERM)")(
+        "summary-json", po::value(&o.summary_json), "write a JSON summary to FILE at exit")(
         "log-level", po::value(&level)->default_value(level), "debug | info | warning | error")(
         "ordering", po::value(&ordering)->default_value(ordering),
         "partition (one at a time per partition) | key (one at a time per key) | none")(
@@ -546,12 +546,22 @@ int run(const options& o) {
                 std::chrono::duration<double>(effective.exit_when_idle));
             // Before the first message, allow for the group join (~3 s on the embedded cluster).
             const auto started = std::chrono::steady_clock::now() + 10s;
+            // A consumer still waiting for its assignment (its join makes the group rebalance, and
+            // the embedded cluster refuses commits meanwhile) gets the same allowance: stopping
+            // then left its topic unhandled and the other's commits refused (kt_host_cli's
+            // per_topic case, 1 s idle, two consumers joining one group one after the other).
+            auto waiting_for_assignment = [&] {
+                const auto consumers = host.consumer_stats();
+                return std::any_of(consumers.begin(), consumers.end(),
+                                   [](const auto& c) { return c.assigned_partitions == 0; });
+            };
             while (!done) {
                 const auto ticks = last_handled.load();
                 const auto last = ticks ? std::chrono::steady_clock::time_point(
                                               std::chrono::steady_clock::duration(ticks))
                                         : started;
-                if (std::chrono::steady_clock::now() - last > idle) {
+                const auto allowance = ticks && waiting_for_assignment() ? idle + 10s : idle;
+                if (std::chrono::steady_clock::now() - last > allowance) {
                     rt.request_stop();
                     return;
                 }

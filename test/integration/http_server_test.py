@@ -121,9 +121,9 @@ class server:
         self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         self.requests = 0
 
-    def request(self, method, path):
+    def request(self, method, path, headers=None):
         """(status, content type, body) over one keep-alive connection."""
-        self.connection.request(method, path)
+        self.connection.request(method, path, headers=headers or {})
         response = self.connection.getresponse()
         body = response.read().decode()
         self.requests += 1
@@ -259,6 +259,14 @@ def refusals(s):
     for method, path, expected in cases:
         status, _, _ = s.request(method, path)
         check(status == expected, f"{method} {path} answers {expected} ({status})")
+    # A page of another site, opened in the operator's browser, cannot pause a trigger (browsers
+    # send Origin with a cross-site POST); the dashboard's own requests are same-origin.
+    status, _, _ = s.request("POST", "/triggers/slow/pause", {"Origin": "http://evil.example"})
+    check(status == 403 and value(s.metrics(), "kt_trigger_paused", trigger="slow") == 0,
+          f"a cross-origin POST is refused with 403 and pauses nothing ({status})")
+    status, _, _ = s.request("POST", "/triggers/slow/resume",
+                             {"Origin": f"http://127.0.0.1:{s.port}"})
+    check(status == 200, f"a same-origin POST is served ({status})")
 
 
 def main():

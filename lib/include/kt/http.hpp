@@ -38,6 +38,8 @@ struct endpoint_options {
 ///
 /// A known path with another method answers 405 (with Allow), anything else 404. `{name}` may be
 /// percent-encoded. The page uses relative URLs, so a reverse proxy may serve it under a prefix.
+/// A POST whose Origin names another host answers 403 (a page of another site, opened in the
+/// operator's browser, cannot pause triggers; the dashboard is same-origin, curl sends no Origin).
 /// There is no authentication and the POST endpoints pause triggers: keep the default loopback
 /// address, or put an authenticating reverse proxy in front before exposing them. The host must
 /// outlive the server's coroutines: call stop() (or let serve() do it) before the host is

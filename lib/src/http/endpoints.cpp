@@ -99,12 +99,24 @@ response health_response(const request& req, bool good, std::string_view good_te
                 : make_response(req, bhttp::status::service_unavailable, lines(reasons));
 }
 
+/// No Origin (curl, scripts), or one naming the host the request was sent to (the dashboard).
+bool same_origin(const request& req) {
+    const std::string_view origin = req[bhttp::field::origin];
+    if (origin.empty()) return true;
+    const auto scheme = origin.find("://");
+    return scheme != std::string_view::npos &&
+           origin.substr(scheme + 3) == std::string_view(req[bhttp::field::host]);
+}
+
 /// POST /triggers/{name}/{action}: pause or resume.
 response trigger_action(const request& req, kt::trigger_host& host, std::string_view encoded_name,
                         std::string_view action) {
     if (action != "pause" && action != "resume")
         return make_response(req, bhttp::status::not_found, "not found\n");
     if (req.method() != bhttp::verb::post) return method_not_allowed(req, "POST");
+    // A web page of another site, opened in the operator's browser, must not pause triggers.
+    if (!same_origin(req))
+        return make_response(req, bhttp::status::forbidden, "cross-origin request refused\n");
     const auto name = percent_decode(encoded_name);
     if (!name) return make_response(req, bhttp::status::bad_request, "malformed trigger name\n");
     const bool pause = action == "pause";
