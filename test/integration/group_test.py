@@ -18,7 +18,8 @@ import tempfile
 import threading
 import time
 
-from kt_processes import check, failures, note, processes, start_cluster, stop_all, timed
+from kt_processes import (check, failures, high_watermark, note, processes, start_cluster,
+                          stop_all, timed)
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -107,8 +108,7 @@ def wait_for(condition, timeout):
 def high_watermarks(topic):
     c = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"hw-{RUN}"})
     try:
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                for p in range(TOPICS[topic])}
+        return {p: high_watermark(c, topic, p) for p in range(TOPICS[topic])}
     finally:
         c.close()
 

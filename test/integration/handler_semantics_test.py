@@ -114,8 +114,7 @@ def high_watermarks(topic):
     c = consumer(f"hw-{RUN}")
     try:
         partitions = len(c.list_topics(topic, timeout=30).topics[topic].partitions)
-        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-                for p in range(partitions)}
+        return {p: kt_processes.high_watermark(c, topic, p) for p in range(partitions)}
     finally:
         c.close()
 

@@ -54,6 +54,25 @@ def kill_cluster(proc):
     os.unlink(proc.log_path)
 
 
+def high_watermark(consumer, topic, partition, timeout=30):
+    """The partition's high watermark from a confluent-kafka consumer, retried while the broker
+    answers with a retriable error (a topic just created may have no leader for a moment:
+    NOT_LEADER_FOR_PARTITION)."""
+    from confluent_kafka import KafkaError, KafkaException, TopicPartition
+    leaderless = (KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+                  KafkaError.UNKNOWN_TOPIC_OR_PART)
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                  timeout=timeout)[1]
+        except KafkaException as e:
+            error = e.args[0]
+            if not (error.retriable() or error.code() in leaderless) or time.time() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def broker_committed(bootstrap, group, topic):
     """partition -> offset the broker holds for `group` on `topic`, read with confluent-kafka
     (partitions without a commit left out)."""

@@ -174,8 +174,11 @@ def exactly_once_survives_failures_and_kill_9(tmp):
         victim.kill()
         victim.wait()
     started = time.time()
+    # Idle for longer than the killed member's session (6 s): the partitions it held come to this
+    # run only once the broker expires it (with 3 s, the fast key-ordered run once stopped first,
+    # 1498 of 3000 committed).
     last = kt_host(source, group, os.path.join(tmp, "eos-last.jsonl"), *args,
-                   "--exit-when-idle", "3")
+                   "--exit-when-idle", "10")
     check(last.wait(300) == 0, f"exactly_once run exits cleanly ({last.stderr.read()[-300:]})")
     print(f"     last run took {time.time() - started:.1f} s")
     marks = high_watermarks(source, 3)
