@@ -1,6 +1,8 @@
 // RAII owners of librdkafka handles and the config builder that validates properties.
 #pragma once
 
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string_view>
 
@@ -50,5 +52,13 @@ client_ptr make_client(rd_kafka_type_t type, conf_ptr conf);
 
 /// Throws kt::kafka_error for a non-zero `err`, prefixed with `what`.
 void throw_if_error(rd_kafka_resp_err_t err, std::string_view what);
+
+/// Copies `metadata` into `p` (librdkafka frees it with the list); empty leaves none.
+inline void set_metadata(rd_kafka_topic_partition_t& p, std::string_view metadata) {
+    if (metadata.empty()) return;
+    p.metadata = std::malloc(metadata.size());
+    std::memcpy(p.metadata, metadata.data(), metadata.size());
+    p.metadata_size = metadata.size();
+}
 
 }  // namespace kt::detail

@@ -29,11 +29,7 @@ partition_list_ptr committer::partition_list(const std::vector<commit_entry>& en
         auto* p = rd_kafka_topic_partition_list_add(
             list.get(), routes_.topic_name(e.partition.first).c_str(), e.partition.second);
         p->offset = e.offset;
-        if (!e.metadata.empty()) {  // librdkafka frees it with the list
-            p->metadata = malloc(e.metadata.size());
-            std::memcpy(p->metadata, e.metadata.data(), e.metadata.size());
-            p->metadata_size = e.metadata.size();
-        }
+        set_metadata(*p, e.metadata);
     }
     return list;
 }

@@ -4,8 +4,6 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
-#include <cstring>
 #include <limits>
 #include <thread>
 
@@ -195,12 +193,7 @@ partition_list_ptr transaction_cycle::offsets() {
         // What finished above the offset: a restart skips it (the skip rule on assignment).
         auto above = intersect(unite(finished_[partition], ranges_of(std::move(done[partition]))),
                                {{offset, std::numeric_limits<std::int64_t>::max()}});
-        const auto map = encode({offset, {{key, above}}}, budget);
-        if (!map.text.empty()) {  // librdkafka frees it with the list
-            p->metadata = malloc(map.text.size());
-            std::memcpy(p->metadata, map.text.data(), map.text.size());
-            p->metadata_size = map.text.size();
-        }
+        set_metadata(*p, encode({offset, {{key, above}}}, budget).text);
         finishing_[partition] = std::move(above);
     }
     return list;
