@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs a real single-node Apache Kafka (KRaft, broker+controller) on loopback for tests:
+# Runs a real single-node Apache Kafka (KRaft, broker+controller; 4.4.0 unless $KT_KAFKA_VERSION
+# says otherwise) on loopback for tests:
 #   scripts/kafka-local.sh start|stop|restart|status   (restart keeps the port and the data)
 # Kafka's jars are fetched once with Maven into a cache outside the repo ($KT_KAFKA_CACHE,
 # default ~/.cache/kafka-triggers); state and logs live under build/kafka-local. `start` prints
@@ -7,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-version="${KT_KAFKA_VERSION:-3.9.1}"
+version="${KT_KAFKA_VERSION:-4.4.0}"
 cache="${KT_KAFKA_CACHE:-$HOME/.cache/kafka-triggers}/kafka-$version"
 state="${KT_KAFKA_DIR:-$PWD/build/kafka-local}"
 pidfile="$state/kafka.pid"
@@ -53,6 +54,12 @@ num.partitions=1
 auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
 group.min.session.timeout.ms=1000
+# The consumer protocol (KIP-848): the broker owns session and heartbeat. Short, as the classic
+# protocol's tests ask for (session.timeout.ms=6000), so a killed member leaves within seconds.
+group.consumer.min.session.timeout.ms=1000
+group.consumer.session.timeout.ms=6000
+group.consumer.min.heartbeat.interval.ms=500
+group.consumer.heartbeat.interval.ms=1000
 offsets.topic.replication.factor=1
 offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1

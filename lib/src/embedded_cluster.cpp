@@ -27,6 +27,10 @@ embedded_cluster::embedded_cluster(embedded_cluster_options options)
     if (!state_->cluster)
         throw kafka_error(make_kafka_error(RD_KAFKA_RESP_ERR__FAIL),
                           "cannot start embedded cluster");
+    rd_kafka_mock_set_group_consumer_session_timeout_ms(
+        state_->cluster, static_cast<int>(options.consumer_group_session_timeout.count()));
+    rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(
+        state_->cluster, static_cast<int>(options.consumer_group_heartbeat_interval.count()));
     detail::log(log_level::info, "embedded cluster: {} broker(s) at {}", options.brokers,
                 bootstrap());
 }

@@ -354,9 +354,11 @@ constexpr int not_leader_for_partition = 6;
 constexpr int topic_authorization_failed = 29;  // permanent: librdkafka does not retry it
 constexpr int request_timed_out = 7;
 constexpr int coordinator_not_available = 15;
+constexpr int coordinator_load_in_progress = 14;
 constexpr int not_coordinator = 16;
 constexpr int rebalance_in_progress = 27;
 constexpr int unknown_member_id = 25;
+constexpr int fenced_member_epoch = 110;
 constexpr int fenced_instance_id = 82;
 constexpr int disconnect = -195;
 
@@ -480,9 +482,12 @@ BOOST_AUTO_TEST_CASE(a_stop_during_a_rebalance_completes_and_loses_nothing) {
     cluster.start_request_tracking();
     joining.start();
     // The newcomer's JoinGroup starts the rebalance; the embedded coordinator then waits for the
-    // leaving member to rejoin: the stop lands while the rebalance is under way.
-    BOOST_TEST_REQUIRE(
-        wait_until([&] { return cluster.requests_received(kt::kafka_api::join_group) > 0; }));
+    // leaving member to rejoin: the stop lands while the rebalance is under way. Under KIP-848
+    // the newcomer joins with a ConsumerGroupHeartbeat and the coordinator moves partitions to it
+    // through the leaving member's next heartbeats: the stop lands while they move.
+    const auto join_api = kafka::consumer_protocol() ? kt::kafka_api::consumer_group_heartbeat
+                                                     : kt::kafka_api::join_group;
+    BOOST_TEST_REQUIRE(wait_until([&] { return cluster.requests_received(join_api) > 0; }));
     cluster.stop_request_tracking();
     stop_host(rt, leaving);  // bounded by run_coro's 60 s: a hang fails here
     BOOST_TEST(leaving.consumer_count() == 0u);
@@ -543,6 +548,26 @@ BOOST_AUTO_TEST_CASE(a_failing_dead_letter_write_holds_its_offset_until_it_succe
 }
 
 BOOST_AUTO_TEST_CASE(heartbeat_errors_make_the_consumer_rejoin_without_losing_messages) {
+    if (kafka::consumer_protocol()) {
+        run_scenario("heartbeat-errors", [](scenario& s) {
+            // KIP-848 heartbeats (every second here) that fail retriably are sent again, to the
+            // same or a newly found coordinator; the member keeps its partitions meanwhile.
+            s.cluster.start_request_tracking();
+            s.cluster.push_request_errors(kt::kafka_api::consumer_group_heartbeat,
+                                          {coordinator_load_in_progress, not_coordinator});
+            BOOST_TEST(wait_until(
+                           [&] {
+                               return s.cluster.requests_received(
+                                          kt::kafka_api::consumer_group_heartbeat) >= 3;
+                           },
+                           20s),
+                       "heartbeats went on after both injected errors");
+            s.cluster.stop_request_tracking();
+            BOOST_TEST(s.all_partitions_advance(), "every partition is still consumed");
+            BOOST_TEST(s.logged("lost") == 0u, "no partition was lost to a retriable error");
+        });
+        return;
+    }
     run_scenario("heartbeat-errors", [](scenario& s) {
         // Heartbeats go every 3 s (librdkafka's default heartbeat.interval.ms); a rejoin takes
         // session.timeout.ms - 1 s = 5 s on the embedded cluster.
@@ -610,9 +635,14 @@ BOOST_AUTO_TEST_CASE(partitions_lost_and_given_back_resume_where_their_work_was_
     run_scenario(
         "lost-and-back",
         [&](scenario& s) {
-            // An unknown member id makes librdkafka declare the assignment lost and rejoin; the
-            // group has one member, so every partition comes straight back.
-            s.cluster.push_request_errors(kt::kafka_api::heartbeat, {unknown_member_id});
+            // An unknown member id (classic) or a fenced member epoch (KIP-848) makes librdkafka
+            // declare the assignment lost and rejoin; the group has one member, so every
+            // partition comes straight back.
+            if (kafka::consumer_protocol())
+                s.cluster.push_request_errors(kt::kafka_api::consumer_group_heartbeat,
+                                              {fenced_member_epoch});
+            else
+                s.cluster.push_request_errors(kt::kafka_api::heartbeat, {unknown_member_id});
             BOOST_TEST(wait_until([&] { return s.logged("came back after a loss") > 0; }, 20s),
                        "the partitions were lost and came back");
             BOOST_TEST(s.all_partitions_advance(), "every partition is consumed again");

@@ -167,7 +167,7 @@ def exactly_once_survives_failures_and_kill_9(tmp):
     args = ("--delivery", "exactly_once", "--output-topic", out, "--instance-id", "a",
             "--fail-every", "97", "--retries", "1", "--retry-backoff-ms", "10",
             "--handler-ms", "1", "--ordering", "key", "--max-in-flight", "64",
-            "--property", "session.timeout.ms=6000")
+            *kt_processes.group_args())
     for attempt, lifetime in enumerate((8, 4)):
         victim = kt_host(source, group, os.path.join(tmp, f"eos-{attempt}.jsonl"), *args)
         time.sleep(lifetime)

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -58,9 +59,13 @@ class kafka {
     kt::consumer_config consumer(const std::string& group) const {
         kt::consumer_config config{{"bootstrap.servers", bootstrap_},
                                    {"group.id", group},
-                                   {"topic.metadata.refresh.interval.ms", "1000"},
-                                   // The mock coordinator delays a rejoin by session timeout - 1 s.
-                                   {"session.timeout.ms", "6000"}};
+                                   {"topic.metadata.refresh.interval.ms", "1000"}};
+        // $KT_GROUP_PROTOCOL=consumer runs the suite under KIP-848, where the brokers set the
+        // session (6 s here too: the embedded cluster below, scripts/kafka-local.sh).
+        if (consumer_protocol())
+            config.set("group.protocol", "consumer");
+        else  // the mock coordinator delays a rejoin by session timeout - 1 s
+            config.set("session.timeout.ms", "6000");
         if (const char* debug = std::getenv("KT_TEST_RDKAFKA_DEBUG")) config.set("debug", debug);
         return config;
     }
@@ -83,6 +88,12 @@ class kafka {
 
     kt::embedded_cluster* embedded() noexcept { return cluster_.get(); }
 
+    /// Whether the suite runs under group.protocol=consumer ($KT_GROUP_PROTOCOL).
+    static bool consumer_protocol() {
+        const char* protocol = std::getenv("KT_GROUP_PROTOCOL");
+        return protocol && std::string_view(protocol) == "consumer";
+    }
+
   private:
     kafka()
         : run_id_(
@@ -91,8 +102,10 @@ class kafka {
         if (const char* env = std::getenv("KT_BOOTSTRAP"); env && *env) {
             bootstrap_ = env;
         } else {
-            cluster_ =
-                std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
+            cluster_ = std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{
+                .brokers = 3,
+                .consumer_group_session_timeout = std::chrono::seconds(6),
+                .consumer_group_heartbeat_interval = std::chrono::seconds(1)});
             bootstrap_ = cluster_->bootstrap();
         }
     }

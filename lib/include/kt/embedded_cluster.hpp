@@ -23,10 +23,16 @@ enum class kafka_api : std::int16_t {
     heartbeat = 12,
     leave_group = 13,
     sync_group = 14,
+    consumer_group_heartbeat = 68,  ///< group.protocol=consumer (KIP-848)
 };
 
 struct embedded_cluster_options {
     int brokers = 3;
+    /// What the brokers tell members of group.protocol=consumer (KIP-848) groups, who no longer
+    /// choose these themselves: a member silent this long leaves the group, and how often to
+    /// heartbeat. The defaults are the mock brokers' own.
+    std::chrono::milliseconds consumer_group_session_timeout{30000};
+    std::chrono::milliseconds consumer_group_heartbeat_interval{3000};
 };
 
 /// Real Kafka protocol over loopback, for demos and tests. Limits: no persistence, ~5 MiB per
