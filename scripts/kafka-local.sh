@@ -65,6 +65,8 @@ offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
+# A transaction left open by a killed producer is aborted within a second of its timeout.
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 log.segment.bytes=1048576
 # Not the default (4096), so tests see that completion map budgets come from the broker.
 offset.metadata.max.bytes=8192

@@ -128,7 +128,7 @@ def metadata_max_bytes(bootstrap):
 def committed_metadata(bootstrap, group, topic, timeout=30):
     """Every commit metadata the broker stored for `group` on `topic`, in order, as
     [(partition, offset, metadata bytes)]: read from __consumer_offsets with confluent-kafka and
-    decoded here (OffsetCommit key version 0/1, value versions 1-3), independently of librdkafka's
+    decoded here (OffsetCommit key version 0/1, value versions 1-4), independently of librdkafka's
     committed(). Real brokers only (the embedded cluster keeps commits in memory)."""
     import struct
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -136,6 +136,17 @@ def committed_metadata(bootstrap, group, topic, timeout=30):
     def string(buf, at):
         (n,) = struct.unpack_from(">h", buf, at)
         return buf[at + 2:at + 2 + max(n, 0)], at + 2 + max(n, 0)
+
+    def compact_string(buf, at):  # flexible versions: unsigned varint of length + 1
+        n, shift = 0, 0
+        while True:
+            byte = buf[at]
+            at += 1
+            n |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                break
+        return buf[at:at + max(n - 1, 0)], at + max(n - 1, 0)
 
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"offsets-reader-{time.time()}",
                   "enable.auto.commit": False})
@@ -162,11 +173,12 @@ def committed_metadata(bootstrap, group, topic, timeout=30):
             if g.decode() != group or t.decode() != topic:
                 continue
             version, at = struct.unpack_from(">h", value)[0], 2
-            if version not in (1, 2, 3):
+            if version not in (1, 2, 3, 4):
                 raise RuntimeError(f"__consumer_offsets value version {version} not understood")
             (offset,) = struct.unpack_from(">q", value, at)
-            at += 8 + (4 if version == 3 else 0)  # leader epoch
-            metadata, _ = string(value, at)
+            at += 8 + (4 if version >= 3 else 0)  # leader epoch
+            # Version 4 (Kafka 4.x) is the first flexible one: a compact string.
+            metadata, _ = (compact_string if version >= 4 else string)(value, at)
             found.append((partition, offset, metadata))
     finally:
         c.close()

@@ -100,14 +100,41 @@ partition_list_ptr rebalance::read_committed(const rd_kafka_topic_partition_list
     partition_list_ptr committed(rd_kafka_topic_partition_list_copy(partitions));
     // Bounded like the rest of the rebalance's waits: the assignment goes on without the maps.
     const auto timeout = std::min<std::chrono::milliseconds>(5s, options_.revoke_drain_timeout);
-    if (auto err = p_.client.read_committed(committed.get(), timeout)) {
-        log(log_level::warning,
-            "group '{}': reading the committed offsets of {} assigned partition(s) failed ({}): "
-            "their triggers redo everything above the committed offset",
-            group_, partitions->cnt, rd_kafka_err2str(err));
-        return nullptr;
+    // Except under exactly_once, where running again what a committed transaction's map says it
+    // finished outputs it twice. A transaction still open on the group's offsets (its producer
+    // killed after sending them) makes the read answer UNSTABLE_OFFSET_COMMIT until the
+    // transaction ends: aborted by the coordinator after transaction.timeout.ms (60 s by default),
+    // or at once when our own producer of that transactional.id starts (trigger_state::bind).
+    const bool must_read = p_.ledger.delivery() == delivery_guarantee::exactly_once;
+    const auto deadline = steady::now() + (must_read ? exactly_once_read_timeout : 0s);
+    for (int attempt = 1;; ++attempt) {
+        const auto err = p_.client.read_committed(committed.get(), timeout);
+        if (!err) {
+            if (attempt > 1)
+                log(log_level::info, "group '{}': committed offsets read after {} attempts", group_,
+                    attempt);
+            return committed;
+        }
+        if (steady::now() >= deadline) {
+            log(must_read ? log_level::error : log_level::warning,
+                "group '{}': reading the committed offsets of {} assigned partition(s) failed "
+                "({}): their triggers redo everything above the committed offset{}",
+                group_, partitions->cnt, rd_kafka_err2str(err),
+                must_read ? " (under exactly_once, what committed transactions finished above it "
+                            "is output again)"
+                          : "");
+            return nullptr;
+        }
+        if (attempt == 1)
+            log(log_level::warning,
+                "group '{}': the committed offsets of {} assigned partition(s) are not readable "
+                "yet ({}); exactly_once waits for them (a transaction may still be open on "
+                "them) up to {} s",
+                group_, partitions->cnt, rd_kafka_err2str(err),
+                std::chrono::duration_cast<std::chrono::seconds>(exactly_once_read_timeout)
+                    .count());
+        std::this_thread::sleep_for(200ms);  // an error may come back at once
     }
-    return committed;
 }
 
 std::optional<completion_map> rebalance::restored_map(

@@ -48,6 +48,11 @@ struct rebalance_parts {
 
 class rebalance {
   public:
+    /// How long an assignment under exactly_once waits for its committed offsets to be readable:
+    /// librdkafka's default transaction.timeout.ms (60 s), after which the coordinator aborts a
+    /// transaction left open, and a margin.
+    static constexpr std::chrono::seconds exactly_once_read_timeout{70};
+
     rebalance(std::string group, rebalance_parts parts, runtime& rt, const host_options& options,
               std::weak_ptr<wakeup> wake)
         : group_(std::move(group)), p_(parts), rt_(rt), options_(options), wake_(std::move(wake)) {}

@@ -100,6 +100,13 @@ trigger_runner::trigger_runner(trigger_state& owner, unsigned shard_index,
 
 trigger_runner::~trigger_runner() = default;
 
+void trigger_runner::open_transaction_early() {
+    if (!txn_) return;
+    asio::post(shard_, [weak = owner_.weak_from_this(), this] {
+        if (weak.lock()) txn_->want();  // an empty transaction commits after transaction_interval
+    });
+}
+
 std::uint64_t trigger_runner::lane_of(const message& m) const {
     const auto partition = static_cast<std::uint64_t>(m.partition());
     if (owner_.is_batch()) return partition;

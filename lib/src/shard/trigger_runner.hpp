@@ -64,6 +64,11 @@ class trigger_runner {
     /// exactly_once: the transaction holding `again` aborted; they run again, in order.
     void requeue(std::vector<message> again);
     transaction_cycle* transaction() noexcept { return txn_.get(); }
+    /// exactly_once: starts the transactional producer now rather than at the first message.
+    /// Its init_transactions aborts a transaction that a previous incarnation (same
+    /// transactional.id) left open, which holds back the committed offsets the consumer reads
+    /// when it is assigned partitions (rebalance::read_committed).
+    void open_transaction_early();
     /// Work running now (the transaction cycle ends a transaction only when none does).
     unsigned running() const noexcept { return running_; }
     /// Work waits for a free slot (the transaction may take more before it ends).

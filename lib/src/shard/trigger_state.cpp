@@ -22,6 +22,7 @@ void trigger_state::bind(runtime& rt, std::shared_ptr<shared_consumer> owner) {
     for (unsigned shard = 0; shard < rt.shard_count(); ++shard)
         runners.push_back(
             std::make_unique<trigger_runner>(*this, shard, rt.shard(shard), consumer->link(shard)));
+    for (auto& runner : runners) runner->open_transaction_early();
 }
 
 std::shared_ptr<kt::producer> trigger_state::dead_letters() {
