@@ -8,10 +8,12 @@ Each run: member A consumes a topic of PARTITIONS partitions while records keep 
 - leave: B's own revocation as it leaves (the same log line);
 - takeover: B's SIGTERM until A handles a record of a partition B held.
 Prints the median (and range) of each per protocol, and writes them as JSON with --json.
-Usage: perf/rebalance_times.py --kt-host build/release/apps/kt-host/kt-host --bootstrap HOST:PORT
-       [--runs 5] [--protocols classic,consumer] [--partitions 6] [--rate 1000] [--json FILE]
+Usage: perf/rebalance_times.py --kt-host build/release/apps/kt-host/kt-host
+       (--bootstrap HOST:PORT | --kt-cluster build/release/apps/kt-cluster/kt-cluster)
+       [--runs 5] [--protocols classic,consumer] [--partitions 6] [--rate 1000]
+       [--handler-ms 0] [--json FILE]
 Classic members get session.timeout.ms=6000; consumer-protocol members get what the broker sets
-(scripts/kafka-local.sh: 6 s session, 1 s heartbeat; kt-cluster: its --consumer-* options)."""
+(scripts/kafka-local.sh, and the kt-cluster started here: 6 s session, 1 s heartbeat)."""
 import argparse
 import json
 import os
@@ -69,7 +71,8 @@ class member:
             self.proc = subprocess.Popen(
                 [args.kt_host, "--bootstrap", args.bootstrap, "--topic",
                  f"{topic}:{args.partitions}", "--group", group, "--output", self.output,
-                 "--log-level", "info", *group_args], stdout=subprocess.DEVNULL, stderr=err)
+                 "--log-level", "info", "--handler-ms", str(args.handler_ms), *group_args],
+                stdout=subprocess.DEVNULL, stderr=err)
 
     def first_record_ms(self, timeout=60):
         first = wait_for(lambda: handled(self.output), timeout)
@@ -85,10 +88,18 @@ class member:
             self.proc.wait()
 
 
+RUN = f"{os.getpid()}-{int(time.time())}"
+
+
+def topic_of(protocol, run):
+    return f"rebalance-{protocol}-{run}-{RUN}"
+
+
 def one_run(args, protocol, run, tmp):
-    topic = group = f"rebalance-{protocol}-{run}-{os.getpid()}-{int(time.time())}"
-    admin = AdminClient({"bootstrap.servers": args.bootstrap})
-    admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(30)
+    topic = group = topic_of(protocol, run)
+    if not args.kt_cluster:  # kt-cluster creates them (the mock answers no CreateTopics)
+        admin = AdminClient({"bootstrap.servers": args.bootstrap})
+        admin.create_topics([NewTopic(topic, args.partitions, 1)])[topic].result(30)
     stop = threading.Event()
 
     def produce():
@@ -145,22 +156,39 @@ def summary(values):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kt-host", required=True)
-    parser.add_argument("--bootstrap", required=True)
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--bootstrap", help="real brokers")
+    where.add_argument("--kt-cluster", help="start this kt-cluster (embedded cluster) instead")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--protocols", default="classic,consumer")
     parser.add_argument("--partitions", type=int, default=6)
     parser.add_argument("--rate", type=int, default=1000)
+    parser.add_argument("--handler-ms", type=int, default=0,
+                        help="each handler's wait: what a revocation drains")
     parser.add_argument("--json")
     args = parser.parse_args()
+    protocols = args.protocols.split(",")
+    cluster = None
+    if args.kt_cluster:
+        cluster = subprocess.Popen(
+            [args.kt_cluster, "--consumer-session-timeout-ms", "6000",
+             "--consumer-heartbeat-interval-ms", "1000",
+             *[f"--topic={topic_of(p, r)}:{args.partitions}" for p in protocols
+               for r in range(args.runs)]], stdout=subprocess.PIPE, text=True)
+        args.bootstrap = cluster.stdout.readline().split(" ", 1)[1].strip()
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for protocol in args.protocols.split(","):
+        for protocol in protocols:
             results[protocol] = []
             for run in range(args.runs):
                 r = one_run(args, protocol, run, tmp)
                 print(f"{protocol} run {run + 1}: {r}", flush=True)
                 results[protocol].append(r)
-    print(f"\nmedian (min-max) ms over {args.runs} runs, {args.partitions} partitions")
+    if cluster:
+        cluster.terminate()
+        cluster.wait()
+    print(f"\nmedian (min-max) ms over {args.runs} runs, {args.partitions} partitions, handlers "
+          f"of {args.handler_ms} ms, {args.rate} records/s")
     print(f"{'protocol':10} {'join':>16} {'revoke':>16} {'leave':>16} {'takeover':>16}")
     for protocol, runs in results.items():
         print(f"{protocol:10} " + " ".join(f"{summary([r[k] for r in runs]):>16}"
@@ -168,7 +196,8 @@ def main():
                                                       "takeover_ms")))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"partitions": args.partitions, "rate": args.rate, "runs": results,
+            json.dump({"partitions": args.partitions, "rate": args.rate,
+                       "handler_ms": args.handler_ms, "runs": results,
                        "median": {p: {k: statistics.median([r[k] for r in runs
                                                             if r[k] is not None] or [0])
                                       for k in ("join_ms", "revoke_ms", "leave_ms",
