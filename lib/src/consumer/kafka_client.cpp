@@ -64,8 +64,20 @@ void kafka_client::end(client_end how) {
             client_.reset();
             break;
         case client_end::abandon_group:
-            // A fenced member cannot leave its group: destroy without the consumer close.
-            rd_kafka_destroy_flags(client_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+            // A fenced member cannot leave its group: destroy without the consumer close. Not on
+            // the poll thread, which goes on with the next client: under group.protocol=consumer
+            // librdkafka 2.14.2 holds the destroy while commits wait for an unreachable
+            // coordinator, up to session.timeout.ms (45 s; that protocol takes no other value).
+            std::erase_if(abandoned_,
+                          [](const abandoned_client& c) { return c.destroyed->load(); });
+            {
+                auto destroyed = std::make_shared<std::atomic<bool>>(false);
+                std::jthread destroying([rk = client_.release(), destroyed] {
+                    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+                    destroyed->store(true);
+                });
+                abandoned_.push_back({std::move(destroyed), std::move(destroying)});
+            }
             break;
         case client_end::leak:
             (void)client_.release();

@@ -3,13 +3,16 @@
 // threads deliver to the event sink.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "rdkafka_handles.hpp"
@@ -50,7 +53,8 @@ class partition_queue {
 /// How a client ends.
 enum class client_end : std::uint8_t {
     destroy,        ///< after close(): rd_kafka_destroy
-    abandon_group,  ///< a fenced or failed member: destroyed without the consumer close
+    abandon_group,  ///< a fenced or failed member: destroyed without the consumer close, on a
+                    ///< thread of its own
     leak,           ///< messages of it are still referenced: never freed under them
 };
 
@@ -131,6 +135,12 @@ class kafka_client {
     queue_ptr commit_queue_;
     queue_ptr admin_queue_;  // the DescribeConfigs answer
     enum class limit_request : std::uint8_t { unasked, asked, done } limit_request_{};
+    /// Abandoned clients being destroyed off the poll thread (joined at destruction).
+    struct abandoned_client {
+        std::shared_ptr<std::atomic<bool>> destroyed;
+        std::jthread destroying;
+    };
+    std::vector<abandoned_client> abandoned_;
 };
 
 }  // namespace kt::detail

@@ -362,10 +362,16 @@ void shared_consumer::pump_shards() {
 void shared_consumer::on_rebalance(rd_kafka_resp_err_t err,
                                    rd_kafka_topic_partition_list_t* partitions) {
     const auto started = steady::now();
-    // Its waits are bounded: read_committed (≤ 5 s), the revoke drain and the listeners.
-    probe_.blocking_until(started + 2 * options_.revoke_drain_timeout + 5s);
+    // Its waits are bounded: read_committed (≤ 5 s; under exactly_once up to
+    // exactly_once_read_timeout), the revoke drain and the listeners.
+    probe_.blocking_until(started + 2 * options_.revoke_drain_timeout + 5s +
+                          (delivery_ == delivery_guarantee::exactly_once
+                               ? std::chrono::seconds(rebalance::exactly_once_read_timeout)
+                               : 0s));
     subscription_.rebalanced();
-    broker_reached();  // the coordinator answered
+    // The coordinator answered, unless librdkafka gave the partitions up as lost on its own
+    // (KIP-848: heartbeats unanswered for the session timeout), which an outage also causes.
+    if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS || !client_.assignment_lost()) broker_reached();
     rebalance_.on_event(err, partitions, stopping());
     probe_.assigned(routes_.partitions().size());
     probe_.rebalanced(steady::now() - started);
