@@ -165,20 +165,27 @@ def high_watermarks(topic, partitions):
     return marks
 
 
-def exactly_once_survives_failures_and_kill_9(tmp):
-    source, out, group = f"eos-in-{RUN}", f"eos-out-{RUN}", f"eos-{RUN}"
+def exactly_once_setup(name, partitions):
+    """Topics `name`-in (3000 records), `name`-out and `name`-in.dlq, a group, and kt-host's
+    arguments for an exactly-once copy of the input: offsets divisible by 97 fail on every
+    attempt (each failure aborts its transaction, which runs again; after 2 attempts the message
+    is dead-lettered inside a transaction); key-ordered, many in flight, so transactions finish
+    messages above one still running, which their commits' completion maps carry (a restart
+    does not run them, and output them, again)."""
+    source, out, group = f"{name}-in-{RUN}", f"{name}-out-{RUN}", f"{name}-{RUN}"
     for topic in (source, out, source + ".dlq"):
-        create_topic(topic, 3)
+        create_topic(topic, partitions)
     produce(source, 3000)
-    # Offsets divisible by 97 fail on every attempt: each failure aborts its transaction, which
-    # runs again; after 2 attempts the message is dead-lettered inside a transaction. The
-    # process is also killed twice mid-stream, with transactions open.
-    # Key-ordered, many in flight: transactions finish messages above one still running, which
-    # their commits' completion maps carry, so a restart does not run them (and output them) again.
     args = ("--delivery", "exactly_once", "--output-topic", out, "--instance-id", "a",
             "--fail-every", "97", "--retries", "1", "--retry-backoff-ms", "10",
             "--handler-ms", "1", "--ordering", "key", "--max-in-flight", "64",
             *kt_processes.group_args())
+    return source, out, group, args
+
+
+def exactly_once_survives_failures_and_kill_9(tmp):
+    # The process is killed twice mid-stream, with transactions open.
+    source, out, group, args = exactly_once_setup("eos", 3)
     outputs = [os.path.join(tmp, f"eos-{run}.jsonl") for run in ("0", "1", "last")]
     for attempt, lifetime in enumerate((8, 4)):
         victim = kt_host(source, group, outputs[attempt], *args)
@@ -254,16 +261,8 @@ def a_transaction_left_open_on_the_offsets_is_waited_for(tmp):
     output again. Here, after a kill -9 mid-stream, another producer (another transactional.id,
     10 s transaction timeout) holds such a transaction open on the partition while kt-host
     restarts: kt-host must wait for it to be aborted, then skip what its map says is done."""
-    source, out, group = f"open-in-{RUN}", f"open-out-{RUN}", f"open-{RUN}"
-    for topic in (source, out, source + ".dlq"):
-        create_topic(topic, 1)
-    produce(source, 3000)
-    # As in exactly_once_survives_failures_and_kill_9: key-ordered with failures, transactions
-    # commit offsets with maps of what finished above them. Killed -9 mid-stream.
-    args = ("--delivery", "exactly_once", "--output-topic", out, "--instance-id", "a",
-            "--fail-every", "97", "--retries", "1", "--retry-backoff-ms", "10",
-            "--handler-ms", "1", "--ordering", "key", "--max-in-flight", "64",
-            *kt_processes.group_args())
+    # Killed -9 mid-stream, once transactions committed offsets with maps above them.
+    source, out, group, args = exactly_once_setup("open", 1)
     outputs = [os.path.join(tmp, f"open-{run}.jsonl") for run in (0, 1)]
     first = kt_host(source, group, outputs[0], *args)
     deadline = time.time() + 60
