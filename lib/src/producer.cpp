@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "handling_trace.hpp"
 #include "log.hpp"
 #include "producer_state.hpp"
 
@@ -128,6 +129,7 @@ producer::producer(const producer_config& config) : state_(std::make_shared<stat
 }
 
 producer::~producer() {
+    if (trace_) return;  // a handler's view: the trigger's producer flushes when it goes
     if (!flush(flush_timeout)) {
         detail::log(log_level::warning,
                     "producer closed with {} undelivered records after {} ms; failing them",
@@ -142,6 +144,7 @@ producer::~producer() {
 }
 
 asio::awaitable<delivery> producer::send(record r) {
+    if (trace_) detail::propagate_trace(r, *trace_);
     auto st = state_;
     auto initiation = [st, &r](auto handler) {
         std::unique_ptr<pending_send> op =
@@ -203,6 +206,14 @@ std::uint64_t producer::failed() const noexcept {
 }
 std::size_t producer::queue_depth() const noexcept {
     return static_cast<std::size_t>(rd_kafka_outq_len(state_->client.get()));
+}
+
+void set_trace_headers(record& r, const trace_context& context) {
+    std::erase_if(r.headers, [](const header& h) {
+        return h.name == "traceparent" || h.name == "tracestate";
+    });
+    r.headers.push_back({"traceparent", context.traceparent()});
+    if (!context.trace_state.empty()) r.headers.push_back({"tracestate", context.trace_state});
 }
 
 std::string detail::producer_access::name(const producer& p) {
