@@ -230,3 +230,44 @@ BOOST_AUTO_TEST_CASE(a_hook_that_throws_is_logged_and_the_message_is_still_handl
     BOOST_TEST(logs.since(log_mark, {"tracing hook on_handler_start threw: hook broke"}).size() ==
                20u);
 }
+
+BOOST_AUTO_TEST_CASE(an_exactly_once_transform_gives_its_output_the_child_context_too) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("traced-eos", 1);
+    const auto out = k.new_topic("traced-eos-out", 1);
+    const auto group = k.unique("traced-eos");
+    std::mutex mutex;
+    std::map<std::int64_t, std::string> child_span_of;  // offset → the hooks' child span id
+    std::vector<std::string> outcomes;
+    kt::host_options options;
+    options.tracing.on_handler_end = [&](const kt::handler_end& e) {
+        std::lock_guard lock(mutex);
+        outcomes.push_back(fmt::format("{} {}", e.offset, kt::to_string(e.outcome)));
+        if (e.child) child_span_of[e.offset] = e.child->span_id_hex();
+    };
+    kt::runtime rt{kt_test::two_shards};
+    produce_traced(rt, topic);
+    kt::trigger_host host{rt, options};
+    host.add_trigger({.name = "traced-eos",
+                      .topic = topic,
+                      .consumer = k.consumer(group),
+                      .delivery = kt::delivery_guarantee::exactly_once},
+                     [&](const kt::message& m, kt::producer& output) -> asio::awaitable<void> {
+                         const std::string value(m.value());
+                         if (value != "ok" && value != "plain") co_return;
+                         kt::record r{.topic = out, .key = value, .value = value};
+                         co_await output.send(std::move(r));
+                     });
+    host.start();
+    BOOST_TEST_REQUIRE(wait_until([&] { return kt_test::handled_by(host, "traced-eos") == 5; }));
+    stop_host(rt, host);
+    BOOST_TEST(fmt::format("{}", fmt::join(outcomes, ", ")) == "0 ok, 1 ok, 2 ok, 3 ok, 4 ok");
+
+    std::map<std::string, kt_test::read_record> outputs;
+    for (auto& r : kt_test::read_records(k.bootstrap(), out, 2)) outputs[r.value.value_or("")] = r;
+    const auto traceparent = outputs["ok"].header("traceparent");
+    BOOST_TEST(trace_id_in(traceparent) == trace_id_in(traceparent_of.at("ok")));
+    BOOST_TEST(span_id_in(traceparent) == child_span_of[0]);
+    BOOST_TEST(outputs["ok"].header("tracestate").value_or("") == trace_state);
+    BOOST_TEST(!outputs["plain"].header("traceparent").has_value());
+}
