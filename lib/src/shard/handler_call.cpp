@@ -144,8 +144,6 @@ class call_traces {
     std::vector<handling_trace> traces_;
 };
 
-namespace {
-
 /// Tells the tracing hooks (set) about messages `first`.. `first + count` of a call.
 class hook_calls {
   public:
@@ -209,6 +207,8 @@ class hook_calls {
     std::chrono::steady_clock::time_point started_at_{};
     unsigned attempt_ = 1;
 };
+
+namespace {
 
 /// Runs the trigger's code once over messages `first`.. `first + count` of the call; a
 /// transform writes through a view of `out` that gives its records the message's trace context.
@@ -297,102 +297,123 @@ asio::awaitable<bool> handler_call::write_dead_letters(
     co_return true;
 }
 
-asio::awaitable<call_outcome> handler_call::run(work_items& work) {
-    using outcome = call_outcome;
-    const auto& policy = trigger_.options.retry;
-    const unsigned max_attempts = std::max(1u, policy.max_attempts);
-    call_traces traces(work);
-    std::optional<hook_calls> hooks;
-    if (trigger_.tracing) hooks.emplace(trigger_, traces);
-    // A batch that failed from one message on reports the messages before it early (`done` of
-    // them) and goes on with the rest; attempts count for the message that failed.
+/// Where a call of a batch stands: the messages done before a failed one, and the attempts of
+/// the message that failed last.
+struct call_progress {
     std::size_t done = 0;
     unsigned failures = 0;
     std::int64_t failing_offset = -1;
-    auto finish = [&](outcome result) {
-        work.erase(work.begin(), work.begin() + static_cast<std::ptrdiff_t>(done));
+
+    /// The attempt the next call is for its first message.
+    unsigned attempt(const work_items& work) const {
+        return failures > 0 && work[done].offset() == failing_offset ? failures + 1 : 1;
+    }
+    /// The outcome of what is left of `work`, the messages reported early taken out of it.
+    call_outcome finish(work_items& work, call_outcome result) const {
+        if (done > 0) work.erase(work.begin(), work.begin() + static_cast<std::ptrdiff_t>(done));
         return result;
-    };
+    }
+};
+
+asio::awaitable<call_outcome> handler_call::run(work_items& work) {
+    call_traces traces(work);
+    std::optional<hook_calls> hooks;
+    if (trigger_.tracing) hooks.emplace(trigger_, traces);
+    call_progress progress;
     for (;;) {
-        const auto left = work.size() - done;
-        const auto attempt = work[done].offset() == failing_offset ? failures + 1 : 1;
-        if (hooks) hooks->started(done, left, attempt);
+        if (hooks)
+            hooks->started(progress.done, work.size() - progress.done, progress.attempt(work));
         std::exception_ptr error;
         try {
-            co_await invoke(trigger_, work, done, trigger_.output.get(), traces);
+            co_await invoke(trigger_, work, progress.done, trigger_.output.get(), traces);
         } catch (...) {
             error = std::current_exception();
         }
         if (!error) {
-            if (hooks) hooks->ended(done, left, handler_outcome::ok, "");
-            co_return finish(outcome::handled);
+            if (hooks)
+                hooks->ended(progress.done, work.size() - progress.done, handler_outcome::ok, "");
+            co_return progress.finish(work, call_outcome::handled);
         }
-        if (cancelled(co_await asio::this_coro::cancellation_state)) {
-            if (hooks) hooks->ended(done, left, handler_outcome::cancelled, "cancelled");
-            co_return finish(outcome::cancelled);
-        }
-        const auto failure = locate(error, left, trigger_.is_batch(), trigger_.options.name);
-        const auto failed_at = done + failure.index;
-        const auto& failed = work[failed_at];
-        failures = failed.offset() == failing_offset ? failures + 1 : 1;
-        failing_offset = failed.offset();
-        const bool again = failures < max_attempts && retryable(policy, failure.cause);
-        const auto description = describe_failure(failure.cause);
-        log(again ? log_level::warning : log_level::error,
-            "trigger '{}' failed on {}[{}]@{}{} (attempt {} of {}): {}{}{}", trigger_.options.name,
-            failed.topic(), failed.partition(), failed.offset(),
-            failure.one_message
-                ? fmt::format(" (message {} of a batch of {})", failure.index + 1, left)
-            : left > 1 ? fmt::format(" (batch of {})", left)
-                       : std::string{},
-            failures, max_attempts, description.second,
-            trace_note(traces.at(failed_at).record_context()), again ? "; retrying" : "");
-        // Before a batch's failed message: done, committed while the rest retries.
-        if (failure.index > 0) {
-            if (hooks) hooks->ended(done, failure.index, handler_outcome::ok, "");
-            progress_.ended_early({work.data() + done, failure.index}, outcome::handled);
-            done = failed_at;
-        }
-        // The failed message (the whole call unless a batch_error named one), then the rest of
-        // a batch after it, which runs again in any case.
-        const std::size_t failed_count = failure.one_message ? 1 : left;
-        const std::size_t after_count = work.size() - done - failed_count;
-        const auto after_reason =
-            fmt::format("message at offset {} of the batch failed", failed.offset());
-        if (again) {
-            if (hooks) {
-                hooks->ended(done, failed_count, handler_outcome::retried, description.second);
-                hooks->ended(done + failed_count, after_count, handler_outcome::retried,
-                             after_reason);
-            }
-            add_local(metrics_.retried, 1);
-            if (!co_await sleep_for(backoff(policy, failures)))
-                co_return finish(outcome::cancelled);
-            continue;
-        }
-        auto result = outcome::failed;
-        if (!trigger_.dead_letter_topic.empty()) {
-            if (!co_await write_dead_letters(traces, done, failed_count, description, failures)) {
-                if (hooks)
-                    hooks->ended(done, work.size() - done, handler_outcome::cancelled, "cancelled");
-                co_return finish(outcome::cancelled);
-            }
-            result = outcome::dead_lettered;
-        }
+        const auto ended = co_await after_failure(work, traces, hooks ? &*hooks : nullptr, progress,
+                                                  std::move(error));
+        if (ended) co_return progress.finish(work, *ended);
+    }
+}
+
+asio::awaitable<std::optional<call_outcome>> handler_call::after_failure(const work_items& work,
+                                                                         call_traces& traces,
+                                                                         hook_calls* hooks,
+                                                                         call_progress& progress,
+                                                                         std::exception_ptr error) {
+    using outcome = call_outcome;
+    const auto left = work.size() - progress.done;
+    if (cancelled(co_await asio::this_coro::cancellation_state)) {
+        if (hooks) hooks->ended(progress.done, left, handler_outcome::cancelled, "cancelled");
+        co_return outcome::cancelled;
+    }
+    const auto& policy = trigger_.options.retry;
+    const unsigned max_attempts = std::max(1u, policy.max_attempts);
+    const auto failure = locate(error, left, trigger_.is_batch(), trigger_.options.name);
+    const auto failed_at = progress.done + failure.index;
+    const auto& failed = work[failed_at];
+    progress.failures = failed.offset() == progress.failing_offset ? progress.failures + 1 : 1;
+    progress.failing_offset = failed.offset();
+    const auto failures = progress.failures;
+    const bool again = failures < max_attempts && retryable(policy, failure.cause);
+    const auto description = describe_failure(failure.cause);
+    log(again ? log_level::warning : log_level::error,
+        "trigger '{}' failed on {}[{}]@{}{} (attempt {} of {}): {}{}{}", trigger_.options.name,
+        failed.topic(), failed.partition(), failed.offset(),
+        failure.one_message ? fmt::format(" (message {} of a batch of {})", failure.index + 1, left)
+        : left > 1          ? fmt::format(" (batch of {})", left)
+                            : std::string{},
+        failures, max_attempts, description.second,
+        trace_note(traces.at(failed_at).record_context()), again ? "; retrying" : "");
+    // Before a batch's failed message: done, committed while the rest retries.
+    if (failure.index > 0) {
+        if (hooks) hooks->ended(progress.done, failure.index, handler_outcome::ok, "");
+        progress_.ended_early({work.data() + progress.done, failure.index}, outcome::handled);
+        progress.done = failed_at;
+    }
+    // The failed message (the whole call unless a batch_error named one), then the rest of a
+    // batch after it, which runs again in any case.
+    const auto done = progress.done;
+    const std::size_t failed_count = failure.one_message ? 1 : left;
+    const std::size_t after_count = work.size() - done - failed_count;
+    const auto after_reason =
+        fmt::format("message at offset {} of the batch failed", failed.offset());
+    if (again) {
         if (hooks) {
-            hooks->ended(done, failed_count,
-                         result == outcome::failed ? handler_outcome::failed
-                                                   : handler_outcome::dead_lettered,
-                         description.second);
+            hooks->ended(done, failed_count, handler_outcome::retried, description.second);
             hooks->ended(done + failed_count, after_count, handler_outcome::retried, after_reason);
         }
-        if (after_count == 0) co_return finish(result);
-        // Only the failed message is given up; the rest of the batch runs on from the next one.
-        progress_.ended_early({work.data() + done, failed_count}, result);
-        done += failed_count;
-        failures = 0;
-        failing_offset = -1;
+        add_local(metrics_.retried, 1);
+        if (!co_await sleep_for(backoff(policy, failures))) co_return outcome::cancelled;
+        co_return std::nullopt;
     }
+    auto result = outcome::failed;
+    if (!trigger_.dead_letter_topic.empty()) {
+        if (!co_await write_dead_letters(traces, done, failed_count, description, failures)) {
+            if (hooks)
+                hooks->ended(done, work.size() - done, handler_outcome::cancelled, "cancelled");
+            co_return outcome::cancelled;
+        }
+        result = outcome::dead_lettered;
+    }
+    if (hooks) {
+        hooks->ended(
+            done, failed_count,
+            result == outcome::failed ? handler_outcome::failed : handler_outcome::dead_lettered,
+            description.second);
+        hooks->ended(done + failed_count, after_count, handler_outcome::retried, after_reason);
+    }
+    if (after_count == 0) co_return result;
+    // Only the failed message is given up; the rest of the batch runs on from the next one.
+    progress_.ended_early({work.data() + done, failed_count}, result);
+    progress.done += failed_count;
+    progress.failures = 0;
+    progress.failing_offset = -1;
+    co_return std::nullopt;
 }
 
 std::chrono::milliseconds handler_call::backoff(const retry_policy& policy, unsigned attempt) {

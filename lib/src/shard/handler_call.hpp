@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <random>
 #include <span>
 #include <string>
@@ -60,6 +61,8 @@ class batch_progress {
 };
 
 class call_traces;
+class hook_calls;
+struct call_progress;
 
 /// The handler calls of one trigger on one shard; owns the jitter of their backoffs.
 class handler_call {
@@ -84,6 +87,15 @@ class handler_call {
     std::chrono::milliseconds backoff(const retry_policy& policy, unsigned attempt);
 
   private:
+    /// After a failed call of `work` (from `progress.done` on): logs, then either waits the
+    /// backoff (nullopt: call again) or gives the failed message(s) up (dead letter or skip);
+    /// the outcome when the call is over. Kept out of run() so that its coroutine frame, made
+    /// for every message, stays small enough for Asio's frame recycling.
+    boost::asio::awaitable<std::optional<call_outcome>> after_failure(const work_items& work,
+                                                                      call_traces& traces,
+                                                                      hook_calls* hooks,
+                                                                      call_progress& progress,
+                                                                      std::exception_ptr error);
     /// Writes messages `first`.. `first + count` of the call to the dead letter topic, retrying
     /// until acknowledged; false when cancelled first (then nothing may be reported as done).
     boost::asio::awaitable<bool> write_dead_letters(
