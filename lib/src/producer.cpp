@@ -178,12 +178,25 @@ asio::awaitable<delivery> producer::send(record r) {
 
 void producer::produce(const std::string& topic, std::string_view key, std::string_view value,
                        std::int32_t partition) {
+    const trace_context* child = trace_ ? trace_->child_context() : nullptr;
     for (;;) {
+        rd_kafka_headers_t* headers = nullptr;
+        if (child) {
+            const auto traceparent = child->traceparent();
+            headers = rd_kafka_headers_new(2);
+            rd_kafka_header_add(headers, "traceparent", -1, traceparent.data(),
+                                static_cast<ssize_t>(traceparent.size()));
+            if (!child->trace_state.empty())
+                rd_kafka_header_add(headers, "tracestate", -1, child->trace_state.data(),
+                                    static_cast<ssize_t>(child->trace_state.size()));
+        }
         const auto err = rd_kafka_producev(
             state_->client.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END);
+            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+        if (err && headers) rd_kafka_headers_destroy(headers);  // owned by the message on success
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the poll thread drains
             continue;

@@ -123,6 +123,7 @@ BOOST_AUTO_TEST_CASE(outputs_and_dead_letters_carry_a_child_context_and_hooks_se
                          if (value == "poison") throw kt::permanent_error("cannot be handled");
                          kt::record r{.topic = out, .key = value, .value = value};
                          co_await output.send(std::move(r));
+                         if (value == "ok") output.produce(out, "ok-fired", "ok-fired");
                      });
     host.start();
     BOOST_TEST_REQUIRE(wait_until([&] { return kt_test::handled_by(host, "traced") == 5; }));
@@ -167,10 +168,13 @@ BOOST_AUTO_TEST_CASE(outputs_and_dead_letters_carry_a_child_context_and_hooks_se
     for (std::int64_t offset : {3, 4})
         for (const auto& e : by_offset[offset]) BOOST_TEST(!e.trace.has_value());
 
-    // Read back by an independent client: outputs of ok, flaky, invalid and plain.
+    // Read back by an independent client: outputs of ok (sent and fired), flaky, invalid, plain.
     std::map<std::string, kt_test::read_record> outputs;
-    for (auto& r : kt_test::read_records(k.bootstrap(), out, 4)) outputs[r.value.value_or("")] = r;
-    BOOST_TEST_REQUIRE(outputs.size() == 4u);
+    for (auto& r : kt_test::read_records(k.bootstrap(), out, 5)) outputs[r.value.value_or("")] = r;
+    BOOST_TEST_REQUIRE(outputs.size() == 5u);
+    BOOST_TEST(outputs["ok-fired"].header("traceparent").value_or("<none>") ==
+               outputs["ok"].header("traceparent").value_or(""));
+    BOOST_TEST(outputs["ok-fired"].header("tracestate").value_or("") == trace_state);
     for (const std::string value : {"ok", "flaky"}) {
         const auto traceparent = outputs[value].header("traceparent");
         BOOST_TEST(trace_id_in(traceparent) == trace_id_in(traceparent_of.at(value)));

@@ -51,7 +51,7 @@ struct delivery {
 /// unless the config sets `enable.idempotence`. Thread-safe; send() completes on the awaiting
 /// coroutine's executor. The `out` a transform handler gets is a view of its trigger's producer
 /// for that one call (do not keep it): records sent through it without a traceparent header get
-/// the handled record's child trace context (see kt::message::trace()).
+/// the handled record's child trace context (see kt::message::trace()), and so do its produce()s.
 class producer {
   public:
     /// Throws kt::config_error naming an invalid or unknown property.
