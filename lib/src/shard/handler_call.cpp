@@ -35,6 +35,10 @@ std::pair<std::string, std::string> describe_failure(const std::exception_ptr& e
     }
 }
 
+std::string trace_note(const trace_context* trace) {
+    return trace ? fmt::format(" [trace {}]", trace->trace_id_hex()) : std::string{};
+}
+
 bool retryable(const retry_policy& policy, const std::exception_ptr& error) {
     if (policy.retryable) return policy.retryable(error);
     try {
@@ -116,10 +120,6 @@ located_failure locate(const std::exception_ptr& error, std::size_t batch_size, 
     } catch (...) {
         return {0, false, error};
     }
-}
-
-std::string trace_note(const trace_context* trace) {
-    return trace ? fmt::format(" [trace {}]", trace->trace_id_hex()) : std::string{};
 }
 
 }  // namespace

@@ -24,6 +24,8 @@ enum class call_outcome { handled, failed, dead_lettered, cancelled };
 
 /// (type, message) of a handler's failure, for logs and dead letter headers.
 std::pair<std::string, std::string> describe_failure(const std::exception_ptr& error);
+/// What failure logs append for a message with a trace context: " [trace <trace id>]"; else "".
+std::string trace_note(const trace_context* trace);
 /// Whether `policy` retries `error` (default: everything except kt::permanent_error).
 bool retryable(const retry_policy& policy, const std::exception_ptr& error);
 
