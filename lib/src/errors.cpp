@@ -1,4 +1,4 @@
-// The Kafka error category.
+// The Kafka error category, and kt::batch_error.
 #include <librdkafka/rdkafka.h>
 
 #include <kt/errors.hpp>

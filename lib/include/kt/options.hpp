@@ -72,7 +72,7 @@ class batch_error : public std::runtime_error {
   public:
     batch_error(std::size_t index, const std::string& reason)
         : std::runtime_error(reason), index_(index) {}
-    /// `cause` must not be null; its what() becomes the reason.
+    /// Keeps `cause` (its what() becomes the reason). Throws std::invalid_argument when null.
     batch_error(std::size_t index, std::exception_ptr cause);
 
     std::size_t index() const noexcept { return index_; }
