@@ -1,7 +1,8 @@
-// The Kafka error category.
+// The Kafka error category, and kt::batch_error.
 #include <librdkafka/rdkafka.h>
 
 #include <kt/errors.hpp>
+#include <kt/options.hpp>
 
 namespace kt {
 namespace {
@@ -44,5 +45,19 @@ bool is_retryable(std::error_code ec) noexcept {
             return false;
     }
 }
+
+batch_error::batch_error(std::size_t index, std::exception_ptr cause)
+    : std::runtime_error([&] {
+          if (!cause) throw std::invalid_argument("kt::batch_error: the cause is null");
+          try {
+              std::rethrow_exception(cause);
+          } catch (const std::exception& e) {
+              return std::string(e.what());
+          } catch (...) {
+              return std::string("a non-standard exception");
+          }
+      }()),
+      index_(index),
+      cause_(std::move(cause)) {}
 
 }  // namespace kt

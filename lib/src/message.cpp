@@ -80,4 +80,10 @@ std::vector<std::pair<std::string_view, std::optional<std::string_view>>> messag
     return all;
 }
 
+std::optional<trace_context> message::trace() const {
+    const auto traceparent = header("traceparent");
+    if (!traceparent) return std::nullopt;
+    return parse_trace_context(*traceparent, header("tracestate"));
+}
+
 }  // namespace kt

@@ -8,6 +8,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "handling_trace.hpp"
 #include "log.hpp"
 #include "producer_state.hpp"
 
@@ -128,6 +129,7 @@ producer::producer(const producer_config& config) : state_(std::make_shared<stat
 }
 
 producer::~producer() {
+    if (trace_) return;  // a handler's view: the trigger's producer flushes when it goes
     if (!flush(flush_timeout)) {
         detail::log(log_level::warning,
                     "producer closed with {} undelivered records after {} ms; failing them",
@@ -142,6 +144,7 @@ producer::~producer() {
 }
 
 asio::awaitable<delivery> producer::send(record r) {
+    if (trace_) detail::propagate_trace(r, *trace_);
     auto st = state_;
     auto initiation = [st, &r](auto handler) {
         std::unique_ptr<pending_send> op =
@@ -175,12 +178,25 @@ asio::awaitable<delivery> producer::send(record r) {
 
 void producer::produce(const std::string& topic, std::string_view key, std::string_view value,
                        std::int32_t partition) {
+    const trace_context* child = trace_ ? trace_->child_context() : nullptr;
     for (;;) {
+        rd_kafka_headers_t* headers = nullptr;
+        if (child) {
+            const auto traceparent = child->traceparent();
+            headers = rd_kafka_headers_new(2);
+            rd_kafka_header_add(headers, "traceparent", -1, traceparent.data(),
+                                static_cast<ssize_t>(traceparent.size()));
+            if (!child->trace_state.empty())
+                rd_kafka_header_add(headers, "tracestate", -1, child->trace_state.data(),
+                                    static_cast<ssize_t>(child->trace_state.size()));
+        }
         const auto err = rd_kafka_producev(
             state_->client.get(), RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(partition),
             RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
             RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
-            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()), RD_KAFKA_V_END);
+            RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+            RD_KAFKA_V_HEADERS(headers), RD_KAFKA_V_END);
+        if (err && headers) rd_kafka_headers_destroy(headers);  // owned by the message on success
         if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the poll thread drains
             continue;
@@ -203,6 +219,14 @@ std::uint64_t producer::failed() const noexcept {
 }
 std::size_t producer::queue_depth() const noexcept {
     return static_cast<std::size_t>(rd_kafka_outq_len(state_->client.get()));
+}
+
+void set_trace_headers(record& r, const trace_context& context) {
+    std::erase_if(r.headers, [](const header& h) {
+        return h.name == "traceparent" || h.name == "tracestate";
+    });
+    r.headers.push_back({"traceparent", context.traceparent()});
+    if (!context.trace_state.empty()) r.headers.push_back({"tracestate", context.trace_state});
 }
 
 std::string detail::producer_access::name(const producer& p) {

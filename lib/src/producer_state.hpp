@@ -33,6 +33,8 @@ struct producer_access {
     static producer::state& of(producer& p) { return *p.state_; }
     /// librdkafka's instance name, e.g. "rdkafka#producer-2".
     static std::string name(const producer& p);
+    /// A transform handler's `out` for one handled message (see producer::producer(state, trace)).
+    static producer view(producer& p, handling_trace& trace) { return producer(p.state_, trace); }
 };
 }  // namespace detail
 

@@ -28,7 +28,11 @@ namespace detail {
 class host_core : public std::enable_shared_from_this<host_core> {
   public:
     host_core(runtime& rt, host_options options)
-        : rt_(rt), options_(options), consumers_(rt_, options_) {}
+        : rt_(rt),
+          options_(options),
+          consumers_(rt_, options_),
+          tracing_(options_.tracing ? std::make_shared<const tracing_hooks>(options_.tracing)
+                                    : nullptr) {}
 
     void add(std::shared_ptr<trigger_state> trigger) {
         const auto& opts = trigger->options;
@@ -66,6 +70,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
         }
         if (trigger->code.transform)
             trigger->output = producer_for(producer_config_for(opts.consumer));
+        trigger->tracing = tracing_;
         std::shared_ptr<shared_consumer> consumer;
         bool start_now = false;
         {
@@ -280,6 +285,7 @@ class host_core : public std::enable_shared_from_this<host_core> {
     trigger_registry triggers_;
     bool started_ = false;
     bool stopped_ = false;
+    const std::shared_ptr<const tracing_hooks> tracing_;  // shared by every trigger; null: unset
 };
 
 }  // namespace detail

@@ -25,17 +25,12 @@ namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using kt_test::kafka;
 using kt_test::run_coro;
+using kt_test::stats_of;
 using kt_test::stop_host;
 using kt_test::two_shards;
 using kt_test::wait_until;
 
 namespace {
-
-kt::trigger_stats stats_of(const kt::trigger_host& host, const std::string& name) {
-    for (const auto& s : host.stats())
-        if (s.name == name) return s;
-    throw std::logic_error("no trigger " + name);
-}
 
 int value_index(const kt::message& m) {
     return std::stoi(std::string(m.value().substr(std::string_view("value-").size())));

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 
@@ -60,6 +61,12 @@ inline std::uint64_t handled_by(const kt::trigger_host& host, const std::string&
     for (const auto& s : host.stats())
         if (s.name == name) return s.handled + s.failed;
     return 0;
+}
+
+inline kt::trigger_stats stats_of(const kt::trigger_host& host, const std::string& name) {
+    for (const auto& s : host.stats())
+        if (s.name == name) return s;
+    throw std::logic_error("no trigger " + name);
 }
 
 inline const kt::runtime_options two_shards{.shards = 2};

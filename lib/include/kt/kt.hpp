@@ -12,6 +12,7 @@
 #include <kt/metrics.hpp>
 #include <kt/producer.hpp>
 #include <kt/runtime.hpp>
+#include <kt/trace.hpp>
 #include <kt/trigger_host.hpp>
 #include <kt/typed.hpp>
 #include <kt/version.hpp>

@@ -7,6 +7,8 @@
 #include <utility>
 #include <vector>
 
+#include <kt/trace.hpp>
+
 namespace kt {
 
 namespace detail {
@@ -46,6 +48,10 @@ class message {
     std::optional<std::string_view> header(std::string_view name) const;
     /// Every header in record order: (name, value; nullopt for a null value).
     std::vector<std::pair<std::string_view, std::optional<std::string_view>>> headers() const;
+    /// The W3C trace context of the record's `traceparent` and `tracestate` headers (the last of
+    /// each); nullopt when it has none or an invalid one (see parse_trace_context). Parsed at
+    /// each call; nothing is read before.
+    std::optional<trace_context> trace() const;
 
     detail::message_data* data() const noexcept { return data_; }
 

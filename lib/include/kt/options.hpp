@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <span>
 #include <stdexcept>
@@ -16,6 +17,7 @@
 #include <kt/message.hpp>
 #include <kt/metrics.hpp>
 #include <kt/producer.hpp>
+#include <kt/trace.hpp>
 
 namespace kt {
 
@@ -33,7 +35,8 @@ using handler = std::function<boost::asio::awaitable<void>(const message&)>;
 /// (under exactly_once, to the same transaction as the message's offset).
 using transform_handler =
     std::function<boost::asio::awaitable<void>(const message&, kt::producer& out)>;
-/// A batch handler: up to batch_options::max_messages messages of one partition, in order.
+/// A batch handler: up to batch_options::max_messages messages of one partition, in order. To
+/// fail from one message on, throw kt::batch_error.
 using batch_handler = std::function<boost::asio::awaitable<void>(std::span<const message>)>;
 
 /// A rebalance listener: the trigger's partitions that were assigned, revoked or lost.
@@ -56,6 +59,29 @@ struct rebalance_listeners {
 class permanent_error : public std::runtime_error {
   public:
     using std::runtime_error::runtime_error;
+};
+
+/// A batch handler throws this to say which message failed: the messages before `index` (into
+/// the span it got) are done and commit; the failed one runs again, with those after it, as a
+/// batch starting at it, per the trigger's retry_policy (its attempts are counted for it alone).
+/// Once it is out of attempts only it is dead-lettered, and the rest run on as a batch. The
+/// retry_policy judges `cause` when set (e.g. a kt::permanent_error: no retries), else the
+/// batch_error itself (retryable by default). An index outside the span fails the whole batch
+/// (logged). Any other exception from a batch handler fails the whole batch.
+class batch_error : public std::runtime_error {
+  public:
+    batch_error(std::size_t index, const std::string& reason)
+        : std::runtime_error(reason), index_(index) {}
+    /// Keeps `cause` (its what() becomes the reason). Throws std::invalid_argument when null.
+    batch_error(std::size_t index, std::exception_ptr cause);
+
+    std::size_t index() const noexcept { return index_; }
+    /// What failed, when given (dead letters name its type), else null.
+    const std::exception_ptr& cause() const noexcept { return cause_; }
+
+  private:
+    std::size_t index_;
+    std::exception_ptr cause_;
 };
 
 /// How often and how patiently a failed handler is retried. Attempt n (n >= 1) waits
@@ -137,6 +163,8 @@ struct host_options {
     std::chrono::milliseconds outage_recreate_after{60000};
     /// Thresholds of health() and of the scaling advice in metrics().
     health_thresholds health;
+    /// Called around every handler call of every trigger (see kt::tracing_hooks); unset: off.
+    tracing_hooks tracing;
 };
 
 }  // namespace kt

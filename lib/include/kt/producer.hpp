@@ -12,12 +12,14 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <kt/config.hpp>
+#include <kt/trace.hpp>
 
 namespace kt {
 
 namespace detail {
 struct producer_access;
-}
+class handling_trace;
+}  // namespace detail
 
 struct header {
     std::string name;
@@ -33,6 +35,11 @@ struct record {
     std::int32_t partition = -1;  ///< -1: chosen by the partitioner from the key
 };
 
+/// Replaces the traceparent and tracestate headers of `r` by `context`'s (tracestate left out when
+/// empty). For records a plain handler writes: `if (auto t = m.trace()) set_trace_headers(r,
+/// t->child());` (a transform's `out` does this by itself).
+void set_trace_headers(record& r, const trace_context& context);
+
 /// Where the broker stored a record.
 struct delivery {
     std::string topic;
@@ -42,7 +49,9 @@ struct delivery {
 
 /// A librdkafka producer with its own poll thread serving delivery reports. Idempotence is on
 /// unless the config sets `enable.idempotence`. Thread-safe; send() completes on the awaiting
-/// coroutine's executor.
+/// coroutine's executor. The `out` a transform handler gets is a view of its trigger's producer
+/// for that one call (do not keep it): records sent through it without a traceparent header get
+/// the handled record's child trace context (see kt::message::trace()), and so do its produce()s.
 class producer {
   public:
     /// Throws kt::config_error naming an invalid or unknown property.
@@ -74,7 +83,13 @@ class producer {
 
   private:
     friend struct detail::producer_access;
+    /// A handler's view of a producer: shares its state, never flushes, and gives records the
+    /// handling's trace context.
+    producer(std::shared_ptr<state> shared, detail::handling_trace& trace) noexcept
+        : state_(std::move(shared)), trace_(&trace) {}
+
     std::shared_ptr<state> state_;
+    detail::handling_trace* trace_ = nullptr;  ///< set in views only
 };
 
 /// The producer-side subset of a consumer's config: connection and security properties are kept,

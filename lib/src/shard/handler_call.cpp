@@ -5,14 +5,18 @@
 #include <cxxabi.h>
 
 #include <ctime>
+#include <optional>
+#include <vector>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "handling_trace.hpp"
 #include "host/retry_backoff.hpp"
 #include "log.hpp"
+#include "producer_state.hpp"
 
 namespace asio = boost::asio;
 
@@ -29,6 +33,10 @@ std::pair<std::string, std::string> describe_failure(const std::exception_ptr& e
     } catch (...) {
         return {"unknown", "a non-standard exception"};
     }
+}
+
+std::string trace_note(const trace_context* trace) {
+    return trace ? fmt::format(" [trace {}]", trace->trace_id_hex()) : std::string{};
 }
 
 bool retryable(const retry_policy& policy, const std::exception_ptr& error) {
@@ -57,7 +65,8 @@ std::string utc_now_iso8601() {
 }
 
 record dead_letter_record(const trigger_state& trigger, const message& m,
-                          const std::pair<std::string, std::string>& failure, unsigned attempts) {
+                          const std::pair<std::string, std::string>& failure, unsigned attempts,
+                          const trace_context* child) {
     record r;
     r.topic = trigger.dead_letter_topic;
     if (m.has_key()) r.key = std::string(m.key());
@@ -76,6 +85,7 @@ record dead_letter_record(const trigger_state& trigger, const message& m,
     add("kt-error-message", failure.second);
     add("kt-attempts", std::to_string(attempts));
     add("kt-failed-at", utc_now_iso8601());
+    if (child) set_trace_headers(r, *child);
     return r;
 }
 
@@ -86,46 +96,187 @@ asio::awaitable<bool> sleep_for(std::chrono::milliseconds delay) {
     co_return !ec;
 }
 
-/// Runs the trigger's code once over `work`; a transform writes through `out`.
-asio::awaitable<void> invoke(trigger_state& trigger, const work_items& work, kt::producer* out) {
+/// Which message of a call failed, and why: a kt::batch_error names one message of a batch (and
+/// perhaps its cause); anything else is the whole call's failure.
+struct located_failure {
+    std::size_t index = 0;  ///< into the call's messages
+    bool one_message = false;
+    std::exception_ptr cause;
+};
+
+located_failure locate(const std::exception_ptr& error, std::size_t batch_size, bool batch,
+                       const std::string& trigger) {
+    try {
+        std::rethrow_exception(error);
+    } catch (const batch_error& e) {
+        const auto cause = e.cause() ? e.cause() : error;
+        if (!batch) return {0, false, cause};
+        if (e.index() < batch_size) return {e.index(), true, cause};
+        log(log_level::error,
+            "trigger '{}': kt::batch_error index {} is outside its batch of {}; the whole batch "
+            "failed",
+            trigger, e.index(), batch_size);
+        return {0, false, cause};
+    } catch (...) {
+        return {0, false, error};
+    }
+}
+
+}  // namespace
+
+/// The handling_trace of each message of a call, made on first use (tracing hooks, a
+/// transform's output, a failure): a call that needs none parses no header.
+class call_traces {
+  public:
+    explicit call_traces(const work_items& work) noexcept : work_(work) {}
+
+    const message& message_at(std::size_t index) const { return work_[index]; }
+    handling_trace& at(std::size_t index) {
+        if (traces_.empty()) {
+            traces_.reserve(work_.size());
+            for (const auto& m : work_) traces_.emplace_back(m);
+        }
+        return traces_[index];
+    }
+
+  private:
+    const work_items& work_;
+    std::vector<handling_trace> traces_;
+};
+
+/// Tells the tracing hooks (set) about messages `first`.. `first + count` of a call.
+class hook_calls {
+  public:
+    hook_calls(const trigger_state& trigger, call_traces& traces)
+        : trigger_(trigger), hooks_(*trigger.tracing), traces_(traces) {}
+
+    void started(std::size_t first, std::size_t count, unsigned attempt) {
+        started_at_ = std::chrono::steady_clock::now();
+        attempt_ = attempt;
+        if (!hooks_.on_handler_start) return;
+        for (auto i = first; i < first + count; ++i) {
+            handler_start event;
+            fill(event, i);
+            call_hook("on_handler_start", [&] { hooks_.on_handler_start(event); });
+        }
+    }
+
+    void ended(std::size_t first, std::size_t count, handler_outcome outcome,
+               std::string_view reason) {
+        if (!hooks_.on_handler_end) return;
+        const auto duration = std::chrono::steady_clock::now() - started_at_;
+        for (auto i = first; i < first + count; ++i) {
+            handler_end event;
+            fill(event, i);
+            event.outcome = outcome;
+            event.reason = reason;
+            event.duration = std::chrono::duration_cast<std::chrono::nanoseconds>(duration);
+            call_hook("on_handler_end", [&] { hooks_.on_handler_end(event); });
+        }
+    }
+
+  private:
+    void fill(handler_event& event, std::size_t index) {
+        const auto& m = traces_.message_at(index);
+        auto& trace = traces_.at(index);
+        event.trigger = trigger_.options.name;
+        event.topic = m.topic();
+        event.partition = m.partition();
+        event.offset = m.offset();
+        event.attempt = attempt_;
+        event.trace = trace.record_context();
+        event.child = trace.child_context();
+    }
+
+    template <typename F>
+    void call_hook(const char* which, F&& call) {
+        try {
+            call();
+        } catch (const std::exception& e) {
+            log(log_level::error, "trigger '{}': tracing hook {} threw: {}", trigger_.options.name,
+                which, e.what());
+        } catch (...) {
+            log(log_level::error, "trigger '{}': tracing hook {} threw", trigger_.options.name,
+                which);
+        }
+    }
+
+    const trigger_state& trigger_;
+    const tracing_hooks& hooks_;
+    call_traces& traces_;
+    std::chrono::steady_clock::time_point started_at_{};
+    unsigned attempt_ = 1;
+};
+
+namespace {
+
+/// Runs the trigger's code once over messages `first`.. `first + count` of the call; a
+/// transform writes through a view of `out` that gives its records the message's trace context.
+asio::awaitable<void> invoke(trigger_state& trigger, const work_items& work, std::size_t first,
+                             kt::producer* out, call_traces& traces) {
     const auto& code = trigger.code;
-    if (code.batch)
-        co_await code.batch(std::span<const message>(work.data(), work.size()));
-    else if (code.transform)
-        co_await code.transform(work.front(), *out);
-    else
-        co_await code.plain(work.front());
+    if (code.batch) {
+        co_await code.batch(std::span<const message>(work.data() + first, work.size() - first));
+    } else if (code.transform) {
+        auto view = producer_access::view(*out, traces.at(first));
+        co_await code.transform(work[first], view);
+    } else {
+        co_await code.plain(work[first]);
+    }
 }
 
 }  // namespace
 
 asio::awaitable<transaction_attempt> handler_call::run_in_transaction(
-    const work_items& work, kt::producer& producer, const dead_letter_reason* reason) {
+    const work_items& work, kt::producer& producer, const dead_letter_reason* reason,
+    unsigned attempt) {
     std::exception_ptr error;
     auto result = call_outcome::handled;
+    call_traces traces(work);
+    std::optional<hook_calls> hooks;
+    if (trigger_.tracing && !reason) {
+        hooks.emplace(trigger_, traces);
+        hooks->started(0, work.size(), attempt);
+    }
     try {
         if (reason) {
             result = reason->write ? call_outcome::dead_lettered : call_outcome::failed;
             if (reason->write) {
                 const auto letter =
-                    dead_letter_record(trigger_, work.front(), reason->failure, reason->attempts);
+                    dead_letter_record(trigger_, work.front(), reason->failure, reason->attempts,
+                                       traces.at(0).child_context());
                 co_await producer.send(letter);
             }
         } else {
-            co_await invoke(trigger_, work, &producer);
+            co_await invoke(trigger_, work, 0, &producer, traces);
         }
     } catch (...) {
         error = std::current_exception();
     }
-    if (error && cancelled(co_await asio::this_coro::cancellation_state))
-        co_return transaction_attempt{call_outcome::cancelled, error};
+    const bool was_cancelled = error && cancelled(co_await asio::this_coro::cancellation_state);
+    if (hooks) {
+        // The transaction cycle decides the same way once the attempt is reported.
+        const auto& policy = trigger_.options.retry;
+        const auto outcome =
+            !error          ? handler_outcome::ok
+            : was_cancelled ? handler_outcome::cancelled
+            : attempt < std::max(1u, policy.max_attempts) && retryable(policy, error)
+                ? handler_outcome::retried
+            : trigger_.dead_letter_topic.empty() ? handler_outcome::failed
+                                                 : handler_outcome::dead_lettered;
+        hooks->ended(0, work.size(), outcome, error ? describe_failure(error).second : "");
+    }
+    if (was_cancelled) co_return transaction_attempt{call_outcome::cancelled, error};
     co_return transaction_attempt{error ? call_outcome::failed : result, error};
 }
 
 asio::awaitable<bool> handler_call::write_dead_letters(
-    const work_items& work, const std::pair<std::string, std::string>& failure, unsigned attempts) {
-    for (const auto& m : work) {
-        const auto letter = dead_letter_record(trigger_, m, failure, attempts);
+    call_traces& traces, std::size_t first, std::size_t count,
+    const std::pair<std::string, std::string>& failure, unsigned attempts) {
+    for (auto i = first; i < first + count; ++i) {
+        const auto& m = traces.message_at(i);
+        const auto letter =
+            dead_letter_record(trigger_, m, failure, attempts, traces.at(i).child_context());
         for (unsigned n = 1;; ++n) {
             std::exception_ptr error;
             try {
@@ -146,36 +297,123 @@ asio::awaitable<bool> handler_call::write_dead_letters(
     co_return true;
 }
 
-asio::awaitable<call_outcome> handler_call::run(const work_items& work) {
-    using outcome = call_outcome;
-    const auto& policy = trigger_.options.retry;
-    const unsigned max_attempts = std::max(1u, policy.max_attempts);
-    std::exception_ptr error;
-    unsigned attempt = 0;
+/// Where a call of a batch stands: the messages done before a failed one, and the attempts of
+/// the message that failed last.
+struct call_progress {
+    std::size_t done = 0;
+    unsigned failures = 0;
+    std::int64_t failing_offset = -1;
+
+    /// The attempt the next call is for its first message.
+    unsigned attempt(const work_items& work) const {
+        return failures > 0 && work[done].offset() == failing_offset ? failures + 1 : 1;
+    }
+    /// The outcome of what is left of `work`, the messages reported early taken out of it.
+    call_outcome finish(work_items& work, call_outcome result) const {
+        if (done > 0) work.erase(work.begin(), work.begin() + static_cast<std::ptrdiff_t>(done));
+        return result;
+    }
+};
+
+asio::awaitable<call_outcome> handler_call::run(work_items& work) {
+    call_traces traces(work);
+    std::optional<hook_calls> hooks;
+    if (trigger_.tracing) hooks.emplace(trigger_, traces);
+    call_progress progress;
     for (;;) {
-        ++attempt;
-        error = nullptr;
+        if (hooks)
+            hooks->started(progress.done, work.size() - progress.done, progress.attempt(work));
+        std::exception_ptr error;
         try {
-            co_await invoke(trigger_, work, trigger_.output.get());
+            co_await invoke(trigger_, work, progress.done, trigger_.output.get(), traces);
         } catch (...) {
             error = std::current_exception();
         }
-        if (!error) co_return outcome::handled;
-        if (cancelled(co_await asio::this_coro::cancellation_state)) co_return outcome::cancelled;
-        const bool again = attempt < max_attempts && retryable(policy, error);
-        const auto& first = work.front();
-        log(again ? log_level::warning : log_level::error,
-            "trigger '{}' failed on {}[{}]@{}{} (attempt {} of {}): {}{}", trigger_.options.name,
-            first.topic(), first.partition(), first.offset(),
-            work.size() > 1 ? fmt::format(" (batch of {})", work.size()) : std::string{}, attempt,
-            max_attempts, describe_failure(error).second, again ? "; retrying" : "");
-        if (!again) break;
-        add_local(metrics_.retried, 1);
-        if (!co_await sleep_for(backoff(policy, attempt))) co_return outcome::cancelled;
+        if (!error) {
+            if (hooks)
+                hooks->ended(progress.done, work.size() - progress.done, handler_outcome::ok, "");
+            co_return progress.finish(work, call_outcome::handled);
+        }
+        const auto ended = co_await after_failure(work, traces, hooks ? &*hooks : nullptr, progress,
+                                                  std::move(error));
+        if (ended) co_return progress.finish(work, *ended);
     }
-    if (trigger_.dead_letter_topic.empty()) co_return outcome::failed;
-    const bool written = co_await write_dead_letters(work, describe_failure(error), attempt);
-    co_return written ? outcome::dead_lettered : outcome::cancelled;
+}
+
+asio::awaitable<std::optional<call_outcome>> handler_call::after_failure(const work_items& work,
+                                                                         call_traces& traces,
+                                                                         hook_calls* hooks,
+                                                                         call_progress& progress,
+                                                                         std::exception_ptr error) {
+    using outcome = call_outcome;
+    const auto left = work.size() - progress.done;
+    if (cancelled(co_await asio::this_coro::cancellation_state)) {
+        if (hooks) hooks->ended(progress.done, left, handler_outcome::cancelled, "cancelled");
+        co_return outcome::cancelled;
+    }
+    const auto& policy = trigger_.options.retry;
+    const unsigned max_attempts = std::max(1u, policy.max_attempts);
+    const auto failure = locate(error, left, trigger_.is_batch(), trigger_.options.name);
+    const auto failed_at = progress.done + failure.index;
+    const auto& failed = work[failed_at];
+    progress.failures = failed.offset() == progress.failing_offset ? progress.failures + 1 : 1;
+    progress.failing_offset = failed.offset();
+    const auto failures = progress.failures;
+    const bool again = failures < max_attempts && retryable(policy, failure.cause);
+    const auto description = describe_failure(failure.cause);
+    log(again ? log_level::warning : log_level::error,
+        "trigger '{}' failed on {}[{}]@{}{} (attempt {} of {}): {}{}{}", trigger_.options.name,
+        failed.topic(), failed.partition(), failed.offset(),
+        failure.one_message ? fmt::format(" (message {} of a batch of {})", failure.index + 1, left)
+        : left > 1          ? fmt::format(" (batch of {})", left)
+                            : std::string{},
+        failures, max_attempts, description.second,
+        trace_note(traces.at(failed_at).record_context()), again ? "; retrying" : "");
+    // Before a batch's failed message: done, committed while the rest retries.
+    if (failure.index > 0) {
+        if (hooks) hooks->ended(progress.done, failure.index, handler_outcome::ok, "");
+        progress_.ended_early({work.data() + progress.done, failure.index}, outcome::handled);
+        progress.done = failed_at;
+    }
+    // The failed message (the whole call unless a batch_error named one), then the rest of a
+    // batch after it, which runs again in any case.
+    const auto done = progress.done;
+    const std::size_t failed_count = failure.one_message ? 1 : left;
+    const std::size_t after_count = work.size() - done - failed_count;
+    const auto after_reason =
+        fmt::format("message at offset {} of the batch failed", failed.offset());
+    if (again) {
+        if (hooks) {
+            hooks->ended(done, failed_count, handler_outcome::retried, description.second);
+            hooks->ended(done + failed_count, after_count, handler_outcome::retried, after_reason);
+        }
+        add_local(metrics_.retried, 1);
+        if (!co_await sleep_for(backoff(policy, failures))) co_return outcome::cancelled;
+        co_return std::nullopt;
+    }
+    auto result = outcome::failed;
+    if (!trigger_.dead_letter_topic.empty()) {
+        if (!co_await write_dead_letters(traces, done, failed_count, description, failures)) {
+            if (hooks)
+                hooks->ended(done, work.size() - done, handler_outcome::cancelled, "cancelled");
+            co_return outcome::cancelled;
+        }
+        result = outcome::dead_lettered;
+    }
+    if (hooks) {
+        hooks->ended(
+            done, failed_count,
+            result == outcome::failed ? handler_outcome::failed : handler_outcome::dead_lettered,
+            description.second);
+        hooks->ended(done + failed_count, after_count, handler_outcome::retried, after_reason);
+    }
+    if (after_count == 0) co_return result;
+    // Only the failed message is given up; the rest of the batch runs on from the next one.
+    progress_.ended_early({work.data() + done, failed_count}, result);
+    progress.done += failed_count;
+    progress.failures = 0;
+    progress.failing_offset = -1;
+    co_return std::nullopt;
 }
 
 std::chrono::milliseconds handler_call::backoff(const retry_policy& policy, unsigned attempt) {

@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <utility>
 
@@ -22,6 +24,8 @@ enum class call_outcome { handled, failed, dead_lettered, cancelled };
 
 /// (type, message) of a handler's failure, for logs and dead letter headers.
 std::pair<std::string, std::string> describe_failure(const std::exception_ptr& error);
+/// What failure logs append for a message with a trace context: " [trace <trace id>]"; else "".
+std::string trace_note(const trace_context* trace);
 /// Whether `policy` retries `error` (default: everything except kt::permanent_error).
 bool retryable(const retry_policy& policy, const std::exception_ptr& error);
 
@@ -47,32 +51,62 @@ struct transaction_attempt {
     std::exception_ptr error;
 };
 
+/// Where the messages of a batch that ended before the rest of it go (the runner reports them at
+/// once, so their offsets commit while the rest retries).
+class batch_progress {
+  public:
+    /// `done` ended with `result` (handled, failed or dead_lettered); the batch goes on.
+    virtual void ended_early(std::span<const message> done, call_outcome result) = 0;
+
+  protected:
+    ~batch_progress() = default;
+};
+
+class call_traces;
+class hook_calls;
+struct call_progress;
+
 /// The handler calls of one trigger on one shard; owns the jitter of their backoffs.
 class handler_call {
   public:
-    /// Retries are counted in `metrics`.
-    handler_call(trigger_state& trigger, std::uint32_t seed, runner_metrics& metrics)
-        : trigger_(trigger), metrics_(metrics), jitter_random_(seed) {}
+    /// Retries are counted in `metrics`; a batch's messages that end early go to `progress`.
+    handler_call(trigger_state& trigger, std::uint32_t seed, runner_metrics& metrics,
+                 batch_progress& progress)
+        : trigger_(trigger), metrics_(metrics), progress_(progress), jitter_random_(seed) {}
 
-    /// Runs `work` with retries and dead letters.
-    boost::asio::awaitable<call_outcome> run(const work_items& work);
+    /// Runs `work` with retries and dead letters. A batch that failed from one message on
+    /// (kt::batch_error) has reported its messages before that one to `progress` and removed
+    /// them from `work`: the outcome is that of what is left.
+    boost::asio::awaitable<call_outcome> run(work_items& work);
     /// exactly_once: one attempt inside the open transaction of `producer` (or the dead letter
     /// write, once the message is out of attempts: `reason`); retries happen by aborting and
-    /// running the transaction again.
-    boost::asio::awaitable<transaction_attempt> run_in_transaction(
-        const work_items& work, kt::producer& producer, const dead_letter_reason* reason);
+    /// running the transaction again. `attempt` (1-based) is the message's, for hooks and logs.
+    boost::asio::awaitable<transaction_attempt> run_in_transaction(const work_items& work,
+                                                                   kt::producer& producer,
+                                                                   const dead_letter_reason* reason,
+                                                                   unsigned attempt);
     /// Backoff before retry `attempt` (1-based) of the policy, jittered.
     std::chrono::milliseconds backoff(const retry_policy& policy, unsigned attempt);
 
   private:
-    /// Writes every message of `work` to the dead letter topic, retrying until acknowledged;
-    /// false when cancelled first (then nothing may be reported as done).
+    /// After a failed call of `work` (from `progress.done` on): logs, then either waits the
+    /// backoff (nullopt: call again) or gives the failed message(s) up (dead letter or skip);
+    /// the outcome when the call is over. Kept out of run() so that its coroutine frame, made
+    /// for every message, stays small enough for Asio's frame recycling.
+    boost::asio::awaitable<std::optional<call_outcome>> after_failure(const work_items& work,
+                                                                      call_traces& traces,
+                                                                      hook_calls* hooks,
+                                                                      call_progress& progress,
+                                                                      std::exception_ptr error);
+    /// Writes messages `first`.. `first + count` of the call to the dead letter topic, retrying
+    /// until acknowledged; false when cancelled first (then nothing may be reported as done).
     boost::asio::awaitable<bool> write_dead_letters(
-        const work_items& work, const std::pair<std::string, std::string>& failure,
-        unsigned attempts);
+        call_traces& traces, std::size_t first, std::size_t count,
+        const std::pair<std::string, std::string>& failure, unsigned attempts);
 
     trigger_state& trigger_;
     runner_metrics& metrics_;
+    batch_progress& progress_;
     std::minstd_rand jitter_random_;
 };
 

@@ -148,6 +148,13 @@ void transaction_cycle::finished(const work_items& work, std::exception_ptr erro
     // Out of attempts: the next transaction writes its dead letter (or, without a dead letter
     // topic, skips it) instead of running the handler again; this one aborts either way, so no
     // partial output of the failed attempt is ever committed.
+    const auto trace = m.trace();
+    log(again ? log_level::warning : log_level::error,
+        "trigger '{}' failed on {}[{}]@{} (attempt {} of {}): {}{}; its transaction aborts{}",
+        runner_.owner().options.name, m.topic(), m.partition(), m.offset(), attempt,
+        std::max(1u, policy.max_attempts), describe_failure(error).second,
+        trace_note(trace ? &*trace : nullptr),
+        again ? " and runs again" : ", and the next one gives the message up");
     if (again) add_local(runner_.metrics().retried, 1);
     if (!again)
         dead_letter_[key] = {describe_failure(error), attempt,

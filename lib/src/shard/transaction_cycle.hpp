@@ -38,6 +38,11 @@ class transaction_cycle {
     /// The failure of a message that exhausted its attempts (see handler_call.hpp).
     using dead_letter_reason = detail::dead_letter_reason;
     const dead_letter_reason* to_dead_letter(const message& m) const;
+    /// The attempt `m` is on (1: it has not failed yet).
+    unsigned attempt_of(const message& m) const {
+        const auto it = attempts_.find({m.partition(), m.offset()});
+        return it == attempts_.end() ? 1 : it->second + 1;
+    }
     /// Work of the open transaction was cancelled: it must abort, not commit.
     void poison() { failed_ = true; }
     /// Ends the transaction when it is full, old, failed, or nothing else is ready.

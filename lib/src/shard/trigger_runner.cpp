@@ -72,8 +72,8 @@ asio::awaitable<void> run_in_transaction([[maybe_unused]] std::shared_ptr<trigge
     auto& txn = *runner->transaction();
     transaction_attempt attempt{outcome::cancelled, nullptr};
     try {
-        attempt = co_await runner->calls().run_in_transaction(work, txn.producer(),
-                                                              txn.to_dead_letter(work.front()));
+        attempt = co_await runner->calls().run_in_transaction(
+            work, txn.producer(), txn.to_dead_letter(work.front()), txn.attempt_of(work.front()));
     } catch (const boost::system::system_error&) {
         // Cancelled before the attempt began: asio throws at the co_await itself.
     }
@@ -92,7 +92,7 @@ trigger_runner::trigger_runner(trigger_state& owner, unsigned shard_index,
       shard_index_(shard_index),
       shard_(std::move(shard)),
       link_(link),
-      calls_(owner, owner.id * 7919u + shard_index + 1, metrics_),
+      calls_(owner, owner.id * 7919u + shard_index + 1, metrics_, *this),
       pool_(owner, shard_) {
     if (owner.options.delivery == delivery_guarantee::exactly_once)
         txn_ = std::make_unique<transaction_cycle>(*this);
@@ -290,7 +290,18 @@ bool trigger_runner::finish(const work_items& work, outcome result,
         report_fence_if_drained();
         return false;
     }
-    const auto n = static_cast<std::uint64_t>(work.size());
+    report_done({work.data(), work.size()}, result);
+    release_lane(work.front());
+    report_revoke_if_done(partition);
+    // The finishing coroutine takes the next ready work itself, ahead of pump()'s spawns.
+    const bool continues = continuing && claim_next(*continuing);
+    pump();
+    report_fence_if_drained();
+    return continues;
+}
+
+void trigger_runner::report_done(std::span<const message> done, outcome result) {
+    const auto n = static_cast<std::uint64_t>(done.size());
     switch (result) {
         case outcome::handled:
             add_local(metrics_.handled, n);
@@ -302,16 +313,13 @@ bool trigger_runner::finish(const work_items& work, outcome result,
             add_local(metrics_.failed, n);
             break;
         case outcome::cancelled:
-            break;
+            return;
     }
-    for (const auto& m : work) link_.push_completion(completion_of(m, owner_.id));
-    release_lane(work.front());
-    report_revoke_if_done(partition);
-    // The finishing coroutine takes the next ready work itself, ahead of pump()'s spawns.
-    const bool continues = continuing && claim_next(*continuing);
-    pump();
-    report_fence_if_drained();
-    return continues;
+    for (const auto& m : done) link_.push_completion(completion_of(m, owner_.id));
+}
+
+void trigger_runner::ended_early(std::span<const message> done, outcome result) {
+    if (!cancelled_) report_done(done, result);
 }
 
 void trigger_runner::revoke(std::uint32_t topic_id, std::int32_t partition,

@@ -31,7 +31,7 @@ class transaction_cycle;
 /// Runs one trigger's messages on one shard. A "lane" is the unit that runs one piece of work at a
 /// time: the partition, the (partition, key), or the message itself, by ordering mode (batch
 /// triggers use partition lanes). Shard-local: every member function runs on the shard's thread.
-class trigger_runner {
+class trigger_runner final : private batch_progress {
   public:
     trigger_runner(trigger_state& owner, unsigned shard_index, boost::asio::any_io_executor shard,
                    shard_link& link);
@@ -120,6 +120,9 @@ class trigger_runner {
     /// Bookkeeping shared by every way work starts and ends (counts, durations, oldest).
     void work_started(std::uint64_t lane_id, std::int32_t partition);
     void work_ended(const message& first);
+    /// Counts and reports messages that ended with `result` (not cancelled).
+    void report_done(std::span<const message> done, outcome result);
+    void ended_early(std::span<const message> done, outcome result) override;
 
     std::uint64_t lane_of(const message& m) const;
     void enqueue_ready(std::uint64_t lane_id, lane& l);

@@ -78,7 +78,8 @@ class trigger_state : public std::enable_shared_from_this<trigger_state> {
         dead_letters_.reset();
         output.reset();
     }
-    std::shared_ptr<kt::producer> output;  // transform triggers (not exactly_once)
+    std::shared_ptr<kt::producer> output;          // transform triggers (not exactly_once)
+    std::shared_ptr<const tracing_hooks> tracing;  // the host's hooks; null when unset
     std::shared_ptr<shared_consumer> consumer;
     std::vector<std::unique_ptr<trigger_runner>> runners;  // runners[i] lives on shard i
     /// pause_trigger(): runners start no new work while set.
