@@ -636,6 +636,10 @@ BOOST_AUTO_TEST_CASE(a_fatal_consumer_error_recreates_the_consumer_without_losin
     });
 }
 
+// Also a regression of a stall, the chain: a loss cancels the running 50 ms handlers; their
+// failure went to handler_call::after_failure(), a coroutine of its own, whose co_await threw
+// operation_aborted at once because cancellation had been requested, so the work ended without
+// its report, its lane stayed busy and the partitions that came back were never consumed again.
 BOOST_AUTO_TEST_CASE(partitions_lost_and_given_back_resume_where_their_work_was_complete) {
     std::atomic<int> lost_told{0};
     run_scenario(

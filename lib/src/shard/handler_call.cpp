@@ -334,6 +334,14 @@ asio::awaitable<call_outcome> handler_call::run(work_items& work) {
                 hooks->ended(progress.done, work.size() - progress.done, handler_outcome::ok, "");
             co_return progress.finish(work, call_outcome::handled);
         }
+        // Checked here, not in after_failure(): co_await of a coroutine whose cancellation was
+        // requested throws operation_aborted at once, and the work would end without its report.
+        if (cancelled(co_await asio::this_coro::cancellation_state)) {
+            if (hooks)
+                hooks->ended(progress.done, work.size() - progress.done, handler_outcome::cancelled,
+                             "cancelled");
+            co_return progress.finish(work, call_outcome::cancelled);
+        }
         const auto ended = co_await after_failure(work, traces, hooks ? &*hooks : nullptr, progress,
                                                   std::move(error));
         if (ended) co_return progress.finish(work, *ended);
@@ -347,10 +355,6 @@ asio::awaitable<std::optional<call_outcome>> handler_call::after_failure(const w
                                                                          std::exception_ptr error) {
     using outcome = call_outcome;
     const auto left = work.size() - progress.done;
-    if (cancelled(co_await asio::this_coro::cancellation_state)) {
-        if (hooks) hooks->ended(progress.done, left, handler_outcome::cancelled, "cancelled");
-        co_return outcome::cancelled;
-    }
     const auto& policy = trigger_.options.retry;
     const unsigned max_attempts = std::max(1u, policy.max_attempts);
     const auto failure = locate(error, left, trigger_.is_batch(), trigger_.options.name);
