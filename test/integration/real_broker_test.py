@@ -17,7 +17,8 @@ import tempfile
 import threading
 import time
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import (OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer,
+                             TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import kt_processes
@@ -265,9 +266,20 @@ def a_transaction_left_open_on_the_offsets_is_waited_for(tmp):
     source, out, group, args = exactly_once_setup("open", 1)
     outputs = [os.path.join(tmp, f"open-{run}.jsonl") for run in (0, 1)]
     first = kt_host(source, group, outputs[0], *args)
-    deadline = time.time() + 60
-    while time.time() < deadline and committed(group, source, 1)[0] < 500:
-        time.sleep(0.05)
+    # Killed as soon as committed transactions hold output above the committed offset (their
+    # maps then say it is done): read_committed output, then the commit, until that holds.
+    peek = Consumer({"bootstrap.servers": BOOTSTRAP, "group.id": f"peek-{RUN}",
+                     "isolation.level": "read_committed", "enable.auto.commit": False})
+    peek.assign([TopicPartition(out, 0, OFFSET_BEGINNING)])
+    output_of, deadline = set(), time.time() + 60
+    while time.time() < deadline:
+        for m in peek.consume(1000, 0.1):
+            if not m.error():
+                output_of.add(int(dict(m.headers())["kt-source-offset"]))
+        at = committed(group, source, 1)[0]
+        if at >= 0 and any(o >= at for o in output_of):
+            break
+    peek.close()
     first.kill()
     first.wait()
     at_kill = committed(group, source, 1)[0]
