@@ -208,6 +208,9 @@ def check_not_blank(path):
 
 def run(profile, log):
     bootstrap = start_cluster(KT_CLUSTER, {TOPIC: 3})
+    # Chromium first: kt-host starts handling at once, and a browser that took seconds to start
+    # (a loaded machine) once found the trigger to pause already done.
+    browser = devtools(profile)
     host = subprocess.Popen(
         [KT_HOST, "--bootstrap", bootstrap, "--topic", f"{TOPIC}:3", "--triggers", "2",
          "--group", GROUP, "--produce", str(PRODUCED), "--handler-ms", "20", "--metrics-port", "0",
@@ -217,9 +220,9 @@ def run(profile, log):
     address = read_line_starting(host, "metrics: ", 60)
     check(address is not None, f"kt-host prints its metrics address ({address})")
     if address is None:
+        browser.close()
         return
     url = f"http://{address}/"
-    browser = devtools(profile)
     try:
         browser.call("Network.enable")
         browser.call("Page.enable")
