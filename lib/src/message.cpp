@@ -1,5 +1,6 @@
 // kt::message accessors over rd_kafka_message_t.
 #include <kt/message.hpp>
+#include <kt/options.hpp>
 
 #include <string>
 
@@ -84,6 +85,12 @@ std::optional<trace_context> message::trace() const {
     const auto traceparent = header("traceparent");
     if (!traceparent) return std::nullopt;
     return parse_trace_context(*traceparent, header("tracestate"));
+}
+
+key_extractor key_from_header(std::string name) {
+    return [name = std::move(name)](const message& m) {
+        return std::string(m.header(name).value_or(std::string_view{}));
+    };
 }
 
 }  // namespace kt

@@ -206,6 +206,15 @@ void producer::produce(const std::string& topic, std::string_view key, std::stri
     }
 }
 
+void producer::produce(record r) {
+    if (trace_) detail::propagate_trace(r, *trace_);
+    rd_kafka_resp_err_t err;
+    while ((err = produce_record(state_->client.get(), r, nullptr)) ==
+           RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));  // the poll thread drains
+    if (err) std::rethrow_exception(enqueue_error(err, r));
+}
+
 bool producer::flush(std::chrono::milliseconds timeout) {
     return rd_kafka_flush(state_->client.get(), static_cast<int>(timeout.count())) ==
            RD_KAFKA_RESP_ERR_NO_ERROR;

@@ -20,6 +20,7 @@
 #include "coro_test.hpp"
 #include "host_helpers.hpp"
 #include "kafka_fixture.hpp"
+#include "log_capture.hpp"
 
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
@@ -118,6 +119,85 @@ BOOST_AUTO_TEST_CASE(key_ordering_keeps_each_keys_order_with_1000_keys_and_rando
     BOOST_TEST(out_of_order == 0u);
     // Different keys really ran concurrently (otherwise this test proves nothing).
     BOOST_TEST(most_running.load() > 8);
+}
+
+// key_of: a header orders the messages (a tenant id), not the record key, which is unique here
+// (ordered by it, every message could run at once). Messages without the header, and those the
+// extractor throws for, share their partition's lane of messages without a key.
+BOOST_AUTO_TEST_CASE(a_key_extractor_orders_by_a_header_and_a_throwing_one_loses_nothing) {
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("tenants", 2);
+    constexpr int count = 2000, tenants = 20;
+    const auto tenant_of = [](int i) {
+        return i % 10 == 9 ? std::string() : fmt::format("t{}", i % tenants);
+    };
+    {
+        kt::producer p({{"bootstrap.servers", k.bootstrap()}, {"linger.ms", "1"}});
+        for (int i = 0; i < count; ++i) {
+            kt::record r{.topic = topic,
+                         .key = fmt::format("unique-{}", i),
+                         .value = std::to_string(i),
+                         .partition = i % 2};
+            if (!tenant_of(i).empty()) r.headers.push_back({"tenant", tenant_of(i)});
+            p.produce(std::move(r));
+        }
+        BOOST_TEST_REQUIRE(p.flush(30s));
+    }
+    const auto log_mark = kt_test::log_capture::instance().mark();
+    kt::runtime rt{two_shards};
+    kt::trigger_host host{rt};
+    std::mutex mutex;
+    std::map<std::string, std::vector<int>> order;  // "<partition>/<tenant>" → values in order
+    std::map<std::string, int> running_per_lane;
+    int most_running = 0, running = 0, lanes_overlapped = 0;
+    const auto by_tenant = kt::key_from_header("tenant");
+    host.add_trigger({.name = "by-tenant",
+                      .topic = topic,
+                      .consumer = k.consumer(k.unique("tenants")),
+                      .ordering = kt::ordering::key,
+                      .key_of =
+                          [&](const kt::message& m) {
+                              auto tenant = by_tenant(m);
+                              if (tenant == "t13") throw std::runtime_error("no tenant 13");
+                              return tenant;
+                          },
+                      .max_in_flight = 64},
+                     [&](const kt::message& m) -> asio::awaitable<void> {
+                         auto tenant = std::string(m.header("tenant").value_or(""));
+                         if (tenant == "t13") tenant.clear();  // the extractor threw: no key
+                         const auto lane = fmt::format("{}/{}", m.partition(), tenant);
+                         {
+                             std::lock_guard lock(mutex);
+                             lanes_overlapped += ++running_per_lane[lane] > 1;
+                             most_running = std::max(most_running, ++running);
+                         }
+                         co_await sleep_ms(1);
+                         std::lock_guard lock(mutex);
+                         --running_per_lane[lane];
+                         --running;
+                         order[lane].push_back(std::stoi(std::string(m.value())));
+                     });
+    host.start();
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return stats_of(host, "by-tenant").handled == count; }, 60s));
+    stop_host(rt, host);
+
+    BOOST_TEST(lanes_overlapped == 0, "two messages of one tenant ran at once");
+    std::size_t handled = 0, out_of_order = 0;
+    for (const auto& [lane, values] : order) {
+        handled += values.size();
+        out_of_order += !std::is_sorted(values.begin(), values.end());
+    }
+    BOOST_TEST(handled == static_cast<std::size_t>(count));
+    BOOST_TEST(out_of_order == 0u);
+    // Partition 0 has the 10 even tenants; partition 1 the odd ones but t9 and t19 (i % 10 == 9:
+    // no header) and t13 (thrown for), which share its keyless lane. Tenants ran concurrently...
+    BOOST_TEST(order.size() == 10u + 7u + 1u);
+    BOOST_TEST(most_running > 4);
+    // ...and the extractor's failure was logged, once.
+    BOOST_TEST(
+        kt_test::log_capture::instance().since(log_mark, {"'by-tenant'", "key_of failed"}).size() ==
+        1u);
 }
 
 BOOST_AUTO_TEST_CASE(the_awaitable_producer_resumes_on_the_callers_executor_with_the_offset) {

@@ -198,6 +198,29 @@ BOOST_AUTO_TEST_CASE(producer_delivery_sets_or_refuses_idempotence) {
                 "conflicts with delivery \"exactly_once\"");
 }
 
+BOOST_AUTO_TEST_CASE(an_ordering_key_header_orders_by_that_header) {
+    const auto config = kt::parse_config(
+        with_trigger(R"("ordering": "key", "ordering_key": "header:tenant")"), no_env);
+    const auto& t = config.triggers.at(0);
+    BOOST_TEST_REQUIRE(static_cast<bool>(t.options.key_of));
+    BOOST_TEST(t.ordering_key == "header:tenant");
+    BOOST_TEST(kt::dump_redacted(config).find(R"("ordering_key":"header:tenant")") !=
+               std::string::npos);
+    // "key" is the record key: no extractor.
+    BOOST_TEST(
+        !kt::parse_config(with_trigger(R"("ordering": "key", "ordering_key": "key")"), no_env)
+             .triggers.at(0)
+             .options.key_of);
+    check_error(
+        with_trigger(R"("ordering": "key", "ordering_key": "tenant")"),
+        "$.triggers[0].ordering_key",
+        R"("tenant" is not an ordering key; use "key" (the record key) or "header:<name>")");
+    check_error(with_trigger(R"("ordering": "key", "ordering_key": "header:")"),
+                "$.triggers[0].ordering_key", "is not an ordering key");
+    check_error(with_trigger(R"("ordering_key": "header:tenant")"), "$.triggers[0].ordering_key",
+                R"(applies only with "ordering": "key")");
+}
+
 BOOST_AUTO_TEST_CASE(value_errors_name_the_json_path) {
     check_error(with_trigger(R"("max_in_flight": -3)"), "$.triggers[0].max_in_flight",
                 "expected a positive integer, got -3");

@@ -41,6 +41,7 @@ struct configured_trigger {
     std::string handler;                 ///< bound in code through a handler_registry
     std::string dead_letter_producer;    ///< empty: the consumer's connection settings
     std::optional<batch_options> batch;  ///< set: a batch trigger
+    std::string ordering_key;            ///< "header:<name>" (options.key_of), empty: the key
 };
 
 /// A parsed and validated configuration file.

@@ -29,6 +29,13 @@ enum class ordering {
     none,       ///< any message may run concurrently, up to max_in_flight
 };
 
+/// The key that orders a message under ordering::key (see trigger_options::key_of).
+using key_extractor = std::function<std::string(const message&)>;
+
+/// Orders by the value of the last header named `name` (e.g. a tenant id); a message without
+/// it is ordered with the other messages of its partition that have none.
+key_extractor key_from_header(std::string name);
+
 /// A trigger handler: a coroutine run on the shard that owns the message's partition.
 using handler = std::function<boost::asio::awaitable<void>(const message&)>;
 /// A consume-transform-produce handler: what it sends through `out` belongs to the message
@@ -115,6 +122,10 @@ struct trigger_options {
     std::string topic;         ///< one topic per trigger
     consumer_config consumer;  ///< librdkafka properties; must contain bootstrap.servers, group.id
     kt::ordering ordering = kt::ordering::partition;
+    /// ordering::key: what orders a message instead of its record key (unset: the record key).
+    /// Called on the shard a few times per message, so it must give the same key each time and
+    /// be cheap. One that throws orders the message as one without a key (logged).
+    key_extractor key_of;
     /// Handlers of this trigger running at once, per shard.
     unsigned max_in_flight = 64;
     /// Delivered-but-unfinished messages per partition above which the partition is held back

@@ -69,6 +69,8 @@ class producer {
     /// local queue is full. Throws kt::kafka_error for a record that can never be sent.
     void produce(const std::string& topic, std::string_view key, std::string_view value,
                  std::int32_t partition = -1);
+    /// Fire and forget, for a record with headers or a null key or value.
+    void produce(record r);
     /// Waits until every queued record is delivered or failed; false on timeout.
     bool flush(std::chrono::milliseconds timeout);
 

@@ -214,6 +214,7 @@ class config_parser {
                                             o.topic, consumer.name, join(consumer.topics)));
         t.handler = r.required_string("handler");
         o.ordering = r.choose("ordering", ordering_choices, o.ordering);
+        read_ordering_key(r, t);
         o.max_in_flight = r.integer<unsigned>("max_in_flight", 1, o.max_in_flight);
         o.max_backlog = r.integer<std::size_t>("max_backlog", 1, o.max_backlog);
         o.delivery = read_trigger_delivery(r, consumer);
@@ -227,6 +228,22 @@ class config_parser {
         if (auto problem = detail::find_problem(o, kind))
             fail(json_path(r, problem->field), problem->message);
         return t;
+    }
+
+    /// "ordering_key": "header:<name>" orders a key-ordered trigger by that header's value.
+    static void read_ordering_key(const object_reader& r, configured_trigger& t) {
+        const auto spec = r.optional_string("ordering_key");
+        if (!spec || *spec == "key") return;
+        constexpr std::string_view header_prefix = "header:";
+        if (!spec->starts_with(header_prefix) || spec->size() == header_prefix.size())
+            fail(r.at("ordering_key"),
+                 fmt::format("\"{}\" is not an ordering key; use \"key\" (the record key) or "
+                             "\"header:<name>\"",
+                             *spec));
+        if (t.options.ordering != ordering::key)
+            fail(r.at("ordering_key"), "applies only with \"ordering\": \"key\"");
+        t.ordering_key = *spec;
+        t.options.key_of = key_from_header(spec->substr(header_prefix.size()));
     }
 
     /// Where a trigger_options field is written in the trigger's object `r`.

@@ -41,6 +41,7 @@ json::object dump_trigger(const configured_trigger& t) {
                                             {"jitter", o.retry.jitter}}},
                      {"dead_letter", json::object{{"enabled", o.dead_letter.enabled},
                                                   {"topic", o.dead_letter.topic}}}};
+    if (!t.ordering_key.empty()) out["ordering_key"] = t.ordering_key;
     if (!t.dead_letter_producer.empty())
         out["dead_letter"].as_object()["producer"] = t.dead_letter_producer;
     if (t.batch)

@@ -15,6 +15,8 @@ std::optional<option_problem> find_problem(const trigger_options& o,
         return option_problem{"delivery",
                               "exactly_once needs a transform handler (its output joins the "
                               "offsets' transaction)"};
+    if (o.key_of && o.ordering != ordering::key)
+        return option_problem{"key_of", "a key extractor orders messages only under ordering key"};
     if (o.retry.max_backoff < o.retry.initial_backoff)
         return option_problem{
             "retry.max_backoff",

@@ -114,11 +114,24 @@ std::uint64_t trigger_runner::lane_of(const message& m) const {
         case ordering::partition:
             return partition;
         case ordering::key:
-            return fnv1a(m.key()) * 31 + partition;
+            return fnv1a(owner_.options.key_of ? extracted_key(m) : m.key()) * 31 + partition;
         case ordering::none:
             break;
     }
     return (partition << 48) ^ static_cast<std::uint64_t>(m.offset());
+}
+
+std::string trigger_runner::extracted_key(const message& m) const {
+    try {
+        return owner_.options.key_of(m);
+    } catch (const std::exception& e) {
+        if (!owner_.key_of_failure_logged.exchange(true, std::memory_order_relaxed))
+            log(log_level::error,
+                "trigger '{}': key_of failed for {}[{}]@{} ({}); such messages are ordered as "
+                "messages without a key (logged once)",
+                owner_.options.name, m.topic(), m.partition(), m.offset(), e.what());
+        return {};
+    }
 }
 
 void trigger_runner::deliver(message m) {

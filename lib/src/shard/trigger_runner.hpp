@@ -125,6 +125,8 @@ class trigger_runner final : private batch_progress {
     void ended_early(std::span<const message> done, outcome result) override;
 
     std::uint64_t lane_of(const message& m) const;
+    /// options.key_of(m); empty when it throws.
+    std::string extracted_key(const message& m) const;
     void enqueue_ready(std::uint64_t lane_id, lane& l);
     bool batch_due(std::uint64_t lane_id, lane& l);
     work_items take_work(lane& l);

@@ -84,6 +84,7 @@ class trigger_state : public std::enable_shared_from_this<trigger_state> {
     std::vector<std::unique_ptr<trigger_runner>> runners;  // runners[i] lives on shard i
     /// pause_trigger(): runners start no new work while set.
     std::atomic<bool> paused{false};
+    std::atomic<bool> key_of_failure_logged{false};
 
   private:
     std::mutex dead_letters_mutex_;
