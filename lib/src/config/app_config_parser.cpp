@@ -221,7 +221,8 @@ class config_parser {
         if (auto retry = r.child("retry", retry_keys)) o.retry = read_retry(*retry);
         if (auto dead_letter = r.child("dead_letter", dead_letter_keys))
             read_dead_letter(*dead_letter, t);
-        if (o.dead_letter.topic.empty()) o.dead_letter.topic = o.topic + ".dlq";  // the default
+        if (o.dead_letter.topic.empty() && !o.topic.starts_with('^'))
+            o.dead_letter.topic = o.topic + ".dlq";  // the default (a pattern names its own)
         if (auto batch = r.child("batch", batch_keys)) t.batch = read_batch(*batch);
         read_transaction(r, o);
         const auto kind = t.batch ? std::optional(detail::handler_kind::batch) : std::nullopt;

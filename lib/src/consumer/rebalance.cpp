@@ -235,8 +235,8 @@ void rebalance::cancel_partition_handlers() {
         const auto* part = p_.routes.find_partition(id);
         if (!part) continue;
         for (const auto& entry : p_.routes.route(id.first))
-            p_.links[part->shard]->push(
-                {shard_item::kind::cancel_partition, entry.trigger.get(), nullptr, id.second, 0});
+            p_.links[part->shard]->push({shard_item::kind::cancel_partition, entry.trigger.get(),
+                                         nullptr, id.second, 0, id.first});
     }
     flush_and_notify(p_.links);
 }

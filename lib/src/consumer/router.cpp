@@ -5,17 +5,29 @@
 
 #include <fmt/format.h>
 
+#include "consumer/topic_pattern.hpp"
 #include "log.hpp"
 #include "message_data.hpp"
 #include "shard/trigger_state.hpp"
 
 namespace kt::detail {
 
+namespace {
+
+/// Whether a trigger on a pattern takes `topic` (never its own dead letters).
+bool pattern_takes(const trigger_state& trigger, const std::string& topic) {
+    return trigger.pattern->matches(topic) && topic != trigger.dead_letter_topic;
+}
+
+}  // namespace
+
 std::uint32_t router::topic_id(const std::string& topic) {
     auto [it, inserted] = topic_ids_.try_emplace(topic, static_cast<std::uint32_t>(topics_.size()));
     if (inserted) {
         topics_.push_back(topic);
-        routes_.emplace_back();
+        auto& route = routes_.emplace_back();
+        for (const auto& entry : patterns_)
+            if (!entry.detaching && pattern_takes(*entry.trigger, topic)) route.push_back(entry);
     }
     return it->second;
 }
@@ -32,17 +44,32 @@ const std::uint32_t* router::find_topic(const std::string& topic) const {
     return it == topic_ids_.end() ? nullptr : &it->second;
 }
 
-std::uint32_t router::add(std::shared_ptr<trigger_state> trigger) {
-    const auto topic = topic_id(trigger->options.topic);
-    routes_[topic].push_back({std::move(trigger)});
-    return topic;
+std::vector<std::uint32_t> router::add(std::shared_ptr<trigger_state> trigger) {
+    if (!trigger->pattern) {
+        const auto topic = topic_id(trigger->options.topic);
+        routes_[topic].push_back({std::move(trigger)});
+        return {topic};
+    }
+    std::vector<std::uint32_t> matched;
+    for (std::uint32_t topic = 0; topic < topics_.size(); ++topic)
+        if (pattern_takes(*trigger, topics_[topic])) {
+            routes_[topic].push_back({trigger});
+            matched.push_back(topic);
+        }
+    patterns_.push_back({std::move(trigger)});
+    return matched;
 }
 
-route_entry* router::find_route(const std::shared_ptr<trigger_state>& trigger) {
-    auto& route = routes_[topic_id(trigger->options.topic)];
-    auto it = std::find_if(route.begin(), route.end(),
-                           [&](const route_entry& e) { return e.trigger == trigger; });
-    return it == route.end() ? nullptr : &*it;
+bool router::start_detaching(const std::shared_ptr<trigger_state>& trigger) {
+    bool found = false;
+    auto mark = [&](route_entry& e) {
+        if (e.trigger != trigger || e.detaching) return;
+        e.detaching = true;
+        found = true;
+    };
+    for (auto& route : routes_) std::for_each(route.begin(), route.end(), mark);
+    std::for_each(patterns_.begin(), patterns_.end(), mark);
+    return found;
 }
 
 bool router::remove(std::uint32_t topic, std::uint32_t trigger) {
@@ -50,13 +77,20 @@ bool router::remove(std::uint32_t topic, std::uint32_t trigger) {
                          [&](const route_entry& e) { return e.trigger->id == trigger; }) > 0;
 }
 
+void router::remove_pattern(std::uint32_t trigger) {
+    std::erase_if(patterns_, [&](const route_entry& e) { return e.trigger->id == trigger; });
+}
+
 std::vector<std::string> router::wanted_topics() const {
     std::vector<std::string> wanted;
+    auto wanted_by = [](const route_entry& e) { return !e.detaching && !e.trigger->pattern; };
     for (std::size_t i = 0; i < topics_.size(); ++i)
-        if (std::any_of(routes_[i].begin(), routes_[i].end(),
-                        [](const route_entry& e) { return !e.detaching; }))
+        if (std::any_of(routes_[i].begin(), routes_[i].end(), wanted_by))
             wanted.push_back(topics_[i]);
+    for (const auto& e : patterns_)
+        if (!e.detaching) wanted.push_back(e.trigger->options.topic);
     std::sort(wanted.begin(), wanted.end());
+    wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
     return wanted;
 }
 

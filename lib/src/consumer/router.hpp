@@ -57,13 +57,18 @@ class router {
     const std::string& topic_name(std::uint32_t topic) const { return topics_[topic]; }
     std::size_t topic_count() const noexcept { return topics_.size(); }
     const std::vector<route_entry>& route(std::uint32_t topic) const { return routes_[topic]; }
-    /// Routes the trigger's topic to it; returns the topic id.
-    std::uint32_t add(std::shared_ptr<trigger_state> trigger);
-    /// The trigger's entry, or nullptr when it is not routed.
-    route_entry* find_route(const std::shared_ptr<trigger_state>& trigger);
+    /// Routes the trigger's topic to it, or every known topic its pattern matches (and every
+    /// one named later); returns the ids of the topics routed to it now.
+    std::vector<std::uint32_t> add(std::shared_ptr<trigger_state> trigger);
+    /// Marks the trigger's route entries detaching (a pattern routes no new topic to it either);
+    /// false when it is not routed or already detaching.
+    bool start_detaching(const std::shared_ptr<trigger_state>& trigger);
     /// Removes the trigger from `topic`'s route; false if it was not there.
     bool remove(std::uint32_t topic, std::uint32_t trigger);
-    /// The topics some trigger still wants (not detaching), sorted: the subscription.
+    /// Forgets a detached trigger's pattern.
+    void remove_pattern(std::uint32_t trigger);
+    /// What some trigger still wants (not detaching), sorted: the subscription. Named topics,
+    /// and patterns rather than the topics they matched.
     std::vector<std::string> wanted_topics() const;
     /// The topics with any route.
     std::vector<std::string> routed_topics() const;
@@ -123,6 +128,7 @@ class router {
     std::unordered_map<std::string, std::uint32_t> topic_ids_;
     std::unordered_map<const rd_kafka_topic_t*, std::uint32_t> topic_by_handle_;
     std::vector<std::vector<route_entry>> routes_;  // by topic id
+    std::vector<route_entry> patterns_;             // triggers on a topic pattern
     std::map<partition_id, partition_state> partitions_;
     std::vector<bool> skipping_;  // dispatch()'s scratch
 };

@@ -109,7 +109,7 @@ void shared_consumer::start_attach(std::shared_ptr<trigger_state> trigger) {
 
 void shared_consumer::run(attach_command& c) {
     const auto trigger = ledger_trigger_of(*c.trigger);
-    ledger_.add_trigger(routes_.add(std::move(c.trigger)), trigger);
+    for (const auto topic : routes_.add(std::move(c.trigger))) ledger_.add_trigger(topic, trigger);
     subscription_.changed();
 }
 
@@ -118,12 +118,10 @@ void shared_consumer::start_detach(std::shared_ptr<trigger_state> trigger, done_
 }
 
 void shared_consumer::run(detach_command& c) {
-    auto* entry = routes_.find_route(c.trigger);
-    if (!entry || entry->detaching) {
+    if (!routes_.start_detaching(c.trigger)) {
         complete(std::move(c.done));
         return;
     }
-    entry->detaching = true;
     // Fence: once every shard has seen this item, no earlier delivery to the trigger remains;
     // then its finished work is committed and its tracker forgotten.
     for (auto& link : links_) link->push({shard_item::kind::fence, c.trigger.get(), nullptr});
@@ -148,6 +146,7 @@ void shared_consumer::finish_detach(std::uint32_t removed) {
         for (const auto& id : ids)
             routes_.maybe_resume(id, *routes_.find_partition(id), stopping());
     }
+    routes_.remove_pattern(removed);
     subscription_.changed();
 }
 
@@ -314,8 +313,13 @@ void shared_consumer::resubscribe() {
         subscription_.rebalanced();  // none is coming
         return;
     }
-    if (!topics->empty())
-        log(log_level::info, "group '{}': subscribed to {} topic(s)", group_, topics->size());
+    if (!topics->empty()) {
+        const auto patterns = std::count_if(topics->begin(), topics->end(),
+                                            [](const auto& t) { return t.starts_with('^'); });
+        log(log_level::info, "group '{}': subscribed to {} topic(s){}", group_,
+            topics->size() - patterns,
+            patterns > 0 ? fmt::format(" and {} topic pattern(s)", patterns) : "");
+    }
 }
 
 void shared_consumer::send_hold_commit() {

@@ -2,12 +2,53 @@
 
 #include <fmt/format.h>
 
+#include "consumer/topic_pattern.hpp"
+
 namespace kt::detail {
+
+namespace {
+
+/// A trigger on a topic pattern: the pattern compiles, and what is kept per topic elsewhere
+/// (transactions, listeners) or named after it (dead letters) is not asked of it.
+std::optional<option_problem> find_pattern_problem(const trigger_options& o,
+                                                   std::optional<handler_kind> kind) {
+    std::optional<topic_pattern> pattern;
+    try {
+        pattern.emplace(o.topic);
+    } catch (const std::invalid_argument& e) {
+        return option_problem{"topic",
+                              fmt::format("invalid topic pattern \"{}\": {}", o.topic, e.what())};
+    }
+    if (o.delivery == delivery_guarantee::exactly_once)
+        return option_problem{"delivery",
+                              "a topic pattern supports at_least_once and at_most_once; "
+                              "exactly_once needs a named topic"};
+    if (o.listeners.on_assigned || o.listeners.on_revoked || o.listeners.on_lost)
+        return option_problem{"listeners",
+                              "rebalance listeners name partitions without their topic, so a "
+                              "trigger on a topic pattern cannot have them"};
+    if (kind == handler_kind::pull || !o.dead_letter.enabled) return std::nullopt;
+    if (o.dead_letter.topic.empty())
+        return option_problem{"dead_letter.topic",
+                              "a trigger on a topic pattern names its dead letter topic (or "
+                              "disables dead letters)"};
+    if (pattern->matches(o.dead_letter.topic))
+        return option_problem{
+            "dead_letter.topic",
+            fmt::format("the topic pattern \"{}\" matches the dead letter topic \"{}\": the "
+                        "trigger would consume its own dead letters",
+                        o.topic, o.dead_letter.topic)};
+    return std::nullopt;
+}
+
+}  // namespace
 
 std::optional<option_problem> find_problem(const trigger_options& o,
                                            std::optional<handler_kind> kind) {
     if (o.name.empty()) return option_problem{"name", "a trigger needs a name"};
     if (o.topic.empty()) return option_problem{"topic", "a trigger needs a topic"};
+    if (topic_pattern::is_pattern(o.topic))
+        if (auto problem = find_pattern_problem(o, kind)) return problem;
     if (o.delivery == delivery_guarantee::exactly_once && kind == handler_kind::batch)
         return option_problem{
             "delivery", "batch triggers support at_least_once and at_most_once, not exactly_once"};

@@ -32,7 +32,7 @@ struct shard_item {
     message_data* message = nullptr;  // one adopted reference (deliver only)
     std::int32_t partition = 0;       // revoke, cancel_partition
     std::uint32_t generation = 0;     // revoke: messages of this generation or older are dropped
-    std::uint32_t topic_id = 0;       // revoke: the partition's topic, echoed in revoke_done
+    std::uint32_t topic_id = 0;       // revoke, cancel_partition: the partition's topic
 };
 
 /// Shard → poll thread: a handler finished, a trigger's runner drained after its fence, or no

@@ -23,7 +23,7 @@ asio::awaitable<void> read_shard(std::shared_ptr<shard_link> link, unsigned shar
                 runner.revoke(item.topic_id, item.partition, item.generation);
                 break;
             case shard_item::kind::cancel_partition:
-                runner.cancel_partition(item.partition);
+                runner.cancel_partition(item.topic_id, item.partition);
                 break;
             case shard_item::kind::cancel_all:
                 runner.cancel();

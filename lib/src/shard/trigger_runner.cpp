@@ -108,7 +108,9 @@ void trigger_runner::open_transaction_early() {
 }
 
 std::uint64_t trigger_runner::lane_of(const message& m) const {
-    const auto partition = static_cast<std::uint64_t>(m.partition());
+    // Partition lanes are the partition keys themselves; key and message lanes hash (two lanes
+    // that collide run one after the other, which orders more, never less).
+    const auto partition = key_of_partition(m);
     if (owner_.is_batch()) return partition;
     switch (owner_.options.ordering) {
         case ordering::partition:
@@ -118,7 +120,7 @@ std::uint64_t trigger_runner::lane_of(const message& m) const {
         case ordering::none:
             break;
     }
-    return (partition << 48) ^ static_cast<std::uint64_t>(m.offset());
+    return (partition * 0x9E3779B97F4A7C15ull) ^ static_cast<std::uint64_t>(m.offset());
 }
 
 std::string trigger_runner::extracted_key(const message& m) const {
@@ -223,14 +225,15 @@ bool trigger_runner::claim_next(const continuation& into) {
     auto* l = take_ready_lane(id);
     if (!l) return false;
     *into.next = take_work(*l);
-    const auto partition = into.next->front().partition();
+    const auto partition = key_of_partition(into.next->front());
     work_started(id, partition);
     pool_.moved_to(into.slot, partition);
     return true;
 }
 
 void trigger_runner::start(std::uint64_t lane_id, work_items work) {
-    work_started(lane_id, work.front().partition());
+    const auto partition = key_of_partition(work.front());
+    work_started(lane_id, partition);
     if (owner_.inbox) {
         // Pull-style: the subscriber calls complete(), which comes back as complete_pulled().
         asio::post(
@@ -240,7 +243,6 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
             });
         return;
     }
-    const auto partition = work.front().partition();
     if (pool_.hand_to_parked(partition, work)) return;
     const auto slot = pool_.add(partition);
     auto w = pool_.at(slot);
@@ -265,7 +267,7 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
                                                 [w, ended](std::exception_ptr e) { ended(e); }));
 }
 
-void trigger_runner::work_started(std::uint64_t lane_id, std::int32_t partition) {
+void trigger_runner::work_started(std::uint64_t lane_id, partition_key partition) {
     auto& l = lanes_[lane_id];
     l.busy = true;
     l.started = std::chrono::steady_clock::now();
@@ -277,7 +279,7 @@ void trigger_runner::work_started(std::uint64_t lane_id, std::int32_t partition)
 
 void trigger_runner::work_ended(const message& first) {
     --running_;
-    --running_by_partition_[first.partition()];
+    --running_by_partition_[key_of_partition(first)];
     metrics_.in_flight.store(running_, std::memory_order_relaxed);
     auto it = lanes_.find(lane_of(first));
     if (it == lanes_.end()) return;  // cancelled at stop: lanes are gone
@@ -291,7 +293,7 @@ void trigger_runner::complete_pulled(const message& m) {
 bool trigger_runner::finish(const work_items& work, outcome result,
                             std::optional<continuation> continuing) {
     work_ended(work.front());
-    const auto partition = work.front().partition();
+    const auto partition = key_of_partition(work.front());
     if (cancelled_) return false;
     if (result == outcome::cancelled) {
         // Cancelled with its revoked partition: never reported done, redelivered to the next
@@ -335,12 +337,13 @@ void trigger_runner::ended_early(std::span<const message> done, outcome result) 
     if (!cancelled_) report_done(done, result);
 }
 
-void trigger_runner::revoke(std::uint32_t topic_id, std::int32_t partition,
+void trigger_runner::revoke(std::uint32_t topic_id, std::int32_t partition_index,
                             std::uint32_t generation) {
+    const auto partition = key_of_partition(topic_id, partition_index);
     for (auto it = lanes_.begin(); it != lanes_.end();) {
         auto& pending = it->second.pending;
         std::erase_if(pending, [&](const message& m) {
-            return m.partition() == partition && m.data()->generation <= generation;
+            return key_of_partition(m) == partition && m.data()->generation <= generation;
         });
         const bool partition_lane =
             owner_.is_batch() || owner_.options.ordering == ordering::partition;
@@ -353,18 +356,18 @@ void trigger_runner::revoke(std::uint32_t topic_id, std::int32_t partition,
     });
     for (auto& [id, l] : lanes_)
         if (l.ready && l.pending.empty()) l.ready = false;
-    revoking_[partition] = {topic_id, generation};
+    revoking_[partition] = generation;
     auto& revoked = revoked_up_to_[partition];
     revoked = std::max(revoked, generation);
     report_revoke_if_done(partition);
 }
 
-void trigger_runner::report_revoke_if_done(std::int32_t partition) {
+void trigger_runner::report_revoke_if_done(partition_key partition) {
     auto it = revoking_.find(partition);
     if (it == revoking_.end()) return;
     if (running_by_partition_[partition] > 0 || (txn_ && !txn_->idle())) return;
-    link_.push_completion({completion::kind::revoke_done, owner_.id, it->second.topic_id,
-                           it->second.generation, partition, 0});
+    link_.push_completion({completion::kind::revoke_done, owner_.id, topic_id_of(partition),
+                           it->second, partition_of(partition), 0});
     revoking_.erase(it);
 }
 
@@ -399,7 +402,7 @@ void trigger_runner::report_committed(const std::vector<message>& done, std::siz
     add_local(metrics_.dead_lettered, dead);
     add_local(metrics_.failed, dead + gave_up);
     for (const auto& m : done) link_.push_completion(completion_of(m, owner_.id));
-    std::vector<std::int32_t> revoking;
+    std::vector<partition_key> revoking;
     for (const auto& entry : revoking_) revoking.push_back(entry.first);
     for (auto partition : revoking) report_revoke_if_done(partition);
     report_fence_if_drained();
@@ -409,10 +412,11 @@ void trigger_runner::requeue(std::vector<message> again) {
     if (closing_ || cancelled_) return;
     // Back to the front of their lanes, in offset order.
     std::sort(again.begin(), again.end(), [](const message& a, const message& b) {
-        return std::pair(a.partition(), a.offset()) > std::pair(b.partition(), b.offset());
+        return std::pair(key_of_partition(a), a.offset()) >
+               std::pair(key_of_partition(b), b.offset());
     });
     std::erase_if(again, [&](const message& m) {
-        auto revoked = revoked_up_to_.find(m.partition());
+        auto revoked = revoked_up_to_.find(key_of_partition(m));
         return revoked != revoked_up_to_.end() && m.data()->generation <= revoked->second;
     });
     for (auto& m : again) {

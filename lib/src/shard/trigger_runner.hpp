@@ -44,11 +44,13 @@ class trigger_runner final : private batch_progress {
     void close();
     /// Stop deadline passed: cancel running handlers, drop queued ones, report nothing more.
     void cancel();
-    /// `partition` was revoked: drop its queued messages of `generation` or older; report
+    /// The partition was revoked: drop its queued messages of `generation` or older; report
     /// revoke_done once none of its handlers runs (or sits in an open transaction).
     void revoke(std::uint32_t topic_id, std::int32_t partition, std::uint32_t generation);
     /// The revoke deadline passed: cancel the partition's running handlers (never reported).
-    void cancel_partition(std::int32_t partition) { pool_.cancel_partition(partition); }
+    void cancel_partition(std::uint32_t topic_id, std::int32_t partition) {
+        pool_.cancel_partition(key_of_partition(topic_id, partition));
+    }
     /// The host stopped: parked workers leave and no worker parks again.
     void retire() { pool_.retire(); }
 
@@ -118,7 +120,7 @@ class trigger_runner final : private batch_progress {
         std::chrono::steady_clock::time_point started{};
     };
     /// Bookkeeping shared by every way work starts and ends (counts, durations, oldest).
-    void work_started(std::uint64_t lane_id, std::int32_t partition);
+    void work_started(std::uint64_t lane_id, partition_key partition);
     void work_ended(const message& first);
     /// Counts and reports messages that ended with `result` (not cancelled).
     void report_done(std::span<const message> done, outcome result);
@@ -137,7 +139,7 @@ class trigger_runner final : private batch_progress {
     void release_lane(const message& first);
     void start(std::uint64_t lane_id, work_items work);
     void report_fence_if_drained();
-    void report_revoke_if_done(std::int32_t partition);
+    void report_revoke_if_done(partition_key partition);
 
     trigger_state& owner_;
     const unsigned shard_index_;
@@ -151,14 +153,10 @@ class trigger_runner final : private batch_progress {
     bool closing_ = false;
     bool cancelled_ = false;
     bool fence_reported_ = false;
-    std::unordered_map<std::int32_t, unsigned> running_by_partition_;
-    struct revocation {
-        std::uint32_t topic_id;    // in the consumer's topic table, for the revoke_done report
-        std::uint32_t generation;  // the revoked one
-    };
-    std::unordered_map<std::int32_t, revocation> revoking_;          // by partition
-    std::unordered_map<std::int32_t, std::uint32_t> revoked_up_to_;  // never run these again
-    std::unique_ptr<transaction_cycle> txn_;                         // exactly_once triggers only
+    std::unordered_map<partition_key, unsigned> running_by_partition_;
+    std::unordered_map<partition_key, std::uint32_t> revoking_;       // the revoked generation
+    std::unordered_map<partition_key, std::uint32_t> revoked_up_to_;  // never run these again
+    std::unique_ptr<transaction_cycle> txn_;                          // exactly_once triggers only
     // Last, so destroyed first: parked workers are told to leave before anything else goes.
     worker_pool pool_;
 };

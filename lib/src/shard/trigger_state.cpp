@@ -4,16 +4,31 @@
 #include <algorithm>
 
 #include "consumer/shared_consumer.hpp"
+#include "consumer/topic_pattern.hpp"
 #include "shard/trigger_runner.hpp"
 
 namespace kt::detail {
+
+namespace {
+
+std::shared_ptr<const topic_pattern> compiled_pattern(const std::string& topic) {
+    if (!topic_pattern::is_pattern(topic)) return nullptr;
+    try {
+        return std::make_shared<const topic_pattern>(topic);
+    } catch (const std::invalid_argument&) {
+        return nullptr;
+    }
+}
+
+}  // namespace
 
 trigger_state::trigger_state(std::uint32_t trigger_id, trigger_options opts,
                              trigger_code trigger_code, std::shared_ptr<subscription_inbox> pull)
     : id(trigger_id),
       options(std::move(opts)),
       code(std::move(trigger_code)),
-      inbox(std::move(pull)) {}
+      inbox(std::move(pull)),
+      pattern(compiled_pattern(options.topic)) {}
 
 trigger_state::~trigger_state() = default;
 

@@ -50,6 +50,8 @@ using work_items = boost::container::small_vector<message, 1>;
 
 /// Everything about one trigger. Immutable after construction except through its runners (each
 /// touched only on its shard) and atomics.
+class topic_pattern;
+
 class trigger_state : public std::enable_shared_from_this<trigger_state> {
   public:
     trigger_state(std::uint32_t trigger_id, trigger_options opts, trigger_code trigger_code,
@@ -67,7 +69,10 @@ class trigger_state : public std::enable_shared_from_this<trigger_state> {
     const trigger_options options;
     const trigger_code code;
     const std::shared_ptr<subscription_inbox> inbox;  // null for handler triggers
-    std::string dead_letter_topic;                    // empty: dead letters off
+    /// A trigger on a topic pattern: its compiled pattern (null for a named topic, or one that
+    /// does not compile, which add_trigger refuses).
+    const std::shared_ptr<const topic_pattern> pattern;
+    std::string dead_letter_topic;  // empty: dead letters off
     /// The dead letter writer, opened on first use (most triggers never need one, and a producer
     /// costs threads). Any shard; the first call may block briefly.
     std::shared_ptr<kt::producer> dead_letters();

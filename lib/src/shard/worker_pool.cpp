@@ -23,7 +23,7 @@ void worker_pool::wake(worker& w, bool with_work) {
     w.parked.reset();
 }
 
-bool worker_pool::hand_to_parked(std::int32_t partition, work_items& work) {
+bool worker_pool::hand_to_parked(partition_key partition, work_items& work) {
     if (parked_.empty()) return false;
     const auto slot = parked_.back();
     parked_.pop_back();
@@ -36,7 +36,7 @@ bool worker_pool::hand_to_parked(std::int32_t partition, work_items& work) {
     return true;
 }
 
-std::uint32_t worker_pool::add(std::int32_t partition) {
+std::uint32_t worker_pool::add(partition_key partition) {
     std::uint32_t slot;
     if (free_runs_.empty()) {
         slot = static_cast<std::uint32_t>(runs_.size());
@@ -76,7 +76,7 @@ asio::awaitable<bool> worker_pool::park(std::uint32_t slot, std::optional<shard_
     co_return resumed;
 }
 
-void worker_pool::cancel_partition(std::int32_t partition) {
+void worker_pool::cancel_partition(partition_key partition) {
     for (auto& w : runs_)
         if (w && w->active && w->partition == partition)
             w->signal.emit(asio::cancellation_type::all);

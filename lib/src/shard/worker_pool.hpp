@@ -13,6 +13,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 
+#include "shard/partition_key.hpp"
 #include "shard/trigger_state.hpp"
 
 namespace kt::detail {
@@ -45,7 +46,7 @@ class worker_pool {
     /// the pool and the coroutine, so its cancellation signal lives as long as either.
     struct worker {
         boost::asio::cancellation_signal signal;
-        std::int32_t partition = 0;
+        partition_key partition = 0;
         bool active = false;  // running work: cancellations reach it
         /// Set while parked; resumes it with true (work in `handoff`) or false (leave).
         std::optional<boost::asio::any_completion_handler<void(bool)>> parked;
@@ -62,12 +63,12 @@ class worker_pool {
 
     /// Hands `work` of `partition` to a parked worker and wakes it; false when none is parked
     /// (`work` is left as it was).
-    bool hand_to_parked(std::int32_t partition, work_items& work);
+    bool hand_to_parked(partition_key partition, work_items& work);
     /// Slot of a new worker, running work of `partition` (or of transactional work).
-    std::uint32_t add(std::int32_t partition);
+    std::uint32_t add(partition_key partition);
     const std::shared_ptr<worker>& at(std::uint32_t slot) const { return runs_[slot]; }
     /// The worker in `slot` went on to work of `partition`.
-    void moved_to(std::uint32_t slot, std::int32_t partition) {
+    void moved_to(std::uint32_t slot, partition_key partition) {
         runs_[slot]->partition = partition;
     }
     /// Parks the worker in `slot` until it is handed work (true, `keep` taken again) or told to
@@ -86,7 +87,7 @@ class worker_pool {
     }
     bool retired() const noexcept { return retired_; }
     /// Cancels the running work of `partition`.
-    void cancel_partition(std::int32_t partition);
+    void cancel_partition(partition_key partition);
     /// Cancels all running work.
     void cancel_all();
 
