@@ -43,18 +43,25 @@ std::map<std::int32_t, std::int64_t> new_offsets(const std::vector<kt::offset_re
     return result;
 }
 
-/// Runs a trigger host on `topic` in `group` until it handled `count` messages, then stops it
-/// (which commits every handled offset and leaves the group).
-void consume_and_leave(const std::string& topic, const std::string& group, std::size_t count) {
-    kt::runtime rt{two_shards};
-    kt::trigger_host host{rt};
-    handled_log log;
-    host.add_trigger({.name = "t", .topic = topic, .consumer = kafka::instance().consumer(group)},
-                     recording(log, "t"));
-    host.start();
-    BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("t") == count; }));
-    stop_host(rt, host);
-}
+/// A trigger host on `topic` in `group` that handled `count` messages: a member of the group
+/// until leave() stops it (which commits every handled offset and leaves the group).
+class running_member {
+  public:
+    running_member(const std::string& topic, const std::string& group, std::size_t count)
+        : host_(rt_) {
+        host_.add_trigger(
+            {.name = "t", .topic = topic, .consumer = kafka::instance().consumer(group)},
+            recording(log_, "t"));
+        host_.start();
+        BOOST_TEST_REQUIRE(wait_until([&] { return log_.distinct("t") == count; }));
+    }
+    void leave() { stop_host(rt_, host_); }
+
+  private:
+    kt::runtime rt_{two_shards};
+    kt::trigger_host host_;
+    handled_log log_;
+};
 
 /// What the embedded cluster cannot do, said once where a check is skipped.
 void skipped_on_embedded(const std::string& what) {
@@ -66,7 +73,7 @@ void skipped_on_embedded(const std::string& what) {
 BOOST_AUTO_TEST_CASE(describe_shows_committed_offsets_high_watermarks_and_lag) {
     auto& k = kafka::instance();
     const auto [topic, group] = k.topic_with_data("describe", 3, 300);
-    consume_and_leave(topic, group, 300);
+    running_member(topic, group, 300).leave();
     k.produce(topic, 30, 100, 300);  // 30 records the group has not read
 
     const auto d = k.admin().describe_group(group, topic);
@@ -207,14 +214,7 @@ BOOST_AUTO_TEST_CASE(a_reset_is_refused_while_the_group_has_members_and_allowed_
         return std::string("not refused");
     };
     {
-        kt::runtime rt{two_shards};
-        kt::trigger_host host{rt};
-        handled_log log;
-        host.add_trigger({.name = "t", .topic = topic, .consumer = k.consumer(group)},
-                         recording(log, "t"));
-        host.start();
-        BOOST_TEST_REQUIRE(wait_until([&] { return log.distinct("t") == 100; }));
-        kt_test::commit_host(rt, host);
+        running_member member(topic, group, 100);
         const auto refused = refusal(false);
         BOOST_TEST_INFO(refused);
         BOOST_TEST(refused.find("group '" + group + "'") != std::string::npos);
@@ -233,7 +233,7 @@ BOOST_AUTO_TEST_CASE(a_reset_is_refused_while_the_group_has_members_and_allowed_
             // The mock cannot describe the group; its refusal of the commit is the guard.
             BOOST_TEST(refused.find("Unknown member") != std::string::npos);
         }
-        stop_host(rt, host);
+        member.leave();
     }
     BOOST_TEST(committed_by_broker(group, topic) == k.admin().high_watermarks(topic));
     if (!k.real()) {
