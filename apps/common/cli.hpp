@@ -3,6 +3,9 @@
 
 #include <iostream>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include <boost/program_options.hpp>
 
@@ -30,6 +33,20 @@ inline std::optional<boost::program_options::variables_map> parse(
     }
     po::notify(vm);
     return vm;
+}
+
+/// Splits each "NAME=VALUE" of option --`option`; throws naming a text without a name or '='.
+inline std::vector<std::pair<std::string, std::string>> name_values(
+    const std::string& option, const std::vector<std::string>& texts) {
+    std::vector<std::pair<std::string, std::string>> result;
+    for (const auto& text : texts) {
+        const auto equals = text.find('=');
+        if (equals == std::string::npos || equals == 0)
+            throw boost::program_options::error("invalid --" + option + " '" + text +
+                                                "': use NAME=VALUE");
+        result.emplace_back(text.substr(0, equals), text.substr(equals + 1));
+    }
+    return result;
 }
 
 }  // namespace kt::cli

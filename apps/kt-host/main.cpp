@@ -24,7 +24,9 @@
 #include <kt/http.hpp>
 #include <kt/kt.hpp>
 
+#include "admin_command.hpp"
 #include "demo_handlers.hpp"
+#include "host_cli.hpp"
 
 namespace asio = boost::asio;
 namespace json = boost::json;
@@ -33,16 +35,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Exit codes (--help lists them).
-constexpr int exit_failure = 1;      // anything else that went wrong
-constexpr int exit_usage = 2;        // invalid options, properties or --config file
-constexpr int exit_unreachable = 3;  // no bootstrap server answered
-constexpr auto reach_timeout = 10s;  // how long the bootstrap servers get to answer
-
-/// No bootstrap server answered within reach_timeout (exit code 3).
-struct unreachable_kafka : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+using namespace host_cli;
 
 struct topic_spec {
     std::string name;
@@ -144,6 +137,7 @@ std::optional<options> parse_options(int argc, char** argv) {
                 delivery = "at_least_once", group_protocol = "classic", completion_map = "on";
     po::options_description desc(
         "kt-host: runs kafka-triggers triggers (the demo host)\n"
+        "kt-host admin describe|reset --help: a consumer group's lag, and offset resets.\n"
         "Without --bootstrap or $KAFKA_BOOTSTRAP_SERVERS it starts an embedded 3-broker cluster.\n"
         "Exit codes: 0 stopped gracefully, 1 failed, 2 invalid options, properties or --config "
         "file (refused before anything starts), 3 no bootstrap server answered within 10 s.\n"
@@ -246,12 +240,8 @@ std::optional<options> parse_options(int argc, char** argv) {
         throw po::error(
             fmt::format("invalid --group-protocol '{}': use classic or consumer", group_protocol));
     if (group_protocol == "consumer") o.properties.emplace_back("group.protocol", "consumer");
-    for (const auto& p : properties) {
-        const auto equals = p.find('=');
-        if (equals == std::string::npos || equals == 0)
-            throw po::error(fmt::format("invalid --property '{}': use NAME=VALUE", p));
-        o.properties.emplace_back(p.substr(0, equals), p.substr(equals + 1));
-    }
+    for (auto& p : kt::cli::name_values("property", properties))
+        o.properties.push_back(std::move(p));
     if (o.metrics_port > 65535)
         throw po::error(fmt::format("invalid --metrics-port {}: use 0..65535", o.metrics_port));
     if (topics.empty() && o.config.empty()) topics.push_back("orders");
@@ -377,15 +367,6 @@ void check_cli_properties(const options& o) {
     kt::check_consumer_properties(config);
 }
 
-/// One line when no bootstrap server answers, rather than librdkafka's retries.
-void require_reachable(const std::string& bootstrap) {
-    const auto probe = kt::probe_brokers({{"bootstrap.servers", bootstrap}}, reach_timeout);
-    if (probe.reachable) return;
-    throw unreachable_kafka(
-        fmt::format("cannot reach Kafka at {} within {} s: {}", bootstrap, reach_timeout.count(),
-                    probe.reason.empty() ? probe.error.message() : probe.reason));
-}
-
 /// Samples thread count and live consumers while the host runs.
 class sampler {
   public:
@@ -504,7 +485,7 @@ int run(const options& o) {
     options effective = o;
     std::unique_ptr<kt::embedded_cluster> cluster;  // outlives the host and the runtime
     if (!effective.bootstrap.empty()) {
-        require_reachable(effective.bootstrap);
+        require_reachable({{"bootstrap.servers", effective.bootstrap}});
     } else {
         cluster =
             std::make_unique<kt::embedded_cluster>(kt::embedded_cluster_options{.brokers = 3});
@@ -581,6 +562,7 @@ int run(const options& o) {
 
 int main(int argc, char** argv) {
     try {
+        if (argc > 1 && std::string_view(argv[1]) == "admin") return admin_command(argc, argv);
         auto o = parse_options(argc, argv);
         return o ? run(*o) : 0;
     } catch (const po::error& e) {
