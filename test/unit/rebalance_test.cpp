@@ -129,7 +129,8 @@ struct one_partition_consumer {
         t.listeners = {listener("assigned"), listener("revoked"), listener("lost")};
         auto trigger =
             std::make_shared<kd::trigger_state>(1, std::move(t), kd::trigger_code{}, nullptr);
-        ledger.add_trigger(routes.add(trigger), kd::ledger_trigger_of(*trigger));
+        for (const auto topic : routes.add(trigger))
+            ledger.add_trigger(topic, kd::ledger_trigger_of(*trigger));
         rebalance.on_event(RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS, a0.get(), false);
     }
     ~one_partition_consumer() {

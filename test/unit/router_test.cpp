@@ -52,7 +52,7 @@ struct held_back_partition {
 
     held_back_partition() {
         constexpr std::array<ledger_trigger, 2> triggers{{{1, 101}, {2, 102}}};
-        for (const auto& t : triggers) ledger.add_trigger(routes.add(trigger(t.id, "a", 4)), t);
+        for (const auto& t : triggers) ledger.add_trigger(routes.add(trigger(t.id, "a", 4))[0], t);
         partition_state s;
         s.ledger = &ledger.assign(id, 5, triggers);
         for (std::int64_t o = 0; o < 6; ++o)
@@ -84,9 +84,10 @@ BOOST_AUTO_TEST_CASE(the_subscription_is_the_sorted_topics_some_trigger_still_wa
     auto on_b = trigger(1, "b"), on_a = trigger(2, "a"), also_on_a = trigger(3, "a");
     for (const auto& t : {on_b, on_a, also_on_a}) routes.add(t);
     BOOST_TEST((routes.wanted_topics() == std::vector<std::string>{"a", "b"}));
-    routes.find_route(on_a)->detaching = true;
+    BOOST_TEST(routes.start_detaching(on_a));
+    BOOST_TEST(!routes.start_detaching(on_a));                                   // already
     BOOST_TEST((routes.wanted_topics() == std::vector<std::string>{"a", "b"}));  // 3 still wants a
-    routes.find_route(on_b)->detaching = true;
+    BOOST_TEST(routes.start_detaching(on_b));
     BOOST_TEST((routes.wanted_topics() == std::vector<std::string>{"a"}));
     // A detaching trigger is still routed (its fence has not come back yet).
     BOOST_TEST((routes.routed_topics() == std::vector<std::string>{"b", "a"}));
@@ -96,13 +97,39 @@ BOOST_AUTO_TEST_CASE(a_removed_trigger_leaves_its_topic_routed_to_the_others_onl
     std::vector<std::shared_ptr<shard_link>> links;
     router routes("g", links);
     auto first = trigger(1, "a"), second = trigger(2, "a");
-    const auto topic = routes.add(first);
+    const auto topic = routes.add(first).at(0);
     routes.add(second);
     BOOST_TEST(routes.remove(topic, 1));
     BOOST_TEST(!routes.remove(topic, 1));
-    BOOST_TEST(routes.find_route(first) == nullptr);
+    BOOST_TEST(!routes.start_detaching(first));  // not routed any more
     BOOST_REQUIRE(routes.route(topic).size() == 1u);
     BOOST_TEST(routes.route(topic).front().trigger == second);
+}
+
+BOOST_AUTO_TEST_CASE(a_pattern_routes_known_and_later_topics_and_subscribes_as_itself) {
+    std::vector<std::shared_ptr<shard_link>> links;
+    router routes("g", links);
+    BOOST_TEST(routes.topic_id("orders.eu") == 0u);  // known before the pattern trigger comes
+    routes.topic_id("payments");
+    auto named = trigger(1, "payments"), pattern = trigger(2, "^orders\\.");
+    pattern->dead_letter_topic = "orders.dlq";  // matches, but is never routed to its trigger
+    routes.add(named);
+    BOOST_TEST((routes.add(pattern) == std::vector<std::uint32_t>{0}));
+    BOOST_TEST((routes.wanted_topics() == std::vector<std::string>{"^orders\\.", "payments"}));
+    // Topics named later (an assignment, a fetched message) are routed as they appear.
+    const auto us = routes.topic_id("orders.us"), dlq = routes.topic_id("orders.dlq");
+    BOOST_REQUIRE(routes.route(us).size() == 1u);
+    BOOST_TEST(routes.route(us).front().trigger == pattern);
+    BOOST_TEST(routes.route(dlq).empty());
+    BOOST_TEST(routes.route(*routes.find_topic("payments")).front().trigger == named);
+    // Detaching marks every topic it took and routes no new one to it.
+    BOOST_TEST(routes.start_detaching(pattern));
+    BOOST_TEST(routes.route(us).front().detaching);
+    BOOST_TEST(routes.route(routes.topic_id("orders.asia")).empty());
+    BOOST_TEST((routes.wanted_topics() == std::vector<std::string>{"payments"}));
+    for (const auto topic : {0u, us}) BOOST_TEST(routes.remove(topic, 2));
+    routes.remove_pattern(2);
+    BOOST_TEST(routes.route(routes.topic_id("orders.africa")).empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_held_back_partition_resumes_once_every_trigger_is_down_to_half_its_backlog) {
