@@ -61,7 +61,8 @@ struct options {
     long fail_every = 0;
     unsigned retries = 0;
     int retry_backoff_ms = 100;
-    std::string dlq;  // empty: <topic>.dlq
+    std::string dlq;                                      // empty: <topic>.dlq
+    std::vector<std::chrono::milliseconds> retry_topics;  // tier delays; empty: off
     kt::delivery_guarantee delivery = kt::delivery_guarantee::at_least_once;
     std::size_t batch = 0;
     std::string output_topic;  // transform: copy each message there
@@ -123,7 +124,7 @@ topic_spec parse_topic(const std::string& text) {
 void refuse_trigger_options(const po::variables_map& vm) {
     for (const char* name :
          {"group", "triggers", "sharing", "ordering", "max-in-flight", "retries",
-          "retry-backoff-ms", "dlq", "delivery", "batch", "instance-id", "property",
+          "retry-backoff-ms", "retry-topics", "dlq", "delivery", "batch", "instance-id", "property",
           "group-protocol", "commit-interval-ms", "commit-after", "completion-map"})
         if (vm.count(name) && !vm[name].defaulted())
             throw po::error(
@@ -133,6 +134,7 @@ void refuse_trigger_options(const po::variables_map& vm) {
 std::optional<options> parse_options(int argc, char** argv) {
     options o;
     std::vector<std::string> topics, properties;
+    std::string retry_topics;
     std::string sharing = "per_group", level = "info", ordering = "partition",
                 delivery = "at_least_once", group_protocol = "classic", completion_map = "on";
     po::options_description desc(
@@ -182,6 +184,10 @@ std::optional<options> parse_options(int argc, char** argv) {
         "retries", po::value(&o.retries)->default_value(0), "retries after a failed attempt")(
         "retry-backoff-ms", po::value(&o.retry_backoff_ms)->default_value(o.retry_backoff_ms),
         "first retry delay (doubles per attempt, jittered, capped at 10 s)")(
+        "retry-topics", po::value(&retry_topics),
+        "non-blocking retries through retry topics <topic>.retry.<n>, one tier per delay, e.g. "
+        "1s,10s,60s (<n>ms|s|m|h): a message that failed its attempts goes to the next tier and "
+        "runs again once its delay has passed, after the last tier to the dead letter topic")(
         "dlq", po::value(&o.dlq),
         "dead letter topic for failed messages, or 'off' (default <topic>.dlq)")(
         "delivery", po::value(&delivery)->default_value(delivery),
@@ -222,6 +228,13 @@ std::optional<options> parse_options(int argc, char** argv) {
     o.sharing = parse_choice("sharing", sharing, sharing_choices);
     o.log_level = parse_choice("log-level", level, level_choices);
     o.ordering = parse_choice("ordering", ordering, ordering_choices);
+    if (!retry_topics.empty()) {
+        try {
+            o.retry_topics = kt::parse_retry_delays(retry_topics);
+        } catch (const kt::config_error& e) {
+            throw po::error(fmt::format("invalid --retry-topics: {}", e.what()));
+        }
+    }
     o.delivery = parse_choice("delivery", delivery, delivery_choices);
     if (o.max_in_flight < 1)
         throw po::validation_error(po::validation_error::invalid_option_value, "--max-in-flight");
@@ -267,6 +280,8 @@ std::vector<topic_spec> cli_topics(const options& o) {
     for (const auto& t : o.topics) {
         all.push_back(t);
         all.push_back({dead_letter_topic(o, t), t.partitions});
+        for (std::size_t tier = 1; tier <= o.retry_topics.size(); ++tier)
+            all.push_back({fmt::format("{}.retry.{}", t.name, tier), t.partitions});
         all.push_back({output_topic(o, t), t.partitions});
     }
     return all;
@@ -293,6 +308,8 @@ std::vector<topic_spec> config_topics(const options& o, const kt::app_config& fi
         const auto& topic = t.options.topic;
         if (t.options.dead_letter.enabled)
             all.push_back({t.options.dead_letter.topic, partitions_of(topic)});
+        for (const auto& retry_topic : kt::retry_topic_names(t.options))
+            all.push_back({retry_topic, partitions_of(topic)});
         if (t.handler == "copy")
             all.push_back({copy_topic(o.output_topic, topic), partitions_of(topic)});
     }
@@ -438,6 +455,7 @@ void add_cli_triggers(kt::trigger_host& host, const options& o, const demo_work&
                 .max_in_flight = o.max_in_flight,
                 .retry = {.max_attempts = o.retries + 1,
                           .initial_backoff = std::chrono::milliseconds(o.retry_backoff_ms)},
+                .retry_topics = {.delays = o.retry_topics},
                 .dead_letter = {.enabled = o.dlq != "off", .topic = dead_letter_topic(o, t)},
                 .delivery = o.delivery,
                 .transactional_id = o.instance_id.empty()

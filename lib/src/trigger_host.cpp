@@ -55,9 +55,11 @@ class host_core : public std::enable_shared_from_this<host_core> {
                             opts.name));
         auto key =
             sharing_key::of(opts.consumer, options_.sharing, opts.topic, opts.name, opts.delivery);
-        if (!trigger->inbox && opts.dead_letter.enabled) {
-            trigger->dead_letter_topic =
-                opts.dead_letter.topic.empty() ? opts.topic + ".dlq" : opts.dead_letter.topic;
+        // Dead letters and retry records go through one producer, opened on first use.
+        if (!trigger->inbox && (opts.dead_letter.enabled || !trigger->retry_topics.empty())) {
+            if (opts.dead_letter.enabled)
+                trigger->dead_letter_topic =
+                    opts.dead_letter.topic.empty() ? opts.topic + ".dlq" : opts.dead_letter.topic;
             auto config = opts.dead_letter.producer.properties().empty()
                               ? producer_config_for(opts.consumer)
                               : opts.dead_letter.producer;

@@ -221,6 +221,28 @@ BOOST_AUTO_TEST_CASE(an_ordering_key_header_orders_by_that_header) {
                 R"(applies only with "ordering": "key")");
 }
 
+BOOST_AUTO_TEST_CASE(retry_topics_take_delays_and_a_prefix) {
+    const auto config =
+        kt::parse_config(with_trigger(R"("retry_topics": {"delays": ["1s", "250ms", "2m"],
+                                         "topic_prefix": "orders.again."})"),
+                         no_env);
+    const auto& o = config.triggers.at(0).options;
+    BOOST_TEST(
+        (o.retry_topics.delays ==
+         std::vector<std::chrono::milliseconds>{
+             std::chrono::seconds(1), std::chrono::milliseconds(250), std::chrono::minutes(2)}));
+    BOOST_TEST((kt::retry_topic_names(o) ==
+                std::vector<std::string>{"orders.again.1", "orders.again.2", "orders.again.3"}));
+    BOOST_TEST(kt::dump_redacted(config).find(R"("delays":["1000ms","250ms","120000ms"])") !=
+               std::string::npos);
+    check_error(with_trigger(R"("retry_topics": {"delays": ["1s", "10x"]})"),
+                "$.triggers[0].retry_topics.delays[1]", "\"10x\" is not a retry tier delay");
+    check_error(with_trigger(R"("retry_topics": {"delays": []})"),
+                "$.triggers[0].retry_topics.delays", "expected at least one delay");
+    check_error(with_trigger(R"("retry_topics": {"delays": ["1s"], "tiers": 3})"),
+                "$.triggers[0].retry_topics.tiers", "unknown key");
+}
+
 BOOST_AUTO_TEST_CASE(value_errors_name_the_json_path) {
     check_error(with_trigger(R"("max_in_flight": -3)"), "$.triggers[0].max_in_flight",
                 "expected a positive integer, got -3");

@@ -9,6 +9,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -103,6 +104,24 @@ struct retry_policy {
     std::function<bool(const std::exception_ptr&)> retryable;
 };
 
+/// Non-blocking retries through retry topics (Spring's @RetryableTopic). A message that failed
+/// (after `retry`'s in-process attempts, and retryable by its policy) is written to tier 1's
+/// topic, and its own offset completes once that write is acknowledged: its partition never
+/// waits. The trigger consumes its tiers too (same consumer); a tier's record runs once its delay
+/// has passed (its partition is held back until then, no polling, no sleeping handler), and one
+/// that fails again goes to the next tier, after the last one to the dead letter topic. Records
+/// carry their history in headers (kt-retry-trigger, kt-retry-tier, kt-retry-due, one
+/// kt-retry-failure per failed tier, kt-original-topic/partition/offset), so attempts survive
+/// restarts and rebalances. at_least_once triggers only.
+struct retry_topics_policy {
+    std::vector<std::chrono::milliseconds> delays;  ///< one per tier (each > 0); empty: off
+    std::string topic_prefix;  ///< tier n (1-based) is "<prefix><n>"; default "<topic>.retry."
+};
+
+/// "1s,10s,60s" (each <n>ms, <n>s, <n>m or <n>h) as retry tier delays; throws kt::config_error
+/// naming the item that is not one.
+std::vector<std::chrono::milliseconds> parse_retry_delays(std::string_view text);
+
 /// Where messages go whose handler failed for good.
 struct dead_letter_policy {
     bool enabled = true;
@@ -133,6 +152,7 @@ struct trigger_options {
     /// resumes below half of it.
     std::size_t max_backlog = 10000;
     retry_policy retry;
+    retry_topics_policy retry_topics;
     dead_letter_policy dead_letter;
     rebalance_listeners listeners;
     /// at_most_once and exactly_once triggers never share a consumer with triggers of another
@@ -146,6 +166,10 @@ struct trigger_options {
     std::size_t transaction_max_messages = 500;
     std::chrono::milliseconds transaction_interval{100};
 };
+
+/// The topics of `options`' retry tiers, tier 1 first (none when retry topics are off); they
+/// must exist on brokers that do not create topics on first use.
+std::vector<std::string> retry_topic_names(const trigger_options& options);
 
 struct host_options {
     kt::sharing sharing = kt::sharing::per_group;

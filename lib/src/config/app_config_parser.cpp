@@ -219,6 +219,8 @@ class config_parser {
         o.max_backlog = r.integer<std::size_t>("max_backlog", 1, o.max_backlog);
         o.delivery = read_trigger_delivery(r, consumer);
         if (auto retry = r.child("retry", retry_keys)) o.retry = read_retry(*retry);
+        if (auto tiers = r.child("retry_topics", retry_topics_keys))
+            o.retry_topics = read_retry_topics(*tiers);
         if (auto dead_letter = r.child("dead_letter", dead_letter_keys))
             read_dead_letter(*dead_letter, t);
         if (o.dead_letter.topic.empty() && !o.topic.starts_with('^'))
@@ -229,6 +231,26 @@ class config_parser {
         if (auto problem = detail::find_problem(o, kind))
             fail(json_path(r, problem->field), problem->message);
         return t;
+    }
+
+    /// "retry_topics": {"delays": ["1s", "10s", "60s"], "topic_prefix": "orders.retry."}.
+    static retry_topics_policy read_retry_topics(const object_reader& r) {
+        retry_topics_policy policy;
+        const auto delays = r.strings("delays");
+        if (delays.empty()) fail(r.at("delays"), "expected at least one delay, e.g. [\"1s\"]");
+        for (std::size_t i = 0; i < delays.size(); ++i) {
+            const auto path = element_path(r.at("delays"), i);
+            try {
+                const auto parsed = parse_retry_delays(delays[i]);
+                if (parsed.size() != 1) fail(path, "one delay per item");
+                policy.delays.push_back(parsed.front());
+            } catch (const config_error& e) {
+                if (e.property() == path) throw;
+                fail(path, e.what());
+            }
+        }
+        policy.topic_prefix = r.optional_string("topic_prefix").value_or("");
+        return policy;
     }
 
     /// "ordering_key": "header:<name>" orders a key-ordered trigger by that header's value.
@@ -259,6 +281,8 @@ class config_parser {
             return r.find("dead_letter") ? member_path(r.at("dead_letter"), "topic")
                                          : r.at("topic");
         if (field == "delivery" && r.find("batch")) return r.at("batch");
+        if (field.starts_with("retry_topics.") && r.find("retry_topics"))
+            return member_path(r.at("retry_topics"), field.substr(field.find('.') + 1));
         return r.at(field);
     }
 

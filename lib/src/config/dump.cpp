@@ -42,6 +42,13 @@ json::object dump_trigger(const configured_trigger& t) {
                      {"dead_letter", json::object{{"enabled", o.dead_letter.enabled},
                                                   {"topic", o.dead_letter.topic}}}};
     if (!t.ordering_key.empty()) out["ordering_key"] = t.ordering_key;
+    if (!o.retry_topics.delays.empty()) {
+        json::array delays;
+        for (const auto d : o.retry_topics.delays)
+            delays.emplace_back(fmt::format("{}ms", d.count()));
+        out["retry_topics"] = json::object{{"delays", std::move(delays)},
+                                           {"topic_prefix", o.retry_topics.topic_prefix}};
+    }
     if (!t.dead_letter_producer.empty())
         out["dead_letter"].as_object()["producer"] = t.dead_letter_producer;
     if (t.batch)

@@ -74,6 +74,7 @@ inline constexpr std::string_view trigger_keys[] = {"name",
                                                     "max_in_flight",
                                                     "max_backlog",
                                                     "retry",
+                                                    "retry_topics",
                                                     "dead_letter",
                                                     "delivery",
                                                     "batch",
@@ -82,6 +83,7 @@ inline constexpr std::string_view trigger_keys[] = {"name",
                                                     "transaction_interval_ms"};
 inline constexpr std::string_view retry_keys[] = {"max_attempts", "initial_backoff_ms",
                                                   "max_backoff_ms", "multiplier", "jitter"};
+inline constexpr std::string_view retry_topics_keys[] = {"delays", "topic_prefix"};
 inline constexpr std::string_view dead_letter_keys[] = {"enabled", "topic", "producer"};
 inline constexpr std::string_view batch_keys[] = {"max_messages", "max_wait_ms"};
 inline constexpr std::string_view transaction_keys[] = {

@@ -8,6 +8,7 @@
 #include "consumer/topic_pattern.hpp"
 #include "log.hpp"
 #include "message_data.hpp"
+#include "retry_topics.hpp"
 #include "shard/trigger_state.hpp"
 
 namespace kt::detail {
@@ -25,6 +26,7 @@ std::uint32_t router::topic_id(const std::string& topic) {
     auto [it, inserted] = topic_ids_.try_emplace(topic, static_cast<std::uint32_t>(topics_.size()));
     if (inserted) {
         topics_.push_back(topic);
+        retry_topic_.push_back(false);
         auto& route = routes_.emplace_back();
         for (const auto& entry : patterns_)
             if (!entry.detaching && pattern_takes(*entry.trigger, topic)) route.push_back(entry);
@@ -45,19 +47,26 @@ const std::uint32_t* router::find_topic(const std::string& topic) const {
 }
 
 std::vector<std::uint32_t> router::add(std::shared_ptr<trigger_state> trigger) {
+    std::vector<std::uint32_t> routed;
+    for (const auto& name : trigger->retry_topics) {
+        const auto topic = topic_id(name);
+        retry_topic_[topic] = true;
+        routes_[topic].push_back({trigger});
+        routed.push_back(topic);
+    }
     if (!trigger->pattern) {
         const auto topic = topic_id(trigger->options.topic);
         routes_[topic].push_back({std::move(trigger)});
-        return {topic};
+        routed.push_back(topic);
+        return routed;
     }
-    std::vector<std::uint32_t> matched;
     for (std::uint32_t topic = 0; topic < topics_.size(); ++topic)
-        if (pattern_takes(*trigger, topics_[topic])) {
+        if (!retry_topic_[topic] && pattern_takes(*trigger, topics_[topic])) {
             routes_[topic].push_back({trigger});
-            matched.push_back(topic);
+            routed.push_back(topic);
         }
     patterns_.push_back({std::move(trigger)});
-    return matched;
+    return routed;
 }
 
 bool router::start_detaching(const std::shared_ptr<trigger_state>& trigger) {
@@ -83,10 +92,14 @@ void router::remove_pattern(std::uint32_t trigger) {
 
 std::vector<std::string> router::wanted_topics() const {
     std::vector<std::string> wanted;
-    auto wanted_by = [](const route_entry& e) { return !e.detaching && !e.trigger->pattern; };
-    for (std::size_t i = 0; i < topics_.size(); ++i)
+    for (std::size_t i = 0; i < topics_.size(); ++i) {
+        // A topic a pattern matched is the pattern's to subscribe; its retry topics are named.
+        auto wanted_by = [&](const route_entry& e) {
+            return !e.detaching && (!e.trigger->pattern || retry_topic_[i]);
+        };
         if (std::any_of(routes_[i].begin(), routes_[i].end(), wanted_by))
             wanted.push_back(topics_[i]);
+    }
     for (const auto& e : patterns_)
         if (!e.detaching) wanted.push_back(e.trigger->options.topic);
     std::sort(wanted.begin(), wanted.end());
@@ -115,7 +128,25 @@ std::vector<partition_id> router::partitions_of(std::uint32_t topic) const {
 
 bool router::any_paused() const {
     return std::any_of(partitions_.begin(), partitions_.end(),
-                       [](const auto& p) { return p.second.paused; });
+                       [](const auto& p) { return p.second.paused && p.second.due_held.empty(); });
+}
+
+std::optional<std::chrono::steady_clock::time_point> router::next_due() const {
+    std::optional<std::chrono::steady_clock::time_point> next;
+    for (const auto& [id, state] : partitions_)
+        if (!state.due_held.empty() && (!next || state.due_at < *next)) next = state.due_at;
+    return next;
+}
+
+void router::release_due(std::chrono::steady_clock::time_point now, in_flight& live) {
+    for (auto& [id, state] : partitions_) {
+        if (state.due_held.empty() || state.due_at > now) continue;
+        auto held = std::move(state.due_held);
+        state.due_held.clear();
+        set_paused(id, state, false);
+        for (auto& m : held) dispatch(m.release(), id, state, live);  // holds those not due yet
+        maybe_resume(id, state, false);
+    }
 }
 
 namespace {
@@ -158,9 +189,11 @@ router::delivery_stall router::longest_stall(std::chrono::steady_clock::time_poi
     for (auto& [id, state] : partitions_) {
         const auto& topic = topics_[id.first];
         const auto& route = routes_[id.first];
-        const bool user_paused = std::any_of(route.begin(), route.end(), [](const auto& entry) {
-            return entry.trigger->paused.load(std::memory_order_relaxed);
-        });
+        // Held back by a user, or for a retry record's due time: not a stall.
+        const bool user_paused = !state.due_held.empty() ||
+                                 std::any_of(route.begin(), route.end(), [](const auto& entry) {
+                                     return entry.trigger->paused.load(std::memory_order_relaxed);
+                                 });
         const auto next = state.next_offset >= 0 ? state.next_offset
                                                  : committed_of(acknowledged, topic, id.second);
         const auto high = client.high_watermark(topic, id.second);
@@ -181,6 +214,31 @@ ledger_trigger ledger_trigger_of(const trigger_state& trigger) {
 
 void router::dispatch(rd_kafka_message_t* raw, const partition_id& id, partition_state& state,
                       in_flight& live) {
+    std::optional<retry_stamp> stamp;
+    if (retry_topic_[id.first]) {
+        stamp = read_retry_stamp(raw);
+        if (hold_until_due(raw, stamp, id, state)) return;
+    }
+    deliver(raw, stamp, id, state, live);
+}
+
+bool router::hold_until_due(rd_kafka_message_t* raw, const std::optional<retry_stamp>& stamp,
+                            const partition_id& id, partition_state& state) {
+    if (state.due_held.empty()) {
+        const auto wait = stamp ? stamp->due - std::chrono::system_clock::now()
+                                : std::chrono::system_clock::duration::zero();
+        if (wait <= std::chrono::system_clock::duration::zero()) return false;
+        // Its queue is not drained meanwhile: the records behind it are due later still.
+        state.due_at = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(wait);
+        set_paused(id, state, true);
+    }
+    state.due_held.emplace_back(raw);
+    return true;
+}
+
+void router::deliver(rd_kafka_message_t* raw, const std::optional<retry_stamp>& stamp,
+                     const partition_id& id, partition_state& state, in_flight& live) {
     const auto& route = routes_[id.first];
     auto& ledger = *state.ledger;
     // After a restart, the committed completion map says what some triggers finished already:
@@ -193,7 +251,8 @@ void router::dispatch(rd_kafka_message_t* raw, const partition_id& id, partition
                 !route[i].detaching && ledger.skips(route[i].trigger->id, raw->offset, i);
     }
     auto receives = [&](std::size_t i) {
-        return !route[i].detaching && !(restoring && skipping_[i]);
+        return !route[i].detaching && !(restoring && skipping_[i]) &&
+               (!stamp || stamp->trigger == route[i].trigger->options.name);
     };
     std::uint32_t receivers = 0;
     for (std::size_t i = 0; i < route.size(); ++i) receivers += receives(i);
@@ -222,7 +281,7 @@ void router::completed(const completion& c, bool stopping) {
 }
 
 void router::maybe_resume(const partition_id& id, partition_state& state, bool stopping) {
-    if (!state.paused || stopping || state.ledger->map_full()) return;
+    if (!state.paused || stopping || !state.due_held.empty() || state.ledger->map_full()) return;
     const auto& route = routes_[id.first];
     for (std::size_t i = 0; i < route.size(); ++i)
         if (state.ledger->backlog(route[i].trigger->id, i) >

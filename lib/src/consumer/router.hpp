@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -14,6 +16,8 @@
 #include "consumer/commit_ledger.hpp"
 #include "consumer/in_flight.hpp"
 #include "consumer/kafka_client.hpp"
+#include "rdkafka_handles.hpp"
+#include "retry_topics.hpp"
 #include "shard/shard_link.hpp"
 
 namespace kt::detail {
@@ -37,6 +41,10 @@ struct partition_state {
     std::chrono::steady_clock::time_point waiting_since{};
     std::unique_ptr<partition_queue> queue;
     partition_ledger* ledger = nullptr;  // its entry in the commit ledger
+    // A retry topic's records from the first one not due yet on (those fetched with it), in
+    // offset order: the partition is held back until the first is due, at `due_at`.
+    std::deque<message_ptr> due_held;
+    std::chrono::steady_clock::time_point due_at{};
 };
 
 class router {
@@ -58,7 +66,7 @@ class router {
     std::size_t topic_count() const noexcept { return topics_.size(); }
     const std::vector<route_entry>& route(std::uint32_t topic) const { return routes_[topic]; }
     /// Routes the trigger's topic to it, or every known topic its pattern matches (and every
-    /// one named later); returns the ids of the topics routed to it now.
+    /// one named later), and its retry topics; returns the ids of the topics routed to it now.
     std::vector<std::uint32_t> add(std::shared_ptr<trigger_state> trigger);
     /// Marks the trigger's route entries detaching (a pattern routes no new topic to it either);
     /// false when it is not routed or already detaching.
@@ -87,8 +95,13 @@ class router {
     }
     partition_state* find_partition(const partition_id& id);
     std::vector<partition_id> partitions_of(std::uint32_t topic) const;
-    /// Some partition is held back.
+    /// Some partition is held back for its backlog or completion map (not for a due time).
     bool any_paused() const;
+    /// The earliest due time of a held retry record, if any.
+    std::optional<std::chrono::steady_clock::time_point> next_due() const;
+    /// Dispatches the held retry records that are due by `now` and resumes their partitions
+    /// (unless a backlog still holds them back).
+    void release_due(std::chrono::steady_clock::time_point now, in_flight& live);
     /// Each assigned partition as each trigger on it sees it (for metrics), with `acknowledged`
     /// commits and the client's cached high watermarks.
     std::vector<std::pair<std::uint32_t, partition_metrics>> partition_view(
@@ -108,7 +121,9 @@ class router {
     /// Hands `raw` to every trigger on its topic that is not detaching and did not finish it
     /// before (the committed completion map), through the partition's shard link; holds the
     /// partition back once a trigger's backlog passes its max_backlog or its completion map no
-    /// longer fits in a commit. Destroys `raw` when no trigger receives it.
+    /// longer fits in a commit. A retry topic's record goes only to the trigger it names, and
+    /// one not due yet is held with its partition until it is. Destroys `raw` when no trigger
+    /// receives it.
     void dispatch(rd_kafka_message_t* raw, const partition_id& id, partition_state& state,
                   in_flight& live);
     /// A handler finished: marks it in the ledger (unless fenced) and resumes the partition
@@ -122,6 +137,14 @@ class router {
     void set_paused(const partition_id& id, partition_state& state, bool paused);
 
   private:
+    /// Holds `raw` behind the partition's held retry records, or as the first one when it is
+    /// not due yet (and holds the partition back); false when it may be dispatched now.
+    bool hold_until_due(rd_kafka_message_t* raw, const std::optional<retry_stamp>& stamp,
+                        const partition_id& id, partition_state& state);
+    /// dispatch() once it is not held.
+    void deliver(rd_kafka_message_t* raw, const std::optional<retry_stamp>& stamp,
+                 const partition_id& id, partition_state& state, in_flight& live);
+
     const std::string group_;
     const std::vector<std::shared_ptr<shard_link>>& links_;
     std::vector<std::string> topics_;
@@ -129,6 +152,7 @@ class router {
     std::unordered_map<const rd_kafka_topic_t*, std::uint32_t> topic_by_handle_;
     std::vector<std::vector<route_entry>> routes_;  // by topic id
     std::vector<route_entry> patterns_;             // triggers on a topic pattern
+    std::vector<bool> retry_topic_;                 // by topic id: some trigger's retry tier
     std::map<partition_id, partition_state> partitions_;
     std::vector<bool> skipping_;  // dispatch()'s scratch
 };

@@ -251,7 +251,11 @@ bool shared_consumer::turn() {
     if (got == 0) {
         bool busy = stopping() || routes_.any_paused() || !ledger_.idle();
         for (auto& link : links_) busy |= link->backed_up();
-        wakeup_->wait(busy ? 1ms : 10ms);
+        auto sleep = busy ? 1ms : 10ms;
+        if (const auto due = routes_.next_due())  // a held retry record
+            sleep = std::clamp(std::chrono::ceil<std::chrono::milliseconds>(*due - steady::now()),
+                               0ms, sleep);
+        wakeup_->wait(sleep);
     }
     probe_.turned(steady::now());
     return true;
@@ -269,6 +273,7 @@ std::size_t shared_consumer::poll_messages() {
         ++got;
     }
     if (stopping()) return got;
+    routes_.release_due(fetched_at_, *live_messages_);
     std::array<rd_kafka_message_t*, 128> batch;
     for (auto& [id, state] : routes_.partitions()) {
         if (state.paused || !state.queue) continue;

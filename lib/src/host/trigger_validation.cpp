@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "consumer/topic_pattern.hpp"
+#include "retry_topics.hpp"
 
 namespace kt::detail {
 
@@ -41,6 +42,43 @@ std::optional<option_problem> find_pattern_problem(const trigger_options& o,
     return std::nullopt;
 }
 
+/// Retry tiers: positive delays, at-least-once handler triggers, topics of their own.
+std::optional<option_problem> find_retry_topics_problem(const trigger_options& o,
+                                                        std::optional<handler_kind> kind) {
+    const auto& delays = o.retry_topics.delays;
+    if (delays.empty()) return std::nullopt;
+    for (std::size_t i = 0; i < delays.size(); ++i)
+        if (delays[i].count() <= 0)
+            return option_problem{"retry_topics.delays",
+                                  fmt::format("tier {}'s delay is {} ms; each must be positive",
+                                              i + 1, delays[i].count())};
+    if (o.delivery != delivery_guarantee::at_least_once)
+        return option_problem{"retry_topics",
+                              "retry topics support at_least_once only (a record and its retry "
+                              "are written and committed apart)"};
+    if (kind == handler_kind::pull)
+        return option_problem{"retry_topics", "a subscription has no retry topics"};
+    if (topic_pattern::is_pattern(o.topic)) {
+        if (o.retry_topics.topic_prefix.empty())
+            return option_problem{"retry_topics.topic_prefix",
+                                  "a trigger on a topic pattern names its retry topics' prefix"};
+        const topic_pattern pattern(o.topic);  // compiles: checked before
+        for (const auto& name : retry_topic_names(o))
+            if (pattern.matches(name))
+                return option_problem{
+                    "retry_topics.topic_prefix",
+                    fmt::format("the topic pattern \"{}\" matches retry topic \"{}\": the "
+                                "trigger would take its retries as new messages",
+                                o.topic, name)};
+    }
+    for (const auto& name : retry_topic_names(o))
+        if (name == o.topic || name == o.dead_letter.topic)
+            return option_problem{
+                "retry_topics.topic_prefix",
+                fmt::format("retry topic \"{}\" is the trigger's own or dead letter topic", name)};
+    return std::nullopt;
+}
+
 }  // namespace
 
 std::optional<option_problem> find_problem(const trigger_options& o,
@@ -63,6 +101,7 @@ std::optional<option_problem> find_problem(const trigger_options& o,
             "retry.max_backoff",
             fmt::format("max_backoff ({} ms) is below initial_backoff ({} ms)",
                         o.retry.max_backoff.count(), o.retry.initial_backoff.count())};
+    if (auto problem = find_retry_topics_problem(o, kind)) return problem;
     if (kind != handler_kind::pull && o.dead_letter.topic == o.topic)
         return option_problem{"dead_letter.topic",
                               "the dead letter topic cannot be the trigger's own topic"};

@@ -17,6 +17,7 @@
 #include "host/retry_backoff.hpp"
 #include "log.hpp"
 #include "producer_state.hpp"
+#include "retry_topics.hpp"
 
 namespace asio = boost::asio;
 
@@ -77,9 +78,11 @@ record dead_letter_record(const trigger_state& trigger, const message& m,
     auto add = [&](const char* name, std::string value) {
         r.headers.push_back({name, std::move(value)});
     };
-    add("kt-original-topic", std::string(m.topic()));
-    add("kt-original-partition", std::to_string(m.partition()));
-    add("kt-original-offset", std::to_string(m.offset()));
+    if (!m.header(retry_header::tier)) {  // a retry record carries its origin already
+        add("kt-original-topic", std::string(m.topic()));
+        add("kt-original-partition", std::to_string(m.partition()));
+        add("kt-original-offset", std::to_string(m.offset()));
+    }
     add("kt-trigger", trigger.options.name);
     add("kt-error-type", failure.first);
     add("kt-error-message", failure.second);
@@ -270,27 +273,26 @@ asio::awaitable<transaction_attempt> handler_call::run_in_transaction(
     co_return transaction_attempt{error ? call_outcome::failed : result, error};
 }
 
-asio::awaitable<bool> handler_call::write_dead_letters(
+asio::awaitable<bool> handler_call::write_each(
     call_traces& traces, std::size_t first, std::size_t count,
-    const std::pair<std::string, std::string>& failure, unsigned attempts) {
+    const std::function<record(const message&, const trace_context* child)>& make) {
     for (auto i = first; i < first + count; ++i) {
         const auto& m = traces.message_at(i);
-        const auto letter =
-            dead_letter_record(trigger_, m, failure, attempts, traces.at(i).child_context());
+        const auto written = make(m, traces.at(i).child_context());
         for (unsigned n = 1;; ++n) {
             std::exception_ptr error;
             try {
-                co_await trigger_.dead_letters()->send(letter);
+                co_await trigger_.dead_letters()->send(written);
                 break;
             } catch (...) {
                 error = std::current_exception();
             }
             if (cancelled(co_await asio::this_coro::cancellation_state)) co_return false;
             log(log_level::error,
-                "trigger '{}': writing {}[{}]@{} to dead letter topic '{}' failed (attempt {}): "
-                "{}; retrying, the offset stays uncommitted meanwhile",
-                trigger_.options.name, m.topic(), m.partition(), m.offset(),
-                trigger_.dead_letter_topic, n, describe_failure(error).second);
+                "trigger '{}': writing {}[{}]@{} to '{}' failed (attempt {}): {}; retrying, the "
+                "offset stays uncommitted meanwhile",
+                trigger_.options.name, m.topic(), m.partition(), m.offset(), written.topic, n,
+                describe_failure(error).second);
             if (!co_await sleep_for(backoff(trigger_.options.retry, n))) co_return false;
         }
     }
@@ -364,15 +366,25 @@ asio::awaitable<std::optional<call_outcome>> handler_call::after_failure(const w
     progress.failing_offset = failed.offset();
     const auto failures = progress.failures;
     const bool again = failures < max_attempts && retryable(policy, failure.cause);
+    // Out of in-process attempts: the next retry tier while the failure is retryable and a tier
+    // is left, else the dead letter topic (or nothing).
+    const auto tier = trigger_.retry_tier_of(failed.topic());
+    const bool to_retry_topic =
+        !again && tier < trigger_.retry_topics.size() && retryable(policy, failure.cause);
     const auto description = describe_failure(failure.cause);
-    log(again ? log_level::warning : log_level::error,
+    log(again || to_retry_topic ? log_level::warning : log_level::error,
         "trigger '{}' failed on {}[{}]@{}{} (attempt {} of {}): {}{}{}", trigger_.options.name,
         failed.topic(), failed.partition(), failed.offset(),
         failure.one_message ? fmt::format(" (message {} of a batch of {})", failure.index + 1, left)
         : left > 1          ? fmt::format(" (batch of {})", left)
                             : std::string{},
         failures, max_attempts, description.second,
-        trace_note(traces.at(failed_at).record_context()), again ? "; retrying" : "");
+        trace_note(traces.at(failed_at).record_context()),
+        again            ? std::string("; retrying")
+        : to_retry_topic ? fmt::format("; to retry tier {} ('{}', due in {} ms)", tier + 1,
+                                       trigger_.retry_topics[tier],
+                                       trigger_.options.retry_topics.delays[tier].count())
+                         : std::string{});
     // Before a batch's failed message: done, committed while the rest retries.
     if (failure.index > 0) {
         if (hooks) hooks->ended(progress.done, failure.index, handler_outcome::ok, "");
@@ -395,20 +407,31 @@ asio::awaitable<std::optional<call_outcome>> handler_call::after_failure(const w
         if (!co_await sleep_for(backoff(policy, failures))) co_return outcome::cancelled;
         co_return std::nullopt;
     }
-    auto result = outcome::failed;
-    if (!trigger_.dead_letter_topic.empty()) {
-        if (!co_await write_dead_letters(traces, done, failed_count, description, failures)) {
-            if (hooks)
-                hooks->ended(done, work.size() - done, handler_outcome::cancelled, "cancelled");
-            co_return outcome::cancelled;
-        }
+    auto result = to_retry_topic ? outcome::retry_scheduled : outcome::failed;
+    std::function<record(const message&, const trace_context*)> make;
+    if (to_retry_topic) {
+        make = [&](const message& m, const trace_context* child) {
+            auto r = retry_record(trigger_.options.name, trigger_.retry_topics[tier], tier + 1,
+                                  trigger_.options.retry_topics.delays[tier], m, description);
+            if (child) set_trace_headers(r, *child);
+            return r;
+        };
+    } else if (!trigger_.dead_letter_topic.empty()) {
         result = outcome::dead_lettered;
+        make = [&](const message& m, const trace_context* child) {
+            return dead_letter_record(trigger_, m, description, failures, child);
+        };
+    }
+    if (make && !co_await write_each(traces, done, failed_count, make)) {
+        if (hooks) hooks->ended(done, work.size() - done, handler_outcome::cancelled, "cancelled");
+        co_return outcome::cancelled;
     }
     if (hooks) {
-        hooks->ended(
-            done, failed_count,
-            result == outcome::failed ? handler_outcome::failed : handler_outcome::dead_lettered,
-            description.second);
+        hooks->ended(done, failed_count,
+                     result == outcome::failed          ? handler_outcome::failed
+                     : result == outcome::dead_lettered ? handler_outcome::dead_lettered
+                                                        : handler_outcome::retried,
+                     description.second);
         hooks->ended(done + failed_count, after_count, handler_outcome::retried, after_reason);
     }
     if (after_count == 0) co_return result;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <optional>
 #include <random>
 #include <span>
@@ -19,8 +20,8 @@
 
 namespace kt::detail {
 
-/// How work ended, for the runner's report.
-enum class call_outcome { handled, failed, dead_lettered, cancelled };
+/// How work ended, for the runner's report (`retry_scheduled`: written to a retry topic).
+enum class call_outcome { handled, failed, dead_lettered, retry_scheduled, cancelled };
 
 /// (type, message) of a handler's failure, for logs and dead letter headers.
 std::pair<std::string, std::string> describe_failure(const std::exception_ptr& error);
@@ -98,11 +99,12 @@ class handler_call {
                                                                       hook_calls* hooks,
                                                                       call_progress& progress,
                                                                       std::exception_ptr error);
-    /// Writes messages `first`.. `first + count` of the call to the dead letter topic, retrying
-    /// until acknowledged; false when cancelled first (then nothing may be reported as done).
-    boost::asio::awaitable<bool> write_dead_letters(
+    /// Writes a record of each of messages `first`.. `first + count` of the call (the dead
+    /// letter, or the next retry tier's), retrying until acknowledged; false when cancelled first
+    /// (then nothing may be reported as done).
+    boost::asio::awaitable<bool> write_each(
         call_traces& traces, std::size_t first, std::size_t count,
-        const std::pair<std::string, std::string>& failure, unsigned attempts);
+        const std::function<record(const message&, const trace_context* child)>& make);
 
     trigger_state& trigger_;
     runner_metrics& metrics_;

@@ -321,6 +321,9 @@ void trigger_runner::report_done(std::span<const message> done, outcome result) 
         case outcome::handled:
             add_local(metrics_.handled, n);
             break;
+        case outcome::retry_scheduled:
+            add_local(metrics_.retried, n);
+            break;
         case outcome::dead_lettered:
             add_local(metrics_.dead_lettered, n);
             [[fallthrough]];

@@ -5,6 +5,7 @@
 
 #include "consumer/shared_consumer.hpp"
 #include "consumer/topic_pattern.hpp"
+#include "retry_topics.hpp"
 #include "shard/trigger_runner.hpp"
 
 namespace kt::detail {
@@ -28,7 +29,8 @@ trigger_state::trigger_state(std::uint32_t trigger_id, trigger_options opts,
       options(std::move(opts)),
       code(std::move(trigger_code)),
       inbox(std::move(pull)),
-      pattern(compiled_pattern(options.topic)) {}
+      pattern(compiled_pattern(options.topic)),
+      retry_topics(retry_topic_names(options)) {}
 
 trigger_state::~trigger_state() = default;
 

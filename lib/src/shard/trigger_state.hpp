@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -72,6 +73,14 @@ class trigger_state : public std::enable_shared_from_this<trigger_state> {
     /// A trigger on a topic pattern: its compiled pattern (null for a named topic, or one that
     /// does not compile, which add_trigger refuses).
     const std::shared_ptr<const topic_pattern> pattern;
+    /// The topics of its retry tiers, tier 1 first (empty: retry topics off).
+    const std::vector<std::string> retry_topics;
+    /// The tier (1-based) whose topic `topic` is; 0: the trigger's own topic.
+    unsigned retry_tier_of(std::string_view topic) const noexcept {
+        for (std::size_t i = 0; i < retry_topics.size(); ++i)
+            if (retry_topics[i] == topic) return static_cast<unsigned>(i + 1);
+        return 0;
+    }
     std::string dead_letter_topic;  // empty: dead letters off
     /// The dead letter writer, opened on first use (most triggers never need one, and a producer
     /// costs threads). Any shard; the first call may block briefly.
