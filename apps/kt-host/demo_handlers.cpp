@@ -49,9 +49,12 @@ asio::awaitable<void> demo_work::operator()(const std::string& trigger, const kt
         co_await timer.async_wait(asio::use_awaitable);
     }
     last_handled = std::chrono::steady_clock::now().time_since_epoch().count();
-    if (fail_every > 0 && m.offset() % fail_every == 0)
+    // A retry topic's record fails as its original did: by the offset it was first read at.
+    const auto original = m.header("kt-original-offset");
+    const long long offset = original ? std::stoll(std::string(*original)) : m.offset();
+    if (fail_every > 0 && offset % fail_every == 0)
         throw std::runtime_error(
-            fmt::format("--fail-every {}: offset {} fails", fail_every, m.offset()));
+            fmt::format("--fail-every {}: offset {} fails", fail_every, offset));
     if (out) {
         kt::record copy{.topic = out_topic,
                         .headers = {{"kt-source-partition", std::to_string(m.partition())},

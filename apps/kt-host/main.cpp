@@ -180,7 +180,8 @@ std::optional<options> parse_options(int argc, char** argv) {
         "on | off: commits carry what finished above the committed offset, so a restart redoes "
         "only unfinished work")(
         "fail-every", po::value(&o.fail_every)->default_value(0),
-        "the handler throws for messages whose offset is a multiple of N (0: never)")(
+        "the handler throws for messages whose offset is a multiple of N (0: never; a retry "
+        "topic's record by its kt-original-offset)")(
         "retries", po::value(&o.retries)->default_value(0), "retries after a failed attempt")(
         "retry-backoff-ms", po::value(&o.retry_backoff_ms)->default_value(o.retry_backoff_ms),
         "first retry delay (doubles per attempt, jittered, capped at 10 s)")(

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -273,30 +275,47 @@ asio::awaitable<transaction_attempt> handler_call::run_in_transaction(
     co_return transaction_attempt{error ? call_outcome::failed : result, error};
 }
 
-asio::awaitable<bool> handler_call::write_each(
-    call_traces& traces, std::size_t first, std::size_t count,
-    const std::function<record(const message&, const trace_context* child)>& make) {
+namespace {
+
+/// Writes `written` (a retry or dead letter record of `m`) until acknowledged, then reports `m`
+/// done; gives up once the runner did.
+asio::awaitable<void> write_until_acknowledged(std::shared_ptr<trigger_state> keep,
+                                               batch_progress& runner, message m, record written) {
+    std::minstd_rand jitter(static_cast<std::uint32_t>(m.offset()));
+    for (unsigned n = 1;; ++n) {
+        std::exception_ptr error;
+        try {
+            co_await keep->dead_letters()->send(written);
+            break;
+        } catch (...) {
+            error = std::current_exception();
+        }
+        if (runner.gave_up_writes()) co_return;
+        log(log_level::error,
+            "trigger '{}': writing {}[{}]@{} to '{}' failed (attempt {}): {}; retrying, the "
+            "offset stays uncommitted meanwhile",
+            keep->options.name, m.topic(), m.partition(), m.offset(), written.topic, n,
+            describe_failure(error).second);
+        asio::steady_timer timer(co_await asio::this_coro::executor,
+                                 retry_backoff(keep->options.retry, n, jitter));
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (runner.gave_up_writes()) co_return;
+    }
+    if (!runner.gave_up_writes()) runner.record_written(m);
+}
+
+}  // namespace
+
+void handler_call::write_aside(const asio::any_io_executor& shard, call_traces& traces,
+                               std::size_t first, std::size_t count, const record_maker& make) {
     for (auto i = first; i < first + count; ++i) {
         const auto& m = traces.message_at(i);
-        const auto written = make(m, traces.at(i).child_context());
-        for (unsigned n = 1;; ++n) {
-            std::exception_ptr error;
-            try {
-                co_await trigger_.dead_letters()->send(written);
-                break;
-            } catch (...) {
-                error = std::current_exception();
-            }
-            if (cancelled(co_await asio::this_coro::cancellation_state)) co_return false;
-            log(log_level::error,
-                "trigger '{}': writing {}[{}]@{} to '{}' failed (attempt {}): {}; retrying, the "
-                "offset stays uncommitted meanwhile",
-                trigger_.options.name, m.topic(), m.partition(), m.offset(), written.topic, n,
-                describe_failure(error).second);
-            if (!co_await sleep_for(backoff(trigger_.options.retry, n))) co_return false;
-        }
+        // The trigger (and with it the runner) lives as long as the write.
+        asio::co_spawn(shard,
+                       write_until_acknowledged(trigger_.shared_from_this(), progress_, m,
+                                                make(m, traces.at(i).child_context())),
+                       asio::detached);
     }
-    co_return true;
 }
 
 /// Where a call of a batch stands: the messages done before a failed one, and the attempts of
@@ -407,24 +426,24 @@ asio::awaitable<std::optional<call_outcome>> handler_call::after_failure(const w
         if (!co_await sleep_for(backoff(policy, failures))) co_return outcome::cancelled;
         co_return std::nullopt;
     }
-    auto result = to_retry_topic ? outcome::retry_scheduled : outcome::failed;
-    std::function<record(const message&, const trace_context*)> make;
+    // Written on the side: the lane goes on, the messages are done once their records are.
+    auto result = outcome::failed;
     if (to_retry_topic) {
-        make = [&](const message& m, const trace_context* child) {
-            auto r = retry_record(trigger_.options.name, trigger_.retry_topics[tier], tier + 1,
-                                  trigger_.options.retry_topics.delays[tier], m, description);
-            if (child) set_trace_headers(r, *child);
-            return r;
-        };
+        result = outcome::retry_scheduled;
+        write_aside(co_await asio::this_coro::executor, traces, done, failed_count,
+                    [&](const message& m, const trace_context* child) {
+                        auto r = retry_record(trigger_.options.name, trigger_.retry_topics[tier],
+                                              tier + 1, trigger_.options.retry_topics.delays[tier],
+                                              m, description);
+                        if (child) set_trace_headers(r, *child);
+                        return r;
+                    });
     } else if (!trigger_.dead_letter_topic.empty()) {
         result = outcome::dead_lettered;
-        make = [&](const message& m, const trace_context* child) {
-            return dead_letter_record(trigger_, m, description, failures, child);
-        };
-    }
-    if (make && !co_await write_each(traces, done, failed_count, make)) {
-        if (hooks) hooks->ended(done, work.size() - done, handler_outcome::cancelled, "cancelled");
-        co_return outcome::cancelled;
+        write_aside(co_await asio::this_coro::executor, traces, done, failed_count,
+                    [&](const message& m, const trace_context* child) {
+                        return dead_letter_record(trigger_, m, description, failures, child);
+                    });
     }
     if (hooks) {
         hooks->ended(done, failed_count,

@@ -53,11 +53,19 @@ struct transaction_attempt {
 };
 
 /// Where the messages of a batch that ended before the rest of it go (the runner reports them at
-/// once, so their offsets commit while the rest retries).
+/// once, so their offsets commit while the rest retries), and messages whose retry record was
+/// written after their call ended.
 class batch_progress {
   public:
-    /// `done` ended with `result` (handled, failed or dead_lettered); the batch goes on.
+    /// `done` ended with `result` (handled, failed, dead_lettered or retry_scheduled); the batch
+    /// goes on.
     virtual void ended_early(std::span<const message> done, call_outcome result) = 0;
+    /// The dead letter or retry record of `m` (its call ended as dead_lettered or
+    /// retry_scheduled) was acknowledged: `m` is done.
+    virtual void record_written(const message& m) = 0;
+    /// The runner was cancelled or closed: records still unwritten are given up (their messages
+    /// are never reported done, so they are redelivered).
+    virtual bool gave_up_writes() const noexcept = 0;
 
   protected:
     ~batch_progress() = default;
@@ -102,9 +110,12 @@ class handler_call {
     /// Writes a record of each of messages `first`.. `first + count` of the call (the dead
     /// letter, or the next retry tier's), retrying until acknowledged; false when cancelled first
     /// (then nothing may be reported as done).
-    boost::asio::awaitable<bool> write_each(
-        call_traces& traces, std::size_t first, std::size_t count,
-        const std::function<record(const message&, const trace_context* child)>& make);
+    using record_maker = std::function<record(const message&, const trace_context* child)>;
+    /// Writes a record of each of messages `first`.. `first + count` of the call (its dead letter,
+    /// or its next retry tier's record) on the side, retrying until acknowledged, and reports each
+    /// message done to the runner once its record is: the lane goes on meanwhile.
+    void write_aside(const boost::asio::any_io_executor& shard, call_traces& traces,
+                     std::size_t first, std::size_t count, const record_maker& make);
 
     trigger_state& trigger_;
     runner_metrics& metrics_;

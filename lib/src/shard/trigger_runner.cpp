@@ -321,12 +321,13 @@ void trigger_runner::report_done(std::span<const message> done, outcome result) 
         case outcome::handled:
             add_local(metrics_.handled, n);
             break;
-        case outcome::retry_scheduled:
+        case outcome::retry_scheduled:  // done once its record is written (record_written)
             add_local(metrics_.retried, n);
-            break;
-        case outcome::dead_lettered:
+            return;
+        case outcome::dead_lettered:  // the same
             add_local(metrics_.dead_lettered, n);
-            [[fallthrough]];
+            add_local(metrics_.failed, n);
+            return;
         case outcome::failed:
             add_local(metrics_.failed, n);
             break;
@@ -334,6 +335,10 @@ void trigger_runner::report_done(std::span<const message> done, outcome result) 
             return;
     }
     for (const auto& m : done) link_.push_completion(completion_of(m, owner_.id));
+}
+
+void trigger_runner::record_written(const message& m) {
+    link_.push_completion(completion_of(m, owner_.id));
 }
 
 void trigger_runner::ended_early(std::span<const message> done, outcome result) {

@@ -125,6 +125,8 @@ class trigger_runner final : private batch_progress {
     /// Counts and reports messages that ended with `result` (not cancelled).
     void report_done(std::span<const message> done, outcome result);
     void ended_early(std::span<const message> done, outcome result) override;
+    void record_written(const message& m) override;
+    bool gave_up_writes() const noexcept override { return cancelled_ || closing_; }
 
     std::uint64_t lane_of(const message& m) const;
     /// options.key_of(m); empty when it throws.
