@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include <boost/asio/awaitable.hpp>
+#include <boost/test/unit_test.hpp>
 
 #include <kt/kt.hpp>
 
@@ -77,6 +78,20 @@ inline void stop_host(kt::runtime& rt, kt::trigger_host& host) {
 
 inline void commit_host(kt::runtime& rt, kt::trigger_host& host) {
     run_coro(rt.shard(0), [&]() -> boost::asio::awaitable<void> { co_await host.commit(); });
+}
+
+/// Adds a no-op trigger with `options` to `host` and checks that it is refused with a
+/// kt::config_error naming `property` whose message contains `words`.
+inline void check_refused(kt::trigger_host& host, kt::trigger_options options,
+                          const std::string& property, const std::string& words) {
+    try {
+        host.add_trigger(std::move(options),
+                         [](const kt::message&) -> boost::asio::awaitable<void> { co_return; });
+        BOOST_ERROR("expected a config_error naming " << property);
+    } catch (const kt::config_error& e) {
+        BOOST_TEST(e.property() == property);
+        BOOST_TEST(std::string(e.what()).find(words) != std::string::npos, e.what());
+    }
 }
 
 }  // namespace kt_test
