@@ -2,8 +2,8 @@
 """Handler semantics through kt-host, checked with an independent client (confluent-kafka):
 retries then dead letters carrying every header, --dlq off, a poison message that does not block
 other keys, at-most-once never redelivering across kill -9 (and at-least-once, for contrast,
-never losing), a restart redoing only unfinished work (the completion map), and batch triggers
-handling every message once.
+never losing), a restart redoing only unfinished work (the completion map), batch triggers
+handling every message once, and retry topics losing nothing across kill -9.
 kt-host runs against a kt-cluster process (which outlives it, so dead letters can be read back
 and a killed kt-host can be restarted), or against $KT_BOOTSTRAP (real brokers) when set.
 Usage: handler_semantics_test.py <path-to-kt-host> <path-to-kt-cluster>"""
@@ -32,10 +32,13 @@ RUN = f"{os.getpid()}-{int(time.time())}"  # topics and groups are new on every 
 DLQ_TOPIC, NODLQ_TOPIC, POISON_TOPIC = f"dlq-{RUN}", f"nodlq-{RUN}", f"poison-{RUN}"
 AMO_TOPIC, ALO_TOPIC, BATCH_TOPIC = f"amo-{RUN}", f"alo-{RUN}", f"batch-{RUN}"
 MAP_TOPIC, SHARED_MAP_TOPIC = f"map-{RUN}", f"shared-map-{RUN}"
+TIERS_TOPIC = f"tiers-{RUN}"
 TOPICS = {DLQ_TOPIC: 3, DLQ_TOPIC + ".dlq": 3, NODLQ_TOPIC: 3, POISON_TOPIC: 1,
           POISON_TOPIC + ".dlq": 1, AMO_TOPIC: 2, AMO_TOPIC + ".dlq": 2, ALO_TOPIC: 2,
           ALO_TOPIC + ".dlq": 2, BATCH_TOPIC: 3, BATCH_TOPIC + ".dlq": 3, MAP_TOPIC: 1,
-          MAP_TOPIC + ".dlq": 1, SHARED_MAP_TOPIC: 1, SHARED_MAP_TOPIC + ".dlq": 1}
+          MAP_TOPIC + ".dlq": 1, SHARED_MAP_TOPIC: 1, SHARED_MAP_TOPIC + ".dlq": 1,
+          TIERS_TOPIC: 2, TIERS_TOPIC + ".retry.1": 2, TIERS_TOPIC + ".retry.2": 2,
+          TIERS_TOPIC + ".dlq": 2}
 KT_HEADERS = ("kt-original-topic", "kt-original-partition", "kt-original-offset", "kt-trigger",
               "kt-error-type", "kt-error-message", "kt-attempts", "kt-failed-at")
 
@@ -523,6 +526,46 @@ def two_triggers_one_slow_resume_apart(tmp):
           f"shared map: {exit_status(tmp, 'shared-map-1', code)}, committed {committed} of {total}")
 
 
+def retry_tiers_survive_kill_9(tmp):
+    """Retry topics 1s,2s; offsets divisible by 10 fail in every tier (--fail-every 10 judges a
+    tier record by its original offset). kill -9 once tier 1 holds records, then a restart: every
+    other offset is handled, every failing one reaches the dead letter topic with its origin (a
+    duplicate is allowed: a tier record written just before the kill is written again), and the
+    topic commits to its end."""
+    topic, group, total = TIERS_TOPIC, f"tiers-{RUN}", 400
+    tiers = ["--retry-topics", "1s,2s", "--fail-every", "10", "--group", group,
+             *kt_processes.group_args()]
+    output = os.path.join(tmp, "tiers-0.jsonl")
+    proc = start_host(tmp, "tiers-0", topic, *tiers, "--produce", str(total), "--output", output)
+    deadline = time.time() + 60
+    while (time.time() < deadline and proc.poll() is None
+           and sum(high_watermarks(topic + ".retry.1").values()) < 10):
+        time.sleep(0.05)
+    alive = proc.poll() is None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    check(alive, "tiers: killed -9 while records wait in tier 1")
+    # The restart joins once the killed member's session expired (6 s).
+    code, _, second = run_host(tmp, "tiers-1", topic, *tiers, "--exit-when-idle", "5",
+                               timeout=90)
+    handled = set(offsets_of(read_output(output) + second))
+    failing = {(topic, p, o) for (_, p, o) in every_offset(topic) if o % 10 == 0}
+    missing = every_offset(topic) - failing - handled
+    check(not missing, f"tiers: every healthy offset handled across the kill ({len(missing)} "
+                       f"missing)")
+    letters = read_topic(topic + ".dlq", sum(high_watermarks(topic + ".dlq").values()))
+    origins = {(dict(m.headers()).get("kt-original-partition", b"").decode(),
+                dict(m.headers()).get("kt-original-offset", b"").decode()) for m in letters}
+    lost = {(str(p), str(o)) for (_, p, o) in failing} - origins
+    tiers_seen = {dict(m.headers()).get("kt-retry-tier", b"").decode() for m in letters}
+    check(not lost and tiers_seen == {"2"},
+          f"tiers: every failing offset dead-lettered after tier 2 ({len(lost)} of "
+          f"{len(failing)} missing, {len(letters) - len(origins)} duplicates, tiers {tiers_seen})")
+    committed = committed_sum(group, topic)
+    check(code == 0 and committed == total,
+          f"tiers: {exit_status(tmp, 'tiers-1', code)}, committed {committed} of {total}")
+
+
 def batches(tmp):
     topic = BATCH_TOPIC
     code, s, out = run_host(tmp, "batch", topic, "--produce", "500", "--group", f"batch-{RUN}",
@@ -553,8 +596,9 @@ try:
         for thread in crash_cases:
             thread.start()
         # Under the consumer protocol only the cases where the group matters run again.
-        for case in (retries_then_dead_letters, dead_letters_off, poison_does_not_block_other_keys,
-                     batches) if kt_processes.GROUP_PROTOCOL == "classic" else ():
+        classic_only = (retries_then_dead_letters, dead_letters_off,
+                        poison_does_not_block_other_keys, batches, retry_tiers_survive_kill_9)
+        for case in classic_only if kt_processes.GROUP_PROTOCOL == "classic" else ():
             timed(case, tmp)
         for thread in crash_cases:
             thread.join()
