@@ -82,10 +82,11 @@ class trigger_state : public std::enable_shared_from_this<trigger_state> {
         return 0;
     }
     std::string dead_letter_topic;  // empty: dead letters off
-    /// The dead letter writer, opened on first use (most triggers never need one, and a producer
-    /// costs threads). Any shard; the first call may block briefly.
+    /// The writer of dead letters and retry tier records, opened on first use (most triggers
+    /// never need one, and a producer costs threads). Any shard; the first call may block briefly.
     std::shared_ptr<kt::producer> dead_letters();
-    std::function<std::shared_ptr<kt::producer>()> open_dead_letters;  // set with the topic
+    // Set when dead letters or retry topics are on.
+    std::function<std::shared_ptr<kt::producer>()> open_dead_letters;
     /// After removal: lets go of the producers so the pool can close them.
     void release_producers() {
         std::lock_guard lock(dead_letters_mutex_);
