@@ -80,6 +80,25 @@ BOOST_AUTO_TEST_CASE(random_completion_orders_never_commit_past_an_unfinished_of
                                               ? offsets.back() + 1
                                               : offsets[static_cast<std::size_t>(first_open)];
             BOOST_TEST_REQUIRE(*t.committable() == expected);
+            // Every delivered offset above the commit is in the finished ranges iff it is done.
+            const auto ranges = t.finished_above(expected);
+            for (std::size_t i = 0; i < offsets.size(); ++i) {
+                if (offsets[i] < expected) continue;
+                const bool covered = std::any_of(ranges.begin(), ranges.end(), [&](const auto& r) {
+                    return r.begin <= offsets[i] && offsets[i] < r.end;
+                });
+                BOOST_TEST_REQUIRE(covered == static_cast<bool>(done[i]));
+            }
         }
     }
+}
+
+BOOST_AUTO_TEST_CASE(in_order_completions_leave_nothing_finished_above_the_commit) {
+    offset_tracker t;
+    for (std::int64_t o = 0; o < 10; ++o) t.delivered(o);
+    for (std::int64_t o = 0; o < 5; ++o) BOOST_TEST_REQUIRE(t.completed(o));
+    BOOST_TEST(*t.committable() == 5);
+    BOOST_TEST(t.finished_above(5).empty());
+    BOOST_TEST(t.completed(7));
+    BOOST_TEST((t.finished_above(5) == kt::detail::offset_ranges{{7, 8}}));
 }

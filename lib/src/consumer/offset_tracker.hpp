@@ -24,7 +24,10 @@ class offset_tracker {
     /// `offset` is not delivered: a completion map says it finished before (it counts as
     /// delivered and finished).
     void skipped(std::int64_t offset) {
-        if (!window_.empty()) window_.push_back({offset, true});
+        if (!window_.empty()) {
+            window_.push_back({offset, true});
+            ++done_in_window_;
+        }
         next_ = offset + 1;
     }
 
@@ -36,11 +39,19 @@ class offset_tracker {
 
     /// Marks `offset` finished; false when it is not in flight (late or duplicate completion).
     bool completed(std::int64_t offset) {
-        auto it = std::lower_bound(window_.begin(), window_.end(), offset,
+        // Mostly the oldest in flight (partition order): no search through a deque of thousands.
+        auto it =
+            !window_.empty() && window_.front().offset == offset
+                ? window_.begin()
+                : std::lower_bound(window_.begin(), window_.end(), offset,
                                    [](const entry& e, std::int64_t o) { return e.offset < o; });
         if (it == window_.end() || it->offset != offset || it->done) return false;
         it->done = true;
-        while (!window_.empty() && window_.front().done) window_.pop_front();
+        ++done_in_window_;
+        while (!window_.empty() && window_.front().done) {
+            window_.pop_front();
+            --done_in_window_;
+        }
         return true;
     }
 
@@ -68,7 +79,8 @@ class offset_tracker {
             return out;
         }
         add(base, window_.front().offset);
-        std::int64_t open = -1;  // start of the finished run being read
+        if (done_in_window_ == 0) return out;  // finished in order: nothing above the window
+        std::int64_t open = -1;                // start of the finished run being read
         for (const auto& e : window_) {
             if (!e.done) {
                 open = -1;
@@ -90,6 +102,7 @@ class offset_tracker {
         bool done;
     };
     std::deque<entry> window_;
+    std::size_t done_in_window_ = 0;  // finished entries behind an unfinished one
     std::int64_t next_ = -1;
 };
 
