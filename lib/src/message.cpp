@@ -20,10 +20,10 @@ std::string_view message::topic() const noexcept {
     return rd_kafka_topic_name(data_->raw->rkt);
 }
 std::int32_t message::partition() const noexcept {
-    return data_->raw->partition;
+    return data_->partition;
 }
 std::int64_t message::offset() const noexcept {
-    return data_->raw->offset;
+    return data_->offset;
 }
 
 std::string_view message::key() const noexcept {

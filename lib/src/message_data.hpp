@@ -17,6 +17,8 @@ struct message_data {
                  in_flight* live) noexcept
         : refs(references),
           raw(raw_message),
+          offset(raw_message->offset),
+          partition(raw_message->partition),
           topic_id(topic_index),
           generation(assignment_generation),
           live_count(live) {
@@ -29,6 +31,9 @@ struct message_data {
 
     std::atomic<std::uint32_t> refs;
     rd_kafka_message_t* raw;
+    // Copied from `raw` by the poll thread: the shard's bookkeeping reads no librdkafka record.
+    std::int64_t offset;
+    std::int32_t partition;
     std::uint32_t topic_id;    ///< index in the owning consumer's topic table
     std::uint32_t generation;  ///< assignment generation of the partition when delivered
     in_flight* live_count;     ///< the owning consumer waits for none before closing

@@ -17,7 +17,7 @@ constexpr partition_key key_of_partition(std::uint32_t topic_id, std::int32_t pa
     return (static_cast<std::uint64_t>(topic_id) << 32) | static_cast<std::uint32_t>(partition);
 }
 inline partition_key key_of_partition(const message& m) noexcept {
-    return key_of_partition(m.data()->topic_id, m.partition());
+    return key_of_partition(m.data()->topic_id, m.data()->partition);
 }
 constexpr std::uint32_t topic_id_of(partition_key key) noexcept {
     return static_cast<std::uint32_t>(key >> 32);

@@ -20,8 +20,8 @@ namespace {
 
 completion completion_of(const message& m, std::uint32_t trigger_id) {
     const auto* data = m.data();
-    return {completion::kind::done, trigger_id,    data->topic_id,
-            data->generation,       m.partition(), m.offset()};
+    return {completion::kind::done, trigger_id,      data->topic_id,
+            data->generation,       data->partition, data->offset};
 }
 
 /// Work between two yields of a continuing coroutine, so one busy trigger does not hold its
@@ -178,6 +178,12 @@ void trigger_runner::enqueue_ready(std::uint64_t lane_id, lane& l) {
 
 work_items trigger_runner::take_work(lane& l) {
     work_items work;
+    take_work(l, work);
+    return work;
+}
+
+void trigger_runner::take_work(lane& l, work_items& work) {
+    work.clear();
     const std::size_t count =
         owner_.is_batch() ? std::max<std::size_t>(1, owner_.code.batching.max_messages) : 1;
     while (work.size() < count && !l.pending.empty()) {
@@ -185,7 +191,6 @@ work_items trigger_runner::take_work(lane& l) {
         l.pending.pop_front();
     }
     if (owner_.is_batch() && !l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
-    return work;
 }
 
 trigger_runner::lane* trigger_runner::take_ready_lane(std::uint64_t& id) {
@@ -212,7 +217,7 @@ void trigger_runner::pump() {
     while (running_ < limit && (!txn_ || txn_->admits())) {
         auto* l = take_ready_lane(id);
         if (!l) break;
-        start(id, take_work(*l));
+        start(*l, take_work(*l));
         if (txn_) txn_->started();
     }
 }
@@ -224,16 +229,16 @@ bool trigger_runner::claim_next(const continuation& into) {
     std::uint64_t id;
     auto* l = take_ready_lane(id);
     if (!l) return false;
-    *into.next = take_work(*l);
+    take_work(*l, *into.next);
     const auto partition = key_of_partition(into.next->front());
-    work_started(id, partition);
+    work_started(*l, partition);
     pool_.moved_to(into.slot, partition);
     return true;
 }
 
-void trigger_runner::start(std::uint64_t lane_id, work_items work) {
+void trigger_runner::start(lane& l, work_items work) {
     const auto partition = key_of_partition(work.front());
-    work_started(lane_id, partition);
+    work_started(l, partition);
     if (owner_.inbox) {
         // Pull-style: the subscriber calls complete(), which comes back as complete_pulled().
         asio::post(
@@ -267,8 +272,7 @@ void trigger_runner::start(std::uint64_t lane_id, work_items work) {
                                                 [w, ended](std::exception_ptr e) { ended(e); }));
 }
 
-void trigger_runner::work_started(std::uint64_t lane_id, partition_key partition) {
-    auto& l = lanes_[lane_id];
+void trigger_runner::work_started(lane& l, partition_key partition) {
     l.busy = true;
     l.started = std::chrono::steady_clock::now();
     l.run_seq = metrics_.started(l.started);
@@ -277,13 +281,15 @@ void trigger_runner::work_started(std::uint64_t lane_id, partition_key partition
     metrics_.in_flight.store(running_, std::memory_order_relaxed);
 }
 
-void trigger_runner::work_ended(const message& first) {
+trigger_runner::lane_ref trigger_runner::work_ended(const message& first) {
     --running_;
     --running_by_partition_[key_of_partition(first)];
     metrics_.in_flight.store(running_, std::memory_order_relaxed);
-    auto it = lanes_.find(lane_of(first));
-    if (it == lanes_.end()) return;  // cancelled at stop: lanes are gone
+    const auto id = lane_of(first);
+    auto it = lanes_.find(id);
+    if (it == lanes_.end()) return {id, nullptr};  // cancelled at stop: lanes are gone
     metrics_.ended(it->second.run_seq, it->second.started);
+    return {id, &it->second};
 }
 
 void trigger_runner::complete_pulled(const message& m) {
@@ -292,21 +298,21 @@ void trigger_runner::complete_pulled(const message& m) {
 
 bool trigger_runner::finish(const work_items& work, outcome result,
                             std::optional<continuation> continuing) {
-    work_ended(work.front());
+    const auto ended = work_ended(work.front());
     const auto partition = key_of_partition(work.front());
     if (cancelled_) return false;
     if (result == outcome::cancelled) {
         // Cancelled with its revoked partition: never reported done, redelivered to the next
         // owner; its lane is free again. An open transaction must not commit past it.
         if (txn_) txn_->poison();
-        release_lane(work.front());
+        release_lane(ended);
         report_revoke_if_done(partition);
         pump();
         report_fence_if_drained();
         return false;
     }
     report_done({work.data(), work.size()}, result);
-    release_lane(work.front());
+    release_lane(ended);
     report_revoke_if_done(partition);
     // The finishing coroutine takes the next ready work itself, ahead of pump()'s spawns.
     const bool continues = continuing && claim_next(*continuing);
@@ -371,6 +377,7 @@ void trigger_runner::revoke(std::uint32_t topic_id, std::int32_t partition_index
 }
 
 void trigger_runner::report_revoke_if_done(partition_key partition) {
+    if (revoking_.empty()) return;
     auto it = revoking_.find(partition);
     if (it == revoking_.end()) return;
     if (running_by_partition_[partition] > 0 || (txn_ && !txn_->idle())) return;
@@ -379,26 +386,24 @@ void trigger_runner::report_revoke_if_done(partition_key partition) {
     revoking_.erase(it);
 }
 
-void trigger_runner::release_lane(const message& first) {
-    const auto id = lane_of(first);
-    if (auto it = lanes_.find(id); it != lanes_.end()) {
-        it->second.busy = false;
-        // Partition lanes are few and reused; key and message lanes go when empty.
-        const bool partition_lane =
-            owner_.is_batch() || owner_.options.ordering == ordering::partition;
-        if (it->second.pending.empty() && !it->second.ready && !partition_lane)
-            lanes_.erase(it);
-        else
-            enqueue_ready(id, it->second);
-    }
+void trigger_runner::release_lane(lane_ref ended) {
+    if (!ended.l) return;
+    auto& l = *ended.l;
+    l.busy = false;
+    // Partition lanes are few and reused; key and message lanes go when empty.
+    const bool partition_lane = owner_.is_batch() || owner_.options.ordering == ordering::partition;
+    if (l.pending.empty() && !l.ready && !partition_lane)
+        lanes_.erase(ended.id);
+    else
+        enqueue_ready(ended.id, l);
 }
 
 void trigger_runner::finish_in_transaction(const work_items& work, std::exception_ptr error,
                                            outcome result) {
-    work_ended(work.front());
+    const auto ended = work_ended(work.front());
     if (cancelled_) return;
     txn_->finished(work, error, result);
-    release_lane(work.front());
+    release_lane(ended);
     pump();
     txn_->maybe_end();
 }

@@ -91,7 +91,8 @@ class trigger_runner final : private batch_progress {
     };
     /// The work finished with `result`; reports completions (unless cancelled) and starts more.
     /// With `continuing`, moves the next ready work (already counted as started) into
-    /// `continuing->next` for that coroutine to run itself, and returns true.
+    /// `continuing->next` for that coroutine to run itself, and returns true; `continuing->next`
+    /// may be `work` itself, replaced once nothing reads it any more.
     bool finish(const work_items& work, outcome result,
                 std::optional<continuation> continuing = std::nullopt);
     /// Backoff before retry `attempt` (1-based) of the policy, jittered.
@@ -119,9 +120,15 @@ class trigger_runner final : private batch_progress {
         std::uint64_t run_seq = 0;
         std::chrono::steady_clock::time_point started{};
     };
-    /// Bookkeeping shared by every way work starts and ends (counts, durations, oldest).
-    void work_started(std::uint64_t lane_id, partition_key partition);
-    void work_ended(const message& first);
+    /// A lane by id; `l` is null once the lanes are gone (cancelled at stop).
+    struct lane_ref {
+        std::uint64_t id;
+        lane* l;
+    };
+    /// Bookkeeping shared by every way work starts and ends (counts, durations, oldest);
+    /// work_ended() gives the lane of the work for release_lane().
+    void work_started(lane& l, partition_key partition);
+    lane_ref work_ended(const message& first);
     /// Counts and reports messages that ended with `result` (not cancelled).
     void report_done(std::span<const message> done, outcome result);
     void ended_early(std::span<const message> done, outcome result) override;
@@ -133,13 +140,15 @@ class trigger_runner final : private batch_progress {
     std::string extracted_key(const message& m) const;
     void enqueue_ready(std::uint64_t lane_id, lane& l);
     bool batch_due(std::uint64_t lane_id, lane& l);
+    /// The lane's next work; or in place of `work`.
     work_items take_work(lane& l);
+    void take_work(lane& l, work_items& work);
     /// The first ready lane with work to start (its id in `id`), or nullptr.
     lane* take_ready_lane(std::uint64_t& id);
     /// Next work for a continuing coroutine, when max_in_flight allows (not for transactions).
     bool claim_next(const continuation& into);
-    void release_lane(const message& first);
-    void start(std::uint64_t lane_id, work_items work);
+    void release_lane(lane_ref ended);
+    void start(lane& l, work_items work);
     void report_fence_if_drained();
     void report_revoke_if_done(partition_key partition);
 
