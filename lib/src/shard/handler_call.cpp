@@ -215,19 +215,23 @@ class hook_calls {
 
 namespace {
 
-/// Runs the trigger's code once over messages `first`.. `first + count` of the call; a
-/// transform writes through a view of `out` that gives its records the message's trace context.
+/// A transform's call: it writes through a view of `out` that gives its records the message's
+/// trace context.
+asio::awaitable<void> transform(const trigger_state& trigger, const message& m, kt::producer& out,
+                                handling_trace& trace) {
+    auto view = producer_access::view(out, trace);
+    co_await trigger.code.transform(m, view);
+}
+
+/// Runs the trigger's code once over messages `first`.. `first + count` of the call. Not a
+/// coroutine: a plain or batch call adds no frame of its own (Asio recycles two per thread).
 asio::awaitable<void> invoke(trigger_state& trigger, const work_items& work, std::size_t first,
                              kt::producer* out, call_traces& traces) {
     const auto& code = trigger.code;
-    if (code.batch) {
-        co_await code.batch(std::span<const message>(work.data() + first, work.size() - first));
-    } else if (code.transform) {
-        auto view = producer_access::view(*out, traces.at(first));
-        co_await code.transform(work[first], view);
-    } else {
-        co_await code.plain(work[first]);
-    }
+    if (code.batch)
+        return code.batch(std::span<const message>(work.data() + first, work.size() - first));
+    if (code.transform) return transform(trigger, work[first], *out, traces.at(first));
+    return code.plain(work[first]);
 }
 
 }  // namespace
@@ -336,24 +340,28 @@ struct call_progress {
     }
 };
 
-asio::awaitable<call_outcome> handler_call::run(work_items& work) {
+asio::awaitable<call_outcome> handler_call::run(work_items& work,
+                                                std::exception_ptr first_failure) {
     call_traces traces(work);
     std::optional<hook_calls> hooks;
     if (trigger_.tracing) hooks.emplace(trigger_, traces);
     call_progress progress;
     for (;;) {
-        if (hooks)
-            hooks->started(progress.done, work.size() - progress.done, progress.attempt(work));
-        std::exception_ptr error;
-        try {
-            co_await invoke(trigger_, work, progress.done, trigger_.output.get(), traces);
-        } catch (...) {
-            error = std::current_exception();
-        }
+        auto error = std::exchange(first_failure, nullptr);
         if (!error) {
             if (hooks)
-                hooks->ended(progress.done, work.size() - progress.done, handler_outcome::ok, "");
-            co_return progress.finish(work, call_outcome::handled);
+                hooks->started(progress.done, work.size() - progress.done, progress.attempt(work));
+            try {
+                co_await invoke(trigger_, work, progress.done, trigger_.output.get(), traces);
+            } catch (...) {
+                error = std::current_exception();
+            }
+            if (!error) {
+                if (hooks)
+                    hooks->ended(progress.done, work.size() - progress.done, handler_outcome::ok,
+                                 "");
+                co_return progress.finish(work, call_outcome::handled);
+            }
         }
         // Checked here, not in after_failure(): co_await of a coroutine whose cancellation was
         // requested throws operation_aborted at once, and the work would end without its report.

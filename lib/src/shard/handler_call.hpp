@@ -85,8 +85,19 @@ class handler_call {
 
     /// Runs `work` with retries and dead letters. A batch that failed from one message on
     /// (kt::batch_error) has reported its messages before that one to `progress` and removed
-    /// them from `work`: the outcome is that of what is left.
-    boost::asio::awaitable<call_outcome> run(work_items& work);
+    /// them from `work`: the outcome is that of what is left. With `first_failure`, the first
+    /// attempt was first_attempt() and failed so.
+    boost::asio::awaitable<call_outcome> run(work_items& work,
+                                             std::exception_ptr first_failure = nullptr);
+    /// Whether the caller may make the first attempt itself with first_attempt(), sparing run()'s
+    /// coroutine frame when it succeeds: no tracing hooks go around it and no transform, whose
+    /// output needs the call's traces.
+    bool direct() const noexcept { return !trigger_.tracing && !trigger_.code.transform; }
+    boost::asio::awaitable<void> first_attempt(const work_items& work) const {
+        const auto& code = trigger_.code;
+        if (code.batch) return code.batch(std::span<const message>(work.data(), work.size()));
+        return code.plain(work.front());
+    }
     /// exactly_once: one attempt inside the open transaction of `producer` (or the dead letter
     /// write, once the message is out of attempts: `reason`); retries happen by aborting and
     /// running the transaction again. `attempt` (1-based) is the message's, for hooks and logs.

@@ -34,10 +34,28 @@ constexpr unsigned continuation_batch = 64;
 asio::awaitable<void> run_worker(std::optional<shard_keepalive> keep,
                                  std::shared_ptr<worker_pool::worker> self, trigger_runner* runner,
                                  std::uint32_t slot, work_items work) {
+    auto& calls = runner->calls();
     for (unsigned ran = 1;; ++ran) {
-        const auto result = co_await runner->calls().run(work);
-        work_items next;
-        if (!runner->finish(work, result, trigger_runner::continuation{slot, &next})) {
+        // Most calls succeed at once: their first attempt is made here, without run()'s frame.
+        auto result = call_outcome::handled;
+        if (calls.direct()) {
+            std::exception_ptr failed;
+            try {
+                co_await calls.first_attempt(work);
+            } catch (...) {
+                failed = std::current_exception();
+            }
+            // Asked before co_await run(): once cancelled, asio throws at that co_await itself, and
+            // the work would end without its report.
+            if (failed && cancelled(co_await asio::this_coro::cancellation_state))
+                result = call_outcome::cancelled;
+            else if (failed)
+                result = co_await calls.run(work, std::move(failed));
+        } else {
+            result = co_await calls.run(work);
+        }
+        // The next work replaces `work` in place, once finish() is done with it.
+        if (!runner->finish(work, result, trigger_runner::continuation{slot, &work})) {
             if (!runner->may_park()) {
                 runner->workers().exits(slot);
                 co_return;
@@ -47,10 +65,9 @@ asio::awaitable<void> run_worker(std::optional<shard_keepalive> keep,
             if (cancelled(co_await asio::this_coro::cancellation_state))
                 co_await asio::this_coro::reset_cancellation_state();
             if (!co_await runner->workers().park(slot, keep)) co_return;  // the runner may be gone
-            next = std::move(self->handoff);
+            work = std::move(self->handoff);
             self->handoff.clear();
         }
-        work = std::move(next);
         // A handler may have finished normally despite a cancellation: the next work (perhaps of
         // another partition) starts uncancelled.
         if (cancelled(co_await asio::this_coro::cancellation_state))
