@@ -12,15 +12,19 @@ std::uint64_t runner_metrics::started(std::chrono::steady_clock::time_point at) 
     return seq;
 }
 
-void runner_metrics::ended(std::uint64_t seq, std::chrono::steady_clock::time_point at) {
-    const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - at);
-    const auto& bounds = duration_histogram::bounds;
-    const auto bucket = static_cast<std::size_t>(
-        std::lower_bound(bounds.begin(), bounds.end(), seconds.count()) - bounds.begin());
+void runner_metrics::ended(std::uint64_t seq, std::chrono::steady_clock::time_point at,
+                           std::chrono::steady_clock::time_point now) {
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now - at).count();
+    // Most handlers end inside the first buckets: a scan from the smallest bound beats a search.
+    std::size_t bucket = 0;
+    while (bucket < bound_ns.size() && ns > bound_ns[bucket]) ++bucket;
     add_local(durations_[bucket], 1);
-    add_local(duration_sum_ns_,
-              static_cast<std::uint64_t>(
-                  std::chrono::duration_cast<std::chrono::nanoseconds>(seconds).count()));
+    add_local(duration_sum_ns_, static_cast<std::uint64_t>(std::max<std::int64_t>(ns, 0)));
+    if (!running_since_.empty() && running_since_.front().first == seq) {  // in start order
+        running_since_.erase(running_since_.begin());
+        publish_oldest();
+        return;
+    }
     auto running = std::lower_bound(running_since_.begin(), running_since_.end(),
                                     std::pair{seq, std::chrono::steady_clock::time_point::min()});
     if (running != running_since_.end() && running->first == seq) {

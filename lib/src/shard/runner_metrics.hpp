@@ -35,9 +35,10 @@ class runner_metrics {
     // ---- shard thread ----
     /// Work started at `at`: its sequence number, for ended().
     std::uint64_t started(std::chrono::steady_clock::time_point at);
-    /// The work numbered `seq`, started at `at`, ended: its duration counts, and the oldest
-    /// running work is published again when it was that one.
-    void ended(std::uint64_t seq, std::chrono::steady_clock::time_point at);
+    /// The work numbered `seq`, started at `at`, ended `now`: its duration counts, and the
+    /// oldest running work is published again when it was that one.
+    void ended(std::uint64_t seq, std::chrono::steady_clock::time_point at,
+               std::chrono::steady_clock::time_point now);
     /// The stop deadline passed: nothing counts as running any more.
     void clear_running();
 
@@ -50,6 +51,14 @@ class runner_metrics {
 
   private:
     void publish_oldest();
+
+    /// duration_histogram::bounds in nanoseconds: no floating point per message.
+    static constexpr auto bound_ns = [] {
+        std::array<std::int64_t, duration_histogram::bounds.size()> ns{};
+        for (std::size_t i = 0; i < ns.size(); ++i)
+            ns[i] = static_cast<std::int64_t>(duration_histogram::bounds[i] * 1e9 + 0.5);
+        return ns;
+    }();
 
     std::array<std::atomic<std::uint64_t>, duration_histogram::bounds.size() + 1> durations_{};
     std::atomic<std::uint64_t> duration_sum_ns_{0};

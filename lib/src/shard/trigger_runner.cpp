@@ -2,6 +2,8 @@
 // cancellation; its workers run the handler calls. Shard thread.
 #include "shard/trigger_runner.hpp"
 
+#include <algorithm>
+
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
@@ -239,7 +241,7 @@ void trigger_runner::pump() {
     }
 }
 
-bool trigger_runner::claim_next(const continuation& into) {
+bool trigger_runner::claim_next(const continuation& into, clock::time_point now) {
     if (owner_.paused.load(std::memory_order_relaxed) || txn_ ||
         running_ >= std::max(1u, owner_.options.max_in_flight))
         return false;
@@ -248,14 +250,14 @@ bool trigger_runner::claim_next(const continuation& into) {
     if (!l) return false;
     take_work(*l, *into.next);
     const auto partition = key_of_partition(into.next->front());
-    work_started(*l, partition);
+    work_started(*l, partition, now);
     pool_.moved_to(into.slot, partition);
     return true;
 }
 
 void trigger_runner::start(lane& l, work_items work) {
     const auto partition = key_of_partition(work.front());
-    work_started(l, partition);
+    work_started(l, partition, clock::now());
     if (owner_.inbox) {
         // Pull-style: the subscriber calls complete(), which comes back as complete_pulled().
         asio::post(
@@ -289,23 +291,22 @@ void trigger_runner::start(lane& l, work_items work) {
                                                 [w, ended](std::exception_ptr e) { ended(e); }));
 }
 
-void trigger_runner::work_started(lane& l, partition_key partition) {
+void trigger_runner::work_started(lane& l, partition_key partition, clock::time_point now) {
     l.busy = true;
-    l.started = std::chrono::steady_clock::now();
+    l.started = now;
+    l.running_partition = partition;
     l.run_seq = metrics_.started(l.started);
     ++running_;
-    ++running_by_partition_[partition];
     metrics_.in_flight.store(running_, std::memory_order_relaxed);
 }
 
-trigger_runner::lane_ref trigger_runner::work_ended(const message& first) {
+trigger_runner::lane_ref trigger_runner::work_ended(const message& first, clock::time_point now) {
     --running_;
-    --running_by_partition_[key_of_partition(first)];
     metrics_.in_flight.store(running_, std::memory_order_relaxed);
     const auto id = lane_of(first);
     auto it = lanes_.find(id);
     if (it == lanes_.end()) return {id, nullptr};  // cancelled at stop: lanes are gone
-    metrics_.ended(it->second.run_seq, it->second.started);
+    metrics_.ended(it->second.run_seq, it->second.started, now);
     return {id, &it->second};
 }
 
@@ -315,7 +316,9 @@ void trigger_runner::complete_pulled(const message& m) {
 
 bool trigger_runner::finish(const work_items& work, outcome result,
                             std::optional<continuation> continuing) {
-    const auto ended = work_ended(work.front());
+    // One clock reading ends this work and starts the next one the worker takes.
+    const auto now = clock::now();
+    const auto ended = work_ended(work.front(), now);
     const auto partition = key_of_partition(work.front());
     if (cancelled_) return false;
     if (result == outcome::cancelled) {
@@ -332,7 +335,7 @@ bool trigger_runner::finish(const work_items& work, outcome result,
     release_lane(ended);
     report_revoke_if_done(partition);
     // The finishing coroutine takes the next ready work itself, ahead of pump()'s spawns.
-    const bool continues = continuing && claim_next(*continuing);
+    const bool continues = continuing && claim_next(*continuing, now);
     pump();
     report_fence_if_drained();
     return continues;
@@ -393,11 +396,19 @@ void trigger_runner::revoke(std::uint32_t topic_id, std::int32_t partition_index
     report_revoke_if_done(partition);
 }
 
+bool trigger_runner::runs_work_of(partition_key partition) const {
+    if (cancelled_) return running_ > 0;  // the lanes are gone, their work may still run
+    // A scan, only while a revocation drains: cheaper than counting per partition per message.
+    return std::ranges::any_of(lanes_, [partition](const auto& entry) {
+        return entry.second.busy && entry.second.running_partition == partition;
+    });
+}
+
 void trigger_runner::report_revoke_if_done(partition_key partition) {
     if (revoking_.empty()) return;
     auto it = revoking_.find(partition);
     if (it == revoking_.end()) return;
-    if (running_by_partition_[partition] > 0 || (txn_ && !txn_->idle())) return;
+    if (runs_work_of(partition) || (txn_ && !txn_->idle())) return;
     link_.push_completion({completion::kind::revoke_done, owner_.id, topic_id_of(partition),
                            it->second, partition_of(partition), 0});
     revoking_.erase(it);
@@ -417,7 +428,7 @@ void trigger_runner::release_lane(lane_ref ended) {
 
 void trigger_runner::finish_in_transaction(const work_items& work, std::exception_ptr error,
                                            outcome result) {
-    const auto ended = work_ended(work.front());
+    const auto ended = work_ended(work.front(), clock::now());
     if (cancelled_) return;
     txn_->finished(work, error, result);
     release_lane(ended);

@@ -108,6 +108,8 @@ class trigger_runner final : private batch_progress {
     const runner_metrics& metrics() const noexcept { return metrics_; }
 
   private:
+    using clock = std::chrono::steady_clock;
+
     struct lane {
         std::deque<message> pending;
         bool busy = false;
@@ -119,6 +121,7 @@ class trigger_runner final : private batch_progress {
         // The work running in this lane: its sequence number and start.
         std::uint64_t run_seq = 0;
         std::chrono::steady_clock::time_point started{};
+        partition_key running_partition = 0;  // while busy
     };
     /// A lane by id; `l` is null once the lanes are gone (cancelled at stop).
     struct lane_ref {
@@ -127,8 +130,8 @@ class trigger_runner final : private batch_progress {
     };
     /// Bookkeeping shared by every way work starts and ends (counts, durations, oldest);
     /// work_ended() gives the lane of the work for release_lane().
-    void work_started(lane& l, partition_key partition);
-    lane_ref work_ended(const message& first);
+    void work_started(lane& l, partition_key partition, clock::time_point now);
+    lane_ref work_ended(const message& first, clock::time_point now);
     /// Counts and reports messages that ended with `result` (not cancelled).
     void report_done(std::span<const message> done, outcome result);
     void ended_early(std::span<const message> done, outcome result) override;
@@ -146,10 +149,12 @@ class trigger_runner final : private batch_progress {
     /// The first ready lane with work to start (its id in `id`), or nullptr.
     lane* take_ready_lane(std::uint64_t& id);
     /// Next work for a continuing coroutine, when max_in_flight allows (not for transactions).
-    bool claim_next(const continuation& into);
+    bool claim_next(const continuation& into, clock::time_point now);
     void release_lane(lane_ref ended);
     void start(lane& l, work_items work);
     void report_fence_if_drained();
+    /// Whether work of `partition` is running (a revocation waits for it).
+    bool runs_work_of(partition_key partition) const;
     void report_revoke_if_done(partition_key partition);
 
     trigger_state& owner_;
@@ -164,7 +169,6 @@ class trigger_runner final : private batch_progress {
     bool closing_ = false;
     bool cancelled_ = false;
     bool fence_reported_ = false;
-    std::unordered_map<partition_key, unsigned> running_by_partition_;
     std::unordered_map<partition_key, std::uint32_t> revoking_;       // the revoked generation
     std::unordered_map<partition_key, std::uint32_t> revoked_up_to_;  // never run these again
     std::unique_ptr<transaction_cycle> txn_;                          // exactly_once triggers only
