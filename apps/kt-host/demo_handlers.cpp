@@ -49,12 +49,15 @@ asio::awaitable<void> demo_work::operator()(const std::string& trigger, const kt
         co_await timer.async_wait(asio::use_awaitable);
     }
     last_handled = std::chrono::steady_clock::now().time_since_epoch().count();
-    // A retry topic's record fails as its original did: by the offset it was first read at.
-    const auto original = m.header("kt-original-offset");
-    const long long offset = original ? std::stoll(std::string(*original)) : m.offset();
-    if (fail_every > 0 && offset % fail_every == 0)
-        throw std::runtime_error(
-            fmt::format("--fail-every {}: offset {} fails", fail_every, offset));
+    if (fail_every > 0) {
+        // A retry topic's record fails as its original did: by the offset it was first read at.
+        // (Only then: librdkafka parses a message's headers on first access, ~900 instructions.)
+        const auto original = m.header("kt-original-offset");
+        const long long offset = original ? std::stoll(std::string(*original)) : m.offset();
+        if (offset % fail_every == 0)
+            throw std::runtime_error(
+                fmt::format("--fail-every {}: offset {} fails", fail_every, offset));
+    }
     if (out) {
         kt::record copy{.topic = out_topic,
                         .headers = {{"kt-source-partition", std::to_string(m.partition())},
