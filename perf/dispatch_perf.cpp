@@ -63,22 +63,20 @@ class fake_record {
     rd_kafka_message_t raw_{};
 };
 
-kt::detail::in_flight live_messages;
+kt::detail::message_records records;
 
 /// `handles` references plus one the benchmark keeps, so the last trigger never runs
 /// ~message_data (which would pass the stack-built raw message to librdkafka).
 message_data* share(fake_record& record, std::size_t handles) {
-    return new message_data(record.raw(), static_cast<std::uint32_t>(handles + 1), 0, 0,
-                            &live_messages);
+    return records.make(record.raw(), static_cast<std::uint32_t>(handles + 1), 0, 0);
 }
 
-/// Drops the kept reference and frees the storage without the destructor: the same atomic
-/// decrement and delete the last kt::message does, minus rd_kafka_message_destroy (which the copy
-/// alternative pays as well).
+/// Drops the kept reference and gives the record back: the same atomic decrement and recycling
+/// the last kt::message does, minus rd_kafka_message_destroy (which the copy alternative pays as
+/// well).
 void release_storage(message_data* data) {
     if (data->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) std::abort();
-    data->live_count->leave();
-    ::operator delete(data);
+    kt::detail::message_records::recycle(data);
 }
 
 void* trigger_address(std::int64_t index) {

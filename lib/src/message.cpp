@@ -13,7 +13,8 @@ message::message(const message& other) noexcept : data_(other.data_) {
 }
 
 message::~message() {
-    if (data_ && data_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) delete data_;
+    if (data_ && data_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+        detail::message_records::destroy(data_);
 }
 
 std::string_view message::topic() const noexcept {

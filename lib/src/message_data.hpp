@@ -6,28 +6,23 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "consumer/in_flight.hpp"
+#include "consumer/message_records.hpp"
 
 namespace kt::detail {
 
 struct message_data {
-    /// Takes ownership of `raw`; `references` is the number of kt::message handles to adopt it.
+    /// Made by message_records::make (which owns `raw` from then on), destroyed by its destroy();
+    /// `references` is the number of kt::message handles to adopt it.
     message_data(rd_kafka_message_t* raw_message, std::uint32_t references,
                  std::uint32_t topic_index, std::uint32_t assignment_generation,
-                 in_flight* live) noexcept
+                 message_records* owner) noexcept
         : refs(references),
           raw(raw_message),
           offset(raw_message->offset),
           partition(raw_message->partition),
           topic_id(topic_index),
           generation(assignment_generation),
-          live_count(live) {
-        live_count->enter();
-    }
-    ~message_data() {
-        rd_kafka_message_destroy(raw);
-        live_count->leave();
-    }
+          records(owner) {}
 
     std::atomic<std::uint32_t> refs;
     rd_kafka_message_t* raw;
@@ -36,7 +31,7 @@ struct message_data {
     std::int32_t partition;
     std::uint32_t topic_id;    ///< index in the owning consumer's topic table
     std::uint32_t generation;  ///< assignment generation of the partition when delivered
-    in_flight* live_count;     ///< the owning consumer waits for none before closing
+    message_records* records;  ///< the owning consumer's: waits for none before closing
 };
 
 }  // namespace kt::detail

@@ -2,6 +2,8 @@
 // count and the wake-up.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -9,8 +11,10 @@
 #include "consumer/command_inbox.hpp"
 #include "consumer/in_flight.hpp"
 #include "consumer/lifecycle.hpp"
+#include "consumer/message_records.hpp"
 #include "consumer/wakeup.hpp"
 #include "log_capture.hpp"
+#include "message_data.hpp"
 
 using kt::detail::command_inbox;
 using kt::detail::consumer_lifecycle;
@@ -166,6 +170,56 @@ BOOST_AUTO_TEST_CASE(a_wake_from_another_thread_ends_a_long_wait) {
     w.wait(std::chrono::seconds(30));
     BOOST_TEST((std::chrono::steady_clock::now() - start < std::chrono::seconds(20)));
     waker.join();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(message_records_suite)
+
+using kt::detail::message_data;
+using kt::detail::message_records;
+
+// The poll thread makes records; the last kt::message of each, on any shard, gives it back.
+// recycle() is destroy() without rd_kafka_message_destroy, so a stack-built message serves here.
+BOOST_AUTO_TEST_CASE(records_given_back_on_other_threads_are_made_again_and_counted) {
+    message_records records;
+    rd_kafka_message_t raw{};
+    raw.offset = 7;
+    std::vector<message_data*> made;
+    for (int i = 0; i < 2000; ++i) made.push_back(records.make(&raw, 1, 0, 0));
+    BOOST_TEST(records.live().count() == 2000);
+    BOOST_TEST(made.front()->offset == 7);
+    std::vector<std::thread> shards;
+    for (int s = 0; s < 2; ++s)
+        shards.emplace_back([&, s] {
+            for (std::size_t i = static_cast<std::size_t>(s); i < made.size(); i += 2)
+                message_records::recycle(made[i]);
+        });
+    for (auto& t : shards) t.join();
+    BOOST_TEST(records.live().idle());
+    const std::set<message_data*> before(made.begin(), made.end());
+    made.clear();
+    for (int i = 0; i < 2000; ++i) made.push_back(records.make(&raw, 1, 0, 0));
+    BOOST_TEST(std::ranges::all_of(made, [&](auto* r) { return before.contains(r); }));
+    BOOST_TEST(records.allocated_blocks() == 2000u);
+    BOOST_TEST(records.live().count() == 2000);
+    for (auto* record : made) message_records::recycle(record);
+}
+
+BOOST_AUTO_TEST_CASE(a_drained_backlog_leaves_a_bounded_number_of_free_records) {
+    message_records records;
+    rd_kafka_message_t raw{};
+    std::vector<message_data*> made;
+    for (int i = 0; i < 20000; ++i) made.push_back(records.make(&raw, 1, 0, 0));
+    std::thread shard([&] {
+        for (auto* record : made) message_records::recycle(record);
+    });
+    shard.join();
+    BOOST_TEST(records.allocated_blocks() == 20000u);
+    auto* next = records.make(&raw, 1, 0, 0);  // takes the given-back ones, frees the surplus
+    BOOST_TEST(records.allocated_blocks() == 4096u);
+    BOOST_TEST(records.live().count() == 1);
+    message_records::recycle(next);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

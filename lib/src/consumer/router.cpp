@@ -138,13 +138,13 @@ std::optional<std::chrono::steady_clock::time_point> router::next_due() const {
     return next;
 }
 
-void router::release_due(std::chrono::steady_clock::time_point now, in_flight& live) {
+void router::release_due(std::chrono::steady_clock::time_point now, message_records& records) {
     for (auto& [id, state] : partitions_) {
         if (state.due_held.empty() || state.due_at > now) continue;
         auto held = std::move(state.due_held);
         state.due_held.clear();
         set_paused(id, state, false);
-        for (auto& m : held) dispatch(m.release(), id, state, live);  // holds those not due yet
+        for (auto& m : held) dispatch(m.release(), id, state, records);  // holds those not due yet
         maybe_resume(id, state, false);
     }
 }
@@ -213,13 +213,13 @@ ledger_trigger ledger_trigger_of(const trigger_state& trigger) {
 }
 
 void router::dispatch(rd_kafka_message_t* raw, const partition_id& id, partition_state& state,
-                      in_flight& live) {
+                      message_records& records) {
     std::optional<retry_stamp> stamp;
     if (retry_topic_[id.first]) {
         stamp = read_retry_stamp(raw);
         if (hold_until_due(raw, stamp, id, state)) return;
     }
-    deliver(raw, stamp, id, state, live);
+    deliver(raw, stamp, id, state, records);
 }
 
 bool router::hold_until_due(rd_kafka_message_t* raw, const std::optional<retry_stamp>& stamp,
@@ -238,7 +238,7 @@ bool router::hold_until_due(rd_kafka_message_t* raw, const std::optional<retry_s
 }
 
 void router::deliver(rd_kafka_message_t* raw, const std::optional<retry_stamp>& stamp,
-                     const partition_id& id, partition_state& state, in_flight& live) {
+                     const partition_id& id, partition_state& state, message_records& records) {
     const auto& route = routes_[id.first];
     auto& ledger = *state.ledger;
     // After a restart, the committed completion map says what some triggers finished already:
@@ -261,7 +261,7 @@ void router::deliver(rd_kafka_message_t* raw, const std::optional<retry_stamp>& 
         return;
     }
     ledger.released(raw->offset + 1);
-    auto* data = new message_data(raw, receivers, id.first, ledger.generation(), &live);
+    auto* data = records.make(raw, receivers, id.first, ledger.generation());
     for (std::size_t i = 0; i < route.size(); ++i) {
         if (!receives(i)) continue;
         const auto& entry = route[i];

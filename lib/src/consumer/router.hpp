@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "consumer/commit_ledger.hpp"
-#include "consumer/in_flight.hpp"
 #include "consumer/kafka_client.hpp"
+#include "consumer/message_records.hpp"
 #include "rdkafka_handles.hpp"
 #include "retry_topics.hpp"
 #include "shard/shard_link.hpp"
@@ -107,7 +107,7 @@ class router {
     std::optional<std::chrono::steady_clock::time_point> next_due() const;
     /// Dispatches the held retry records that are due by `now` and resumes their partitions
     /// (unless a backlog still holds them back).
-    void release_due(std::chrono::steady_clock::time_point now, in_flight& live);
+    void release_due(std::chrono::steady_clock::time_point now, message_records& records);
     /// Each assigned partition as each trigger on it sees it (for metrics), with `acknowledged`
     /// commits and the client's cached high watermarks.
     std::vector<std::pair<std::uint32_t, partition_metrics>> partition_view(
@@ -131,7 +131,7 @@ class router {
     /// one not due yet is held with its partition until it is. Destroys `raw` when no trigger
     /// receives it.
     void dispatch(rd_kafka_message_t* raw, const partition_id& id, partition_state& state,
-                  in_flight& live);
+                  message_records& records);
     /// A handler finished: marks it in the ledger (unless fenced) and resumes the partition
     /// once every trigger's backlog is down to half its max_backlog.
     void completed(const completion& c, bool stopping);
@@ -149,7 +149,7 @@ class router {
                         const partition_id& id, partition_state& state);
     /// dispatch() once it is not held.
     void deliver(rd_kafka_message_t* raw, const std::optional<retry_stamp>& stamp,
-                 const partition_id& id, partition_state& state, in_flight& live);
+                 const partition_id& id, partition_state& state, message_records& records);
 
     const std::string group_;
     const std::vector<std::shared_ptr<shard_link>>& links_;

@@ -273,7 +273,7 @@ std::size_t shared_consumer::poll_messages() {
         ++got;
     }
     if (stopping()) return got;
-    routes_.release_due(fetched_at_, *live_messages_);
+    routes_.release_due(fetched_at_, *records_);
     std::array<rd_kafka_message_t*, 128> batch;
     for (auto& [id, state] : routes_.partitions()) {
         if (state.paused || !state.queue) continue;
@@ -307,7 +307,7 @@ void shared_consumer::route(rd_kafka_message_t* raw) {
             routes_.set_paused(id, *state, true);
         return;
     }
-    routes_.dispatch(raw, id, *state, *live_messages_);
+    routes_.dispatch(raw, id, *state, *records_);
 }
 
 void shared_consumer::resubscribe() {
@@ -398,7 +398,7 @@ void shared_consumer::on_commit(rd_kafka_resp_err_t err,
     }
     hold_.committed(held->entries, [this](const partition_id& id, message_ptr message) {
         if (auto* state = routes_.find_partition(id))
-            routes_.dispatch(message.release(), id, *state, *live_messages_);
+            routes_.dispatch(message.release(), id, *state, *records_);
     });
 }
 
@@ -489,7 +489,7 @@ bool shared_consumer::release_messages() {
     const bool links_open = !links_.front()->poll_side_closed();
     // Items not handed to a shard yet still hold references: the shards never read them now.
     for (auto& link : links_) link->drop_pending_deliveries();
-    return live_messages_->wait_idle(steady::now() + 5s, [&] {
+    return records_->live().wait_idle(steady::now() + 5s, [&] {
         if (links_open) pump_shards();  // the runners report dropped and cancelled work meanwhile
         std::this_thread::sleep_for(1ms);
     });
@@ -502,8 +502,8 @@ void shared_consumer::end_client(bool released, bool leave_group) {
     }
     client_.end(client_end::leak);
     // Leaked with the client: its messages still count on it.
-    (void)live_messages_.release();
-    live_messages_ = std::make_unique<in_flight>();
+    (void)records_.release();
+    records_ = std::make_unique<message_records>();
 }
 
 // ---- the graceful stop --------------------------------------------------------------------
@@ -554,7 +554,7 @@ void shared_consumer::finish_stop() {
         log(log_level::error,
             "group '{}': {} message(s) still referenced after close (kt::message must not "
             "outlive its trigger_host); leaking the client rather than blocking",
-            group_, live_messages_->count());
+            group_, records_->live().count());
     end_client(released, true);
     life_.advance(consumer_phase::closed);
     for (auto& waiter : fences_.close()) complete(std::move(waiter));

@@ -26,9 +26,9 @@
 #include "consumer/consumer_probe.hpp"
 #include "consumer/done_handler.hpp"
 #include "consumer/hold_until_committed.hpp"
-#include "consumer/in_flight.hpp"
 #include "consumer/kafka_client.hpp"
 #include "consumer/lifecycle.hpp"
+#include "consumer/message_records.hpp"
 #include "consumer/outage_watch.hpp"
 #include "consumer/rebalance.hpp"
 #include "consumer/router.hpp"
@@ -184,9 +184,9 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     /// A stop is under way (draining or past it).
     bool stopping() const noexcept { return life_.reached(consumer_phase::draining); }
     std::vector<std::shared_ptr<shard_link>> links_;
-    /// Messages handed out and not yet destroyed. On the heap: if some outlive the consumer, the
-    /// counter (and the client) are leaked, never freed under them.
-    std::unique_ptr<in_flight> live_messages_ = std::make_unique<in_flight>();
+    /// The records of the messages handed out, and how many are out. On the heap: if some outlive
+    /// the consumer, they (and the client) are leaked, never freed under them.
+    std::unique_ptr<message_records> records_ = std::make_unique<message_records>();
 
     command_inbox<command> inbox_;
     std::mutex start_mutex_;
