@@ -99,8 +99,15 @@ for variant in "${variants[@]}"; do
     small=$(instructions "$variant" small "$run" $(command_of "$variant" small "$messages" "$run"))
     # shellcheck disable=SC2046
     large=$(instructions "$variant" large "$run" $(command_of "$variant" large $((2 * messages)) "$run"))
+    if [ "$large" -le "$small" ]; then
+      # The 2N run cost no more than the N run: its wall-clock work (statistics timer, idle
+      # turns) swamped the difference. Not a measurement: said, and left out of the median.
+      echo "bench-instructions: $variant run $run invalid (N: $small, 2N: $large instructions); left out" >&2
+      continue
+    fi
     marginals+=($(( (large - small) / messages )))
   done
+  [ "${#marginals[@]}" -gt 0 ] || { echo "bench-instructions: $variant: no valid run" >&2; exit 1; }
   median=$(printf '%s\n' "${marginals[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
   printf '%s\t%s\t%s\t%s\n' "$variant" "$median" "$(calls_per_message "$variant")" "${marginals[*]}" >> "$results"
 done
