@@ -42,12 +42,12 @@ def create_topics():
 
 
 def produce(topic, count, per_second, until=None, produced=None):
-    """Produces `count` records at `per_second`, or as many as fit until the event `until` is
-    set (their number then goes into the list `produced`)."""
+    """Produces `count` records at `per_second`, or with `until` as many as fit until that event
+    is set (at most `count` unless None; their number then goes into the list `produced`)."""
     producer = Producer({"bootstrap.servers": BOOTSTRAP, "linger.ms": 5})
     started = time.time()
     i = 0
-    while (i < count) if until is None else not until.is_set():
+    while (count is None or i < count) and (until is None or not until.is_set()):
         producer.produce(topic, key=f"key-{i % 100}", value=f"value-{i}")
         producer.poll(0)
         i += 1
@@ -129,9 +129,13 @@ def every_offset(topic):
 
 def membership(tmp):
     """A and B consume together, C joins, B leaves gracefully, A is killed -9; C goes on alone."""
-    topic, group, total = MEMBERS_TOPIC, f"members-{RUN}", 6000
+    topic, group = MEMBERS_TOPIC, f"members-{RUN}"
     late = 600  # produced once B has left, so that A and C have new work whenever B leaves
-    producer = threading.Thread(target=produce, args=(topic, total - late, 400))
+    # Produced until B has left: C must find work whenever its partitions come (a loaded machine
+    # gave them to C only after a fixed first batch was all consumed: nothing to see there).
+    first_done, first_count = threading.Event(), []
+    producer = threading.Thread(target=produce, args=(topic, 8000, 400),
+                                kwargs={"until": first_done, "produced": first_count})
     producer.start()
     handler = ("--handler-ms", "5")
     a, out_a = start_host(tmp, "a", topic, group, *handler)
@@ -145,7 +149,9 @@ def membership(tmp):
     code = b.wait(60)
     check(code == 0, f"membership: B leaves gracefully on SIGTERM (exit {code}: "
                      f"{stderr_tail(tmp, 'b') if code else ''})")
+    first_done.set()
     producer.join()
+    total = first_count[0] + late
     handled_by_a, handled_by_c = len(records(out_a)), len(records(out_c))
     late_producer = threading.Thread(target=produce, args=(topic, late, 400))
     late_producer.start()
@@ -210,7 +216,7 @@ def crashes(tmp):
     topic, group, kills = CRASH_TOPIC, f"crash-{RUN}", 4
     rng = random.Random(SEED)
     last_kill, produced = threading.Event(), []
-    producer = threading.Thread(target=produce, args=(topic, 0, 250, last_kill, produced))
+    producer = threading.Thread(target=produce, args=(topic, None, 250, last_kill, produced))
     producer.start()
     outputs, kill_times = [], []
     for run in range(kills):
