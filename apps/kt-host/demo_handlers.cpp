@@ -88,10 +88,9 @@ std::optional<long> sleep_of(const std::string& handler) {
 
 kt::handler_registry::factory record(demo_work work) {
     return [work](const kt::configured_trigger& t) -> kt::bound_handler {
-        return kt::handler(
-            [work, name = t.options.name](const kt::message& m) -> asio::awaitable<void> {
-                co_await work(name, m, nullptr, {});
-            });
+        return kt::handler([work, name = t.options.name](const kt::message& m) {
+            return work(name, m, nullptr, demo_work::no_topic);
+        });
     };
 }
 
@@ -104,9 +103,7 @@ kt::handler_registry demo_handlers(const kt::app_config& config, const demo_work
     handlers.add_factory("copy", [work, output_topic](const kt::configured_trigger& t) {
         return kt::bound_handler{kt::transform_handler(
             [work, name = t.options.name, to = copy_topic(output_topic, t.options.topic)](
-                const kt::message& m, kt::producer& out) -> asio::awaitable<void> {
-                co_await work(name, m, &out, to);
-            })};
+                const kt::message& m, kt::producer& out) { return work(name, m, &out, to); })};
     });
     handlers.add_factory("batch", [work](const kt::configured_trigger& t) {
         return kt::bound_handler{

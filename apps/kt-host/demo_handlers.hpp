@@ -33,8 +33,12 @@ struct demo_work {
     output_file& output;
     std::atomic<std::int64_t>& last_handled;  ///< steady_clock ticks; 0 until the first message
 
+    /// The handlers return this awaitable as theirs (one coroutine frame per message, not two):
+    /// `trigger`, `m` and `out_topic` must outlive it, so never pass a temporary.
     boost::asio::awaitable<void> operator()(const std::string& trigger, const kt::message& m,
                                             kt::producer* out, const std::string& out_topic) const;
+    /// The out_topic without a producer.
+    static inline const std::string no_topic{};
 };
 
 /// The copy's topic: --output-topic, or "<topic>.out".

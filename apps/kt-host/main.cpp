@@ -472,15 +472,14 @@ void add_cli_triggers(kt::trigger_host& host, const options& o, const demo_work&
                         for (const auto& m : batch) co_await work(name, m, nullptr, {});
                     });
             } else if (!out_topic.empty()) {
-                host.add_trigger(
-                    std::move(trigger),
-                    [work, name, out_topic](const kt::message& m, kt::producer& out)
-                        -> asio::awaitable<void> { co_await work(name, m, &out, out_topic); });
-            } else {
                 host.add_trigger(std::move(trigger),
-                                 [work, name](const kt::message& m) -> asio::awaitable<void> {
-                                     co_await work(name, m, nullptr, {});
+                                 [work, name, out_topic](const kt::message& m, kt::producer& out) {
+                                     return work(name, m, &out, out_topic);
                                  });
+            } else {
+                host.add_trigger(std::move(trigger), [work, name](const kt::message& m) {
+                    return work(name, m, nullptr, demo_work::no_topic);
+                });
             }
         }
     }
