@@ -178,6 +178,7 @@ BOOST_AUTO_TEST_SUITE(message_records_suite)
 
 using kt::detail::message_data;
 using kt::detail::message_records;
+constexpr auto slab = message_records::slab_records;
 
 // The poll thread makes records; the last kt::message of each, on any shard, gives it back.
 // recycle() is destroy() without rd_kafka_message_destroy, so a stack-built message serves here.
@@ -186,39 +187,46 @@ BOOST_AUTO_TEST_CASE(records_given_back_on_other_threads_are_made_again_and_coun
     rd_kafka_message_t raw{};
     raw.offset = 7;
     std::vector<message_data*> made;
-    for (int i = 0; i < 2000; ++i) made.push_back(records.make(&raw, 1, 0, 0));
-    BOOST_TEST(records.live().count() == 2000);
+    for (std::size_t i = 0; i < 8 * slab; ++i) made.push_back(records.make(&raw, 1, 0, 0));
+    BOOST_TEST(records.live().count() == static_cast<std::int64_t>(8 * slab));
+    BOOST_TEST(records.allocated_blocks() == 8 * slab);
     BOOST_TEST(made.front()->offset == 7);
     std::vector<std::thread> shards;
-    for (int s = 0; s < 2; ++s)
+    for (std::size_t s = 0; s < 2; ++s)
         shards.emplace_back([&, s] {
-            for (std::size_t i = static_cast<std::size_t>(s); i < made.size(); i += 2)
-                message_records::recycle(made[i]);
+            for (std::size_t i = s; i < made.size(); i += 2) message_records::recycle(made[i]);
         });
     for (auto& t : shards) t.join();
     BOOST_TEST(records.live().idle());
+    // Made again from the blocks given back: no new slab, and only blocks made before.
     const std::set<message_data*> before(made.begin(), made.end());
     made.clear();
-    for (int i = 0; i < 2000; ++i) made.push_back(records.make(&raw, 1, 0, 0));
+    for (std::size_t i = 0; i < 8 * slab; ++i) made.push_back(records.make(&raw, 1, 0, 0));
+    BOOST_TEST(records.allocated_blocks() == 8 * slab);
     BOOST_TEST(std::ranges::all_of(made, [&](auto* r) { return before.contains(r); }));
-    BOOST_TEST(records.allocated_blocks() == 2000u);
-    BOOST_TEST(records.live().count() == 2000);
+    BOOST_TEST(std::set<message_data*>(made.begin(), made.end()).size() == made.size());
     for (auto* record : made) message_records::recycle(record);
 }
 
-BOOST_AUTO_TEST_CASE(a_drained_backlog_leaves_a_bounded_number_of_free_records) {
+BOOST_AUTO_TEST_CASE(a_drained_backlog_keeps_one_slab_and_none_goes_while_a_record_is_out) {
     message_records records;
     rd_kafka_message_t raw{};
     std::vector<message_data*> made;
-    for (int i = 0; i < 20000; ++i) made.push_back(records.make(&raw, 1, 0, 0));
+    for (std::size_t i = 0; i < 40 * slab; ++i) made.push_back(records.make(&raw, 1, 0, 0));
+    auto* last = made.back();
+    made.pop_back();
     std::thread shard([&] {
         for (auto* record : made) message_records::recycle(record);
     });
     shard.join();
-    BOOST_TEST(records.allocated_blocks() == 20000u);
-    auto* next = records.make(&raw, 1, 0, 0);  // takes the given-back ones, frees the surplus
-    BOOST_TEST(records.allocated_blocks() == 4096u);
-    BOOST_TEST(records.live().count() == 1);
+    records.trim_when_idle();  // one still out: its slab, and every other, stays
+    BOOST_TEST(records.allocated_blocks() == 40 * slab);
+    message_records::recycle(last);
+    records.trim_when_idle();
+    BOOST_TEST(records.allocated_blocks() == slab);
+    BOOST_TEST(records.live().idle());
+    auto* next = records.make(&raw, 1, 0, 0);  // from the slab kept
+    BOOST_TEST(records.allocated_blocks() == slab);
     message_records::recycle(next);
 }
 

@@ -7,43 +7,42 @@
 
 namespace kt::detail {
 
-static_assert(sizeof(message_data) >= sizeof(void*) && alignof(message_data) >= alignof(void*));
+namespace {
+template <typename Block>
+constexpr bool fits = sizeof(message_data) <= sizeof(Block) &&
+                      alignof(message_data) <= alignof(Block);
+}  // namespace
 
-message_records::~message_records() {
-    auto release = [](free_block* block) {
-        while (block) ::operator delete(std::exchange(block, block->next), sizeof(message_data));
-    };
-    release(ready_);
-    release(returned_.exchange(nullptr, std::memory_order_acquire));
+message_records::~message_records() = default;
+
+message_records::free_block* message_records::link(block* slab) {
+    static_assert(fits<block>, "a message record must fit a slab block");
+    for (std::size_t i = 0; i < slab_records; ++i)
+        new (&slab[i]) free_block{i + 1 < slab_records
+                                      ? std::launder(reinterpret_cast<free_block*>(&slab[i + 1]))
+                                      : nullptr};
+    return std::launder(reinterpret_cast<free_block*>(&slab[0]));
 }
 
 message_data* message_records::make(rd_kafka_message_t* raw, std::uint32_t references,
                                     std::uint32_t topic_id, std::uint32_t generation) {
-    if (!ready_) ready_ = take_returned();
-    void* memory;
-    if (ready_) {
-        memory = std::exchange(ready_, ready_->next);
-    } else {
-        memory = ::operator new(sizeof(message_data));
-        ++blocks_;
+    if (!ready_) ready_ = returned_.exchange(nullptr, std::memory_order_acquire);
+    if (!ready_) {
+        slabs_.push_back(std::make_unique_for_overwrite<block[]>(slab_records));
+        ready_ = link(slabs_.back().get());
     }
+    void* memory = std::exchange(ready_, ready_->next);
     live_.enter();
     return new (memory) message_data(raw, references, topic_id, generation, this);
 }
 
-message_records::free_block* message_records::take_returned() {
-    auto* list = returned_.exchange(nullptr, std::memory_order_acquire);
-    if (blocks_ <= keep_free) return list;  // then the list is no longer
-    // A backlog made more records than are kept free: the rest goes back to the allocator.
-    auto* last = list;
-    for (std::size_t kept = 1; last && kept < keep_free; ++kept) last = last->next;
-    if (!last) return list;
-    auto* surplus = std::exchange(last->next, nullptr);
-    while (surplus) {
-        ::operator delete(std::exchange(surplus, surplus->next), sizeof(message_data));
-        --blocks_;
-    }
-    return list;
+void message_records::trim_when_idle() {
+    // Only this thread makes records, so none can be made between the check and the frees; every
+    // record given back pushed its block before it left (release), seen here (acquire).
+    if (slabs_.size() <= 1 || !live_.idle()) return;
+    returned_.store(nullptr, std::memory_order_relaxed);
+    slabs_.resize(1);
+    ready_ = link(slabs_.front().get());
 }
 
 void message_records::destroy(message_data* record) noexcept {

@@ -249,6 +249,7 @@ bool shared_consumer::turn() {
     const std::size_t got = poll_messages();
     for (auto& link : links_) link->notify();
     if (got == 0) {
+        records_->trim_when_idle();
         bool busy = stopping() || routes_.any_paused() || !ledger_.idle();
         for (auto& link : links_) busy |= link->backed_up();
         auto sleep = busy ? 1ms : 10ms;
