@@ -430,15 +430,17 @@ def at_least_once_never_loses(tmp):
 
 
 def restart_redoes_only_unfinished_work(tmp):
-    """Key-ordered, 1 partition, 1000 keys, 256 in flight, 10 ms handlers. The message at offset 0
-    fails and waits 3 s for its retry, so the committed offset stays at 0 while the other keys
-    run ahead; kill -9 once 8000 are handled. Without the completion map the restart redoes all
-    of them; with it, only what was in flight or finished after the last acknowledged commit
-    (commits go out every 1000 completions, one at a time: at most two commits' worth)."""
-    topic, group, total, in_flight, commit_after = MAP_TOPIC, f"map-{RUN}", 20000, 256, 1000
+    """Key-ordered, 1 partition, 1000 keys, 32 in flight, 10 ms handlers. The message at offset 0
+    fails and waits 6 s for its retry, so the committed offset stays at 0 while the other keys
+    run ahead; kill -9 once 8000 are handled (~2.5 s). Without the completion map the restart
+    redoes all of them; with it, only what was in flight or finished after the last acknowledged
+    commit (commits go out every 1000 completions, one at a time: at most two commits' worth).
+    At most 3 200 messages/s, so a commit's round trip stays well inside that bound: with 256 in
+    flight (25 000/s) a TSan build's round trips alone let 3 000 finish unacknowledged."""
+    topic, group, total, in_flight, commit_after = MAP_TOPIC, f"map-{RUN}", 20000, 32, 1000
     base = ("--group", group, "--ordering", "key", "--handler-ms", "10", "--max-in-flight",
             str(in_flight), "--fail-every", str(total // 4), "--retries", "1",
-            "--retry-backoff-ms", "3000", "--commit-after", str(commit_after),
+            "--retry-backoff-ms", "6000", "--commit-after", str(commit_after),
             *kt_processes.group_args())
     output = os.path.join(tmp, "map-0.jsonl")
     proc = start_host(tmp, "map-0", topic, *base, "--produce", str(total), "--output", output)
@@ -453,7 +455,7 @@ def restart_redoes_only_unfinished_work(tmp):
           f"map: killed -9 mid-stream ({len(first)} of {total} handled)")
     # Idle for longer than a retry's wait: a partition held back behind the failing message (its
     # backlog reached max_backlog) resumes once the retry has run.
-    code, _, second = run_host(tmp, "map-1", topic, *base, "--exit-when-idle", "5", timeout=90)
+    code, _, second = run_host(tmp, "map-1", topic, *base, "--exit-when-idle", "8", timeout=90)
     failing = {(topic, 0, o) for o in range(0, total, total // 4)}  # dead letters, never output
     seen = offsets_of(first + second)
     missing = every_offset(topic) - failing - set(seen)
