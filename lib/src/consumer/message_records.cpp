@@ -7,21 +7,15 @@
 
 namespace kt::detail {
 
-namespace {
-template <typename Block>
-constexpr bool fits = sizeof(message_data) <= sizeof(Block) &&
-                      alignof(message_data) <= alignof(Block);
-}  // namespace
-
 message_records::~message_records() = default;
 
 message_records::free_block* message_records::link(block* slab) {
-    static_assert(fits<block>, "a message record must fit a slab block");
-    for (std::size_t i = 0; i < slab_records; ++i)
-        new (&slab[i]) free_block{i + 1 < slab_records
-                                      ? std::launder(reinterpret_cast<free_block*>(&slab[i + 1]))
-                                      : nullptr};
-    return std::launder(reinterpret_cast<free_block*>(&slab[0]));
+    static_assert(sizeof(message_data) <= sizeof(block) && alignof(message_data) <= alignof(block),
+                  "a message record must fit a slab block");
+    // Back to front, so each block's successor already exists when it is made.
+    free_block* next = nullptr;
+    for (std::size_t i = slab_records; i-- > 0;) next = new (&slab[i]) free_block{next};
+    return next;
 }
 
 message_data* message_records::make(rd_kafka_message_t* raw, std::uint32_t references,
