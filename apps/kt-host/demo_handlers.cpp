@@ -48,7 +48,6 @@ asio::awaitable<void> demo_work::operator()(const std::string& trigger, const kt
         asio::steady_timer timer(co_await asio::this_coro::executor, sleep);
         co_await timer.async_wait(asio::use_awaitable);
     }
-    last_handled = std::chrono::steady_clock::now().time_since_epoch().count();
     if (fail_every > 0) {
         // A retry topic's record fails as its original did: by the offset it was first read at.
         // (Only then: librdkafka parses a message's headers on first access, ~900 instructions.)

@@ -31,7 +31,6 @@ struct demo_work {
     std::chrono::milliseconds sleep{0};
     long fail_every = 0;
     output_file& output;
-    std::atomic<std::int64_t>& last_handled;  ///< steady_clock ticks; 0 until the first message
 
     /// The handlers return this awaitable as theirs (one coroutine frame per message, not two):
     /// `trigger`, `m` and `out_topic` must outlive it, so never pass a temporary.

@@ -179,6 +179,37 @@ BOOST_AUTO_TEST_CASE(no_ordering_runs_one_partitions_messages_up_to_max_in_fligh
     BOOST_TEST(log.duplicates() == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(partitions_with_backlogs_take_turns_at_max_in_flight_1) {
+    // A worker goes on with its own partition's next message only while no other partition waits
+    // (trigger_runner::continues_in_lane); draining one partition first would switch twice.
+    auto& k = kafka::instance();
+    const auto [topic, group] = k.topic_with_data("turns", 3, 300);
+    kt::runtime rt{{.shards = 1}};
+    kt::trigger_host host{rt};
+    std::mutex mutex;
+    std::vector<std::int32_t> started;  // partitions, in the order their handlers started
+    host.add_trigger(
+        {.name = "turns", .topic = topic, .consumer = k.consumer(group), .max_in_flight = 1},
+        [&](const kt::message& m) -> asio::awaitable<void> {
+            {
+                std::lock_guard lock(mutex);
+                started.push_back(m.partition());
+            }
+            co_await sleep_for(1ms);
+        });
+    host.start();
+    auto count = [&] {
+        std::lock_guard lock(mutex);
+        return started.size();
+    };
+    BOOST_TEST_REQUIRE(wait_until([&] { return count() >= 300; }));
+    stop_host(rt, host);
+    std::lock_guard lock(mutex);
+    std::size_t switches = 0;
+    for (std::size_t i = 1; i < started.size(); ++i) switches += started[i] != started[i - 1];
+    BOOST_TEST(switches > 100u, switches << " switches between partitions in " << started.size());
+}
+
 BOOST_AUTO_TEST_CASE(key_ordering_is_bounded_by_max_in_flight_and_null_keys_form_one_lane) {
     auto& k = kafka::instance();
     const auto topic = k.new_topic("null-keys", 1);

@@ -36,8 +36,10 @@ std::size_t partition_ledger::delivered(std::uint32_t trigger, std::int64_t offs
 bool partition_ledger::completed(std::uint32_t generation, std::uint32_t trigger,
                                  std::int64_t offset) {
     if (generation != generation_) return false;
-    auto* e = entry(trigger);
-    if (!e || !e->tracker.completed(offset)) return false;
+    auto* e = entry(trigger, next_completing_);
+    if (!e) return false;
+    next_completing_ = static_cast<std::size_t>(e - triggers_.data()) + 1;
+    if (!e->tracker.completed(offset)) return false;
     ++completions_;
     return true;
 }

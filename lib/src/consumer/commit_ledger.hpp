@@ -79,6 +79,9 @@ class partition_ledger {
 
     std::uint32_t generation_ = 0;
     std::vector<trigger_entry> triggers_;
+    // Where the next completion's trigger likely is: a message's triggers mostly finish it in
+    // route order, so fan-out to N triggers finds each in O(1), not O(N).
+    std::size_t next_completing_ = 0;
     unsigned restoring_ = 0;         // triggers with ranges left to skip
     std::uint64_t completions_ = 0;  // finished offsets so far (a changed map)
     std::int64_t sent_ = -1;

@@ -158,11 +158,19 @@ std::string trigger_runner::extracted_key(const message& m) const {
 void trigger_runner::deliver(message m) {
     if (closing_ || cancelled_) return;  // dropped: the trigger is leaving or the stop timed out
     const auto id = lane_of(m);
-    auto& l = lanes_[id];
+    auto& l = lane_at(id);
     if (owner_.is_batch() && l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
     l.pending.push_back(std::move(m));
     enqueue_ready(id, l);
-    pump();
+    if (!ready_.empty()) pump();
+}
+
+trigger_runner::lane& trigger_runner::lane_at(std::uint64_t id) {
+    // Messages come in runs of one partition (a fetch at a time): mostly the last lane again.
+    if (cached_lane_.l && cached_lane_.id == id) return *cached_lane_.l;
+    auto& l = lanes_[id];
+    cached_lane_ = {id, &l};
+    return l;
 }
 
 bool trigger_runner::batch_due(std::uint64_t lane_id, lane& l) {
@@ -203,13 +211,17 @@ work_items trigger_runner::take_work(lane& l) {
 
 void trigger_runner::take_work(lane& l, work_items& work) {
     work.clear();
-    const std::size_t count =
-        owner_.is_batch() ? std::max<std::size_t>(1, owner_.code.batching.max_messages) : 1;
+    if (!owner_.is_batch()) {  // a lane with work: one message
+        work.push_back(std::move(l.pending.front()));
+        l.pending.pop_front();
+        return;
+    }
+    const std::size_t count = std::max<std::size_t>(1, owner_.code.batching.max_messages);
     while (work.size() < count && !l.pending.empty()) {
         work.push_back(std::move(l.pending.front()));
         l.pending.pop_front();
     }
-    if (owner_.is_batch() && !l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
+    if (!l.pending.empty()) l.oldest_since = std::chrono::steady_clock::now();
 }
 
 trigger_runner::lane* trigger_runner::take_ready_lane(std::uint64_t& id) {
@@ -236,7 +248,7 @@ void trigger_runner::pump() {
     while (running_ < limit && (!txn_ || txn_->admits())) {
         auto* l = take_ready_lane(id);
         if (!l) break;
-        start(*l, take_work(*l));
+        start({id, l}, take_work(*l));
         if (txn_) txn_->started();
     }
 }
@@ -252,10 +264,23 @@ bool trigger_runner::claim_next(const continuation& into, clock::time_point now)
     const auto partition = key_of_partition(into.next->front());
     work_started(*l, partition, now);
     pool_.moved_to(into.slot, partition);
+    worker_runs(into.slot, {id, l});
     return true;
 }
 
-void trigger_runner::start(lane& l, work_items work) {
+bool trigger_runner::continues_in_lane(const lane& l) const {
+    return ready_.empty() && !l.pending.empty() && !owner_.is_batch() && !txn_ && !closing_ &&
+           !owner_.paused.load(std::memory_order_relaxed) &&
+           running_ < std::max(1u, owner_.options.max_in_flight);
+}
+
+void trigger_runner::worker_runs(std::uint32_t slot, lane_ref ref) {
+    if (slot >= worker_lanes_.size()) worker_lanes_.resize(slot + 1, {0, nullptr});
+    worker_lanes_[slot] = ref;
+}
+
+void trigger_runner::start(lane_ref ref, work_items work) {
+    auto& l = *ref.l;
     const auto partition = key_of_partition(work.front());
     work_started(l, partition, clock::now());
     if (owner_.inbox) {
@@ -267,8 +292,12 @@ void trigger_runner::start(lane& l, work_items work) {
             });
         return;
     }
-    if (pool_.hand_to_parked(partition, work)) return;
+    if (const auto woken = pool_.hand_to_parked(partition, work)) {
+        worker_runs(*woken, ref);
+        return;
+    }
     const auto slot = pool_.add(partition);
+    worker_runs(slot, ref);
     auto w = pool_.at(slot);
     // Neither completion handler touches the runner: it may be gone when they run.
     auto ended = [name = owner_.options.name](std::exception_ptr e) {
@@ -300,14 +329,22 @@ void trigger_runner::work_started(lane& l, partition_key partition, clock::time_
     metrics_.in_flight.store(running_, std::memory_order_relaxed);
 }
 
-trigger_runner::lane_ref trigger_runner::work_ended(const message& first, clock::time_point now) {
+trigger_runner::lane_ref trigger_runner::work_ended(const lane_ref* known, const message& first,
+                                                    clock::time_point now) {
     --running_;
     metrics_.in_flight.store(running_, std::memory_order_relaxed);
-    const auto id = lane_of(first);
-    auto it = lanes_.find(id);
-    if (it == lanes_.end()) return {id, nullptr};  // cancelled at stop: lanes are gone
-    metrics_.ended(it->second.run_seq, it->second.started, now);
-    return {id, &it->second};
+    if (cancelled_) return {0, nullptr};  // cancelled at stop: the lanes are gone
+    lane_ref ended{0, nullptr};
+    if (known) {
+        ended = *known;
+    } else {
+        ended.id = lane_of(first);
+        auto it = lanes_.find(ended.id);
+        if (it == lanes_.end()) return ended;
+        ended.l = &it->second;
+    }
+    metrics_.ended(ended.l->run_seq, ended.l->started, now);
+    return ended;
 }
 
 void trigger_runner::complete_pulled(const message& m) {
@@ -318,7 +355,8 @@ bool trigger_runner::finish(const work_items& work, outcome result,
                             std::optional<continuation> continuing) {
     // One clock reading ends this work and starts the next one the worker takes.
     const auto now = clock::now();
-    const auto ended = work_ended(work.front(), now);
+    const auto ended =
+        work_ended(continuing ? &worker_lanes_[continuing->slot] : nullptr, work.front(), now);
     const auto partition = key_of_partition(work.front());
     if (cancelled_) return false;
     if (result == outcome::cancelled) {
@@ -332,6 +370,17 @@ bool trigger_runner::finish(const work_items& work, outcome result,
         return false;
     }
     report_done({work.data(), work.size()}, result);
+    if (continuing && ended.l && continues_in_lane(*ended.l)) {
+        // The common case under load, without a round trip through ready_.
+        auto& l = *ended.l;
+        l.busy = false;
+        report_revoke_if_done(partition);
+        take_work(l, *continuing->next);
+        const auto next = key_of_partition(continuing->next->front());
+        work_started(l, next, now);
+        pool_.moved_to(continuing->slot, next);
+        return true;
+    }
     release_lane(ended);
     report_revoke_if_done(partition);
     // The finishing coroutine takes the next ready work itself, ahead of pump()'s spawns.
@@ -384,6 +433,7 @@ void trigger_runner::revoke(std::uint32_t topic_id, std::int32_t partition_index
         it = pending.empty() && !it->second.busy && !partition_lane ? lanes_.erase(it)
                                                                     : std::next(it);
     }
+    forget_cached_lane();
     std::erase_if(ready_, [&](std::uint64_t id) {
         auto found = lanes_.find(id);
         return found == lanes_.end() || found->second.pending.empty();
@@ -420,15 +470,16 @@ void trigger_runner::release_lane(lane_ref ended) {
     l.busy = false;
     // Partition lanes are few and reused; key and message lanes go when empty.
     const bool partition_lane = owner_.is_batch() || owner_.options.ordering == ordering::partition;
-    if (l.pending.empty() && !l.ready && !partition_lane)
+    if (l.pending.empty() && !l.ready && !partition_lane) {
         lanes_.erase(ended.id);
-    else
+        forget_cached_lane();
+    } else
         enqueue_ready(ended.id, l);
 }
 
 void trigger_runner::finish_in_transaction(const work_items& work, std::exception_ptr error,
                                            outcome result) {
-    const auto ended = work_ended(work.front(), clock::now());
+    const auto ended = work_ended(nullptr, work.front(), clock::now());
     if (cancelled_) return;
     txn_->finished(work, error, result);
     release_lane(ended);
@@ -475,6 +526,7 @@ void trigger_runner::close() {
         it->second.pending.clear();
         it = it->second.busy ? std::next(it) : lanes_.erase(it);
     }
+    forget_cached_lane();
     ready_.clear();
     pool_.retire_parked();
     report_fence_if_drained();
@@ -484,6 +536,7 @@ void trigger_runner::cancel() {
     cancelled_ = true;
     if (txn_) txn_->cancel();
     lanes_.clear();
+    forget_cached_lane();
     metrics_.clear_running();
     ready_.clear();
     pool_.retire_parked();

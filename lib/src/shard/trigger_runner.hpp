@@ -131,7 +131,8 @@ class trigger_runner final : private batch_progress {
     /// Bookkeeping shared by every way work starts and ends (counts, durations, oldest);
     /// work_ended() gives the lane of the work for release_lane().
     void work_started(lane& l, partition_key partition, clock::time_point now);
-    lane_ref work_ended(const message& first, clock::time_point now);
+    /// `known`: the lane of the work, when the caller knows it (else looked up).
+    lane_ref work_ended(const lane_ref* known, const message& first, clock::time_point now);
     /// Counts and reports messages that ended with `result` (not cancelled).
     void report_done(std::span<const message> done, outcome result);
     void ended_early(std::span<const message> done, outcome result) override;
@@ -139,6 +140,13 @@ class trigger_runner final : private batch_progress {
     bool gave_up_writes() const noexcept override { return cancelled_ || closing_; }
 
     std::uint64_t lane_of(const message& m) const;
+    /// The lane `id`, made when missing.
+    lane& lane_at(std::uint64_t id);
+    /// Whether the worker that just ended work of `l` goes on with the lane's next message
+    /// itself: no other lane waits for a worker, and nothing else would hold that message back.
+    bool continues_in_lane(const lane& l) const;
+    /// Lanes were erased: the cached one may be among them.
+    void forget_cached_lane() noexcept { cached_lane_ = {0, nullptr}; }
     /// options.key_of(m); empty when it throws.
     std::string extracted_key(const message& m) const;
     void enqueue_ready(std::uint64_t lane_id, lane& l);
@@ -151,7 +159,9 @@ class trigger_runner final : private batch_progress {
     /// Next work for a continuing coroutine, when max_in_flight allows (not for transactions).
     bool claim_next(const continuation& into, clock::time_point now);
     void release_lane(lane_ref ended);
-    void start(lane& l, work_items work);
+    void start(lane_ref ref, work_items work);
+    /// The worker in `slot` runs work of `ref`.
+    void worker_runs(std::uint32_t slot, lane_ref ref);
     void report_fence_if_drained();
     /// Whether work of `partition` is running (a revocation waits for it).
     bool runs_work_of(partition_key partition) const;
@@ -164,6 +174,10 @@ class trigger_runner final : private batch_progress {
     runner_metrics metrics_;
     handler_call calls_;
     std::unordered_map<std::uint64_t, lane> lanes_;
+    // Both point into lanes_, whose nodes stay put until erased. A busy lane is erased only by
+    // cancel(), after which no lane is touched.
+    lane_ref cached_lane_{0, nullptr};    // the last lane deliver() found
+    std::vector<lane_ref> worker_lanes_;  // by worker slot: the lane of its work
     std::deque<std::uint64_t> ready_;
     unsigned running_ = 0;
     bool closing_ = false;

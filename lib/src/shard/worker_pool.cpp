@@ -23,8 +23,9 @@ void worker_pool::wake(worker& w, bool with_work) {
     w.parked.reset();
 }
 
-bool worker_pool::hand_to_parked(partition_key partition, work_items& work) {
-    if (parked_.empty()) return false;
+std::optional<std::uint32_t> worker_pool::hand_to_parked(partition_key partition,
+                                                         work_items& work) {
+    if (parked_.empty()) return std::nullopt;
     const auto slot = parked_.back();
     parked_.pop_back();
     auto& w = *runs_[slot];
@@ -33,7 +34,7 @@ bool worker_pool::hand_to_parked(partition_key partition, work_items& work) {
     w.handoff = std::move(work);
     w.handoff_keep.emplace(*this);
     wake(w, true);
-    return true;
+    return slot;
 }
 
 std::uint32_t worker_pool::add(partition_key partition) {

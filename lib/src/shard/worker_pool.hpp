@@ -61,9 +61,9 @@ class worker_pool {
     worker_pool(const worker_pool&) = delete;
     worker_pool& operator=(const worker_pool&) = delete;
 
-    /// Hands `work` of `partition` to a parked worker and wakes it; false when none is parked
-    /// (`work` is left as it was).
-    bool hand_to_parked(partition_key partition, work_items& work);
+    /// Hands `work` of `partition` to a parked worker and wakes it: its slot; nullopt when none is
+    /// parked (`work` is left as it was).
+    std::optional<std::uint32_t> hand_to_parked(partition_key partition, work_items& work);
     /// Slot of a new worker, running work of `partition` (or of transactional work).
     std::uint32_t add(partition_key partition);
     const std::shared_ptr<worker>& at(std::uint32_t slot) const { return runs_[slot]; }
