@@ -36,9 +36,12 @@ std::size_t partition_ledger::delivered(std::uint32_t trigger, std::int64_t offs
 bool partition_ledger::completed(std::uint32_t generation, std::uint32_t trigger,
                                  std::int64_t offset) {
     if (generation != generation_) return false;
-    auto* e = entry(trigger, next_completing_);
+    const auto next = last_completing_ + 1;
+    auto* e = next < triggers_.size() && triggers_[next].trigger.id == trigger
+                  ? &triggers_[next]
+                  : entry(trigger, last_completing_);
     if (!e) return false;
-    next_completing_ = static_cast<std::size_t>(e - triggers_.data()) + 1;
+    last_completing_ = static_cast<std::size_t>(e - triggers_.data());
     if (!e->tracker.completed(offset)) return false;
     ++completions_;
     return true;
