@@ -473,8 +473,9 @@ void trigger_runner::release_lane(lane_ref ended) {
     if (l.pending.empty() && !l.ready && !partition_lane) {
         lanes_.erase(ended.id);
         forget_cached_lane();
-    } else
+    } else {
         enqueue_ready(ended.id, l);
+    }
 }
 
 void trigger_runner::finish_in_transaction(const work_items& work, std::exception_ptr error,
