@@ -1,6 +1,7 @@
 // W3C trace context on a Kafka (embedded cluster, or $KT_BOOTSTRAP): kt::message::trace(), the
-// child context of records a transform writes and of dead letters (read back with an independent
-// client), the tracing hooks' events and outcomes, and failure logs naming the trace.
+// child context of records a transform writes, of retry tier records and of dead letters (read
+// back with an independent client), the tracing hooks' events and outcomes, and failure logs
+// naming the trace.
 #define BOOST_TEST_MODULE tracing
 #include <boost/test/unit_test.hpp>
 
@@ -211,6 +212,68 @@ BOOST_AUTO_TEST_CASE(outputs_and_dead_letters_carry_a_child_context_and_hooks_se
 
     for (const auto& [partition, offsets] : kt_test::broker_offsets(k.bootstrap(), group, topic))
         BOOST_TEST(offsets.committed == offsets.high_watermark);
+}
+
+BOOST_AUTO_TEST_CASE(retry_tier_records_and_the_last_dead_letter_each_carry_a_child_context) {
+    // poison fails in every attempt: tier 1, tier 2, then the dead letter topic. Each record
+    // written is a child of the record whose attempt failed: one trace, a new span per hop.
+    auto& k = kafka::instance();
+    const auto topic = k.new_topic("traced-tiers", 1);
+    const std::vector<std::string> tier_topics{topic + ".retry.1", topic + ".retry.2"};
+    for (const auto& t : tier_topics) k.create_topic(t, 1);
+    const auto dlq = k.new_topic("traced-tiers-dlq", 1);
+    const auto group = k.unique("traced-tiers");
+    std::mutex mutex;
+    std::vector<std::string> seen_spans;  // the parent span each attempt's message carried
+    kt::runtime rt{kt_test::two_shards};
+    kt::producer producer({{"bootstrap.servers", k.bootstrap()}});
+    run_coro(rt.shard(0), [&]() -> asio::awaitable<void> {
+        kt::record r{.topic = topic, .key = "poison", .value = "poison"};
+        r.headers.push_back({"traceparent", traceparent_of.at("poison")});
+        co_await producer.send(std::move(r));
+    });
+    kt::trigger_host host{rt};
+    host.add_trigger({.name = "traced-tiers",
+                      .topic = topic,
+                      .consumer = k.consumer(group),
+                      .retry = {.max_attempts = 1},
+                      .retry_topics = {.delays = {100ms, 100ms}},
+                      .dead_letter = {.topic = dlq}},
+                     [&](const kt::message& m) -> asio::awaitable<void> {
+                         {
+                             std::lock_guard lock(mutex);
+                             const auto trace = m.trace();
+                             seen_spans.push_back(trace ? trace->span_id_hex() : "<none>");
+                         }
+                         throw std::runtime_error("poison cannot be handled");
+                         co_return;
+                     });
+    host.start();
+    BOOST_TEST_REQUIRE(
+        wait_until([&] { return kt_test::stats_of(host, "traced-tiers").dead_lettered == 1u; }));
+    stop_host(rt, host);
+
+    // Read back with an independent client: the original, tier 1, tier 2, the dead letter.
+    std::vector<std::string> traceparents{traceparent_of.at("poison")};
+    for (const auto& t : tier_topics) {
+        const auto records = kt_test::read_records(k.bootstrap(), t, 1);
+        BOOST_TEST_REQUIRE(records.size() == 1u, t);
+        traceparents.push_back(records[0].header("traceparent").value_or(""));
+    }
+    const auto letters = kt_test::read_records(k.bootstrap(), dlq, 1);
+    BOOST_TEST_REQUIRE(letters.size() == 1u);
+    traceparents.push_back(letters[0].header("traceparent").value_or(""));
+    for (std::size_t hop = 1; hop < traceparents.size(); ++hop) {
+        BOOST_TEST(trace_id_in(traceparents[hop]) == "4bf92f3577b34da6a3ce929d0e0e4736",
+                   "hop " << hop << ": " << traceparents[hop]);
+        BOOST_TEST(span_id_in(traceparents[hop]) != span_id_in(traceparents[hop - 1]),
+                   "hop " << hop << " has a span of its own");
+    }
+    // Each attempt ran under the record it read: the original's span, then each tier record's.
+    std::lock_guard lock(mutex);
+    BOOST_TEST_REQUIRE(seen_spans.size() == 3u);
+    for (std::size_t attempt = 0; attempt < seen_spans.size(); ++attempt)
+        BOOST_TEST(seen_spans[attempt] == span_id_in(traceparents[attempt]), "attempt " << attempt);
 }
 
 BOOST_AUTO_TEST_CASE(a_hook_that_throws_is_logged_and_the_message_is_still_handled) {
