@@ -281,23 +281,19 @@ std::size_t shared_consumer::poll_messages() {
         const auto n = state.queue->consume(batch);
         // A partition's own queue holds its messages only: no lookups per message.
         for (std::size_t i = 0; i < n; ++i)
-            if (batch[i]->partition == id.second)
-                route(batch[i], id, &state);
-            else
+            if (batch[i]->err || batch[i]->partition != id.second)
                 route(batch[i]);
+            else
+                route(batch[i], id, &state);
         got += n;
     }
     return got;
 }
 
-void shared_consumer::consume_error(rd_kafka_message_t* raw) {
-    if (errors_.on_error(*raw) == consume_errors::meaning::brokers_down) brokers_down();
-    rd_kafka_message_destroy(raw);
-}
-
 void shared_consumer::route(rd_kafka_message_t* raw) {
     if (raw->err) {
-        consume_error(raw);
+        if (errors_.on_error(*raw) == consume_errors::meaning::brokers_down) brokers_down();
+        rd_kafka_message_destroy(raw);
         return;
     }
     const partition_id id{routes_.topic_of(raw->rkt), raw->partition};
@@ -306,10 +302,6 @@ void shared_consumer::route(rd_kafka_message_t* raw) {
 
 void shared_consumer::route(rd_kafka_message_t* raw, const partition_id& id,
                             partition_state* state) {
-    if (raw->err) {
-        consume_error(raw);
-        return;
-    }
     const auto& route = routes_.route(id.first);
     if (route.empty() || !state) {
         rd_kafka_message_destroy(raw);  // not ours any more (revoked, or trigger removed)

@@ -135,9 +135,8 @@ class shared_consumer final : public std::enable_shared_from_this<shared_consume
     void run_commands();
     std::size_t poll_messages();
     void route(rd_kafka_message_t* raw);
-    /// A message of `id`, whose state is `state` (null: not assigned any more).
+    /// A message (not an error) of `id`, whose state is `state` (null: not assigned any more).
     void route(rd_kafka_message_t* raw, const partition_id& id, partition_state* state);
-    void consume_error(rd_kafka_message_t* raw);
     void send_hold_commit();
     void resubscribe();
     void drain_completions();
