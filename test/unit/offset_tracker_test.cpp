@@ -102,3 +102,63 @@ BOOST_AUTO_TEST_CASE(in_order_completions_leave_nothing_finished_above_the_commi
     BOOST_TEST(t.completed(7));
     BOOST_TEST((t.finished_above(5) == kt::detail::offset_ranges{{7, 8}}));
 }
+
+BOOST_AUTO_TEST_CASE(a_run_finished_in_order_completes_every_offset_in_it_and_no_other) {
+    offset_tracker t;
+    for (std::int64_t o : {10, 11, 12, 14, 15}) t.delivered(o);  // 13: a gap
+    BOOST_TEST(t.completed(10, 14) == 4u);                       // 13 carries no message
+    BOOST_TEST(*t.committable() == 15);
+    BOOST_TEST(t.backlog() == 1u);
+    BOOST_TEST(t.completed(10, 14) == 0u);  // repeated
+    BOOST_TEST(t.completed(15, 15) == 1u);
+    BOOST_TEST(*t.committable() == 16);
+    BOOST_TEST(t.idle());
+}
+
+// Against a plain model (a set of in-flight offsets): deliveries with gaps and skips, then
+// single completions and runs in random order; every answer must match the model's.
+BOOST_AUTO_TEST_CASE(runs_and_single_completions_in_any_order_match_a_plain_model) {
+    std::mt19937 rng(7);
+    for (int round = 0; round < 300; ++round) {
+        offset_tracker t;
+        std::vector<std::int64_t> offsets;  // delivered or skipped, in order
+        std::vector<bool> done;
+        std::int64_t o = rng() % 5;
+        for (int i = 0; i < 60; ++i) {
+            const bool skip = i > 0 && rng() % 7 == 0;
+            if (skip)
+                t.skipped(o);
+            else
+                t.delivered(o);
+            offsets.push_back(o);
+            done.push_back(skip);
+            o += 1 + (rng() % 4 == 0 ? rng() % 3 : 0);
+        }
+        for (int step = 0; step < 80; ++step) {
+            const auto a = offsets[rng() % offsets.size()];
+            const auto b = rng() % 2 ? a : a + static_cast<std::int64_t>(rng() % 8);
+            std::size_t expected_finished = 0;
+            for (std::size_t i = 0; i < offsets.size(); ++i)
+                if (offsets[i] >= a && offsets[i] <= b && !done[i]) {
+                    done[i] = true;
+                    ++expected_finished;
+                }
+            BOOST_TEST_REQUIRE(t.completed(a, b) == expected_finished);
+            const auto first_open = std::find(done.begin(), done.end(), false) - done.begin();
+            const bool all = first_open == static_cast<long>(offsets.size());
+            const std::int64_t commit =
+                all ? offsets.back() + 1 : offsets[static_cast<std::size_t>(first_open)];
+            BOOST_TEST_REQUIRE(*t.committable() == commit);
+            BOOST_TEST_REQUIRE(t.backlog() ==
+                               offsets.size() - static_cast<std::size_t>(first_open));
+            const auto ranges = t.finished_above(commit);
+            for (std::size_t i = 0; i < offsets.size(); ++i) {
+                if (offsets[i] < commit) continue;
+                const bool covered = std::any_of(ranges.begin(), ranges.end(), [&](const auto& r) {
+                    return r.begin <= offsets[i] && offsets[i] < r.end;
+                });
+                BOOST_TEST_REQUIRE(covered == static_cast<bool>(done[i]));
+            }
+        }
+    }
+}

@@ -33,18 +33,18 @@ std::size_t partition_ledger::delivered(std::uint32_t trigger, std::int64_t offs
     return e->tracker.backlog();
 }
 
-bool partition_ledger::completed(std::uint32_t generation, std::uint32_t trigger,
-                                 std::int64_t offset) {
-    if (generation != generation_) return false;
+std::size_t partition_ledger::completed(std::uint32_t generation, std::uint32_t trigger,
+                                        std::int64_t first, std::int64_t last) {
+    if (generation != generation_) return 0;
     const auto next = last_completing_ + 1;
     auto* e = next < triggers_.size() && triggers_[next].trigger.id == trigger
                   ? &triggers_[next]
                   : entry(trigger, last_completing_);
-    if (!e) return false;
+    if (!e) return 0;
     last_completing_ = static_cast<std::size_t>(e - triggers_.data());
-    if (!e->tracker.completed(offset)) return false;
-    ++completions_;
-    return true;
+    const auto finished = e->tracker.completed(first, last);
+    completions_ += finished;
+    return finished;
 }
 
 std::size_t partition_ledger::backlog(std::uint32_t trigger, std::size_t hint) const {

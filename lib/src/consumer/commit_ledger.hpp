@@ -52,7 +52,13 @@ class partition_ledger {
     void released(std::int64_t next) noexcept { released_ = next; }
     /// Marks `offset` finished for `trigger` unless the completion is fenced: it was delivered
     /// under another `generation` (the partition was re-assigned since) or is not in flight.
-    bool completed(std::uint32_t generation, std::uint32_t trigger, std::int64_t offset);
+    bool completed(std::uint32_t generation, std::uint32_t trigger, std::int64_t offset) {
+        return completed(generation, trigger, offset, offset) > 0;
+    }
+    /// completed() for every offset `trigger` has in flight in [first, last] (a run it finished
+    /// in delivery order); returns how many were in flight.
+    std::size_t completed(std::uint32_t generation, std::uint32_t trigger, std::int64_t first,
+                          std::int64_t last);
 
     /// Delivered to `trigger` and not finished (0 for a trigger it does not know).
     std::size_t backlog(std::uint32_t trigger, std::size_t hint = 0) const;

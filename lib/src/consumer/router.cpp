@@ -30,6 +30,7 @@ std::uint32_t router::topic_id(const std::string& topic) {
         auto& route = routes_.emplace_back();
         for (const auto& entry : patterns_)
             if (!entry.detaching && pattern_takes(*entry.trigger, topic)) route.push_back(entry);
+        refresh_fanout(it->second);
     }
     return it->second;
 }
@@ -58,32 +59,53 @@ std::vector<std::uint32_t> router::add(std::shared_ptr<trigger_state> trigger) {
         const auto topic = topic_id(trigger->options.topic);
         routes_[topic].push_back({std::move(trigger)});
         routed.push_back(topic);
-        return routed;
+    } else {
+        for (std::uint32_t topic = 0; topic < topics_.size(); ++topic)
+            if (!retry_topic_[topic] && pattern_takes(*trigger, topics_[topic])) {
+                routes_[topic].push_back({trigger});
+                routed.push_back(topic);
+            }
+        patterns_.push_back({std::move(trigger)});
     }
-    for (std::uint32_t topic = 0; topic < topics_.size(); ++topic)
-        if (!retry_topic_[topic] && pattern_takes(*trigger, topics_[topic])) {
-            routes_[topic].push_back({trigger});
-            routed.push_back(topic);
-        }
-    patterns_.push_back({std::move(trigger)});
+    for (const auto topic : routed) refresh_fanout(topic);
     return routed;
+}
+
+void router::refresh_fanout(std::uint32_t topic) {
+    if (fanouts_.size() < routes_.size()) fanouts_.resize(routes_.size());
+    fanouts_[topic].reset();  // items in the rings still carry the old list
+    const auto& route = routes_[topic];
+    if (route.empty() ||
+        std::any_of(route.begin(), route.end(), [](const route_entry& e) { return e.detaching; }))
+        return;
+    std::vector<trigger_state*> triggers;
+    for (const auto& e : route) triggers.push_back(e.trigger.get());
+    fanouts_[topic].reset(new fanout_list(std::move(triggers)));
 }
 
 bool router::start_detaching(const std::shared_ptr<trigger_state>& trigger) {
     bool found = false;
     auto mark = [&](route_entry& e) {
-        if (e.trigger != trigger || e.detaching) return;
+        if (e.trigger != trigger || e.detaching) return false;
         e.detaching = true;
         found = true;
+        return true;
     };
-    for (auto& route : routes_) std::for_each(route.begin(), route.end(), mark);
+    for (std::uint32_t topic = 0; topic < routes_.size(); ++topic) {
+        bool marked = false;
+        for (auto& e : routes_[topic]) marked |= mark(e);
+        if (marked) refresh_fanout(topic);
+    }
     std::for_each(patterns_.begin(), patterns_.end(), mark);
     return found;
 }
 
 bool router::remove(std::uint32_t topic, std::uint32_t trigger) {
-    return std::erase_if(routes_[topic],
-                         [&](const route_entry& e) { return e.trigger->id == trigger; }) > 0;
+    const bool removed = std::erase_if(routes_[topic], [&](const route_entry& e) {
+                             return e.trigger->id == trigger;
+                         }) > 0;
+    if (removed) refresh_fanout(topic);
+    return removed;
 }
 
 void router::remove_pattern(std::uint32_t trigger) {
@@ -241,9 +263,24 @@ void router::deliver(rd_kafka_message_t* raw, const std::optional<retry_stamp>& 
                      const partition_id& id, partition_state& state, message_records& records) {
     const auto& route = routes_[id.first];
     auto& ledger = *state.ledger;
+    const bool restoring = ledger.restoring();
+    if (auto* all = fanouts_[id.first].get(); all && !restoring && !stamp) {
+        // Every trigger receives it: one item for the shard to hand to each.
+        ledger.released(raw->offset + 1);
+        auto* data = records.make(raw, static_cast<std::uint32_t>(route.size()), id.first,
+                                  ledger.generation());
+        for (std::size_t i = 0; i < route.size(); ++i) {
+            const auto backlog = ledger.delivered(route[i].trigger->id, raw->offset, i);
+            if (!state.paused && backlog > route[i].trigger->options.max_backlog)
+                set_paused(id, state, true);
+        }
+        links_[state.shard]->push(
+            {shard_item::kind::deliver_all, nullptr, data, 0, 0, 0, all->share()});
+        if (!state.paused && ledger.map_full()) set_paused(id, state, true);
+        return;
+    }
     // After a restart, the committed completion map says what some triggers finished already:
     // skipping_[i] when route[i] skips this one.
-    const bool restoring = ledger.restoring();
     if (restoring) {
         skipping_.assign(route.size(), false);
         for (std::size_t i = 0; i < route.size(); ++i)
@@ -273,11 +310,13 @@ void router::deliver(rd_kafka_message_t* raw, const std::optional<retry_stamp>& 
     if (!state.paused && ledger.map_full()) set_paused(id, state, true);
 }
 
-void router::completed(const completion& c, bool stopping) {
+std::size_t router::completed(const completion& c, bool stopping) {
     auto part = partitions_.find({c.topic_id, c.partition});
-    if (part == partitions_.end()) return;  // revoked: fenced
-    if (part->second.ledger->completed(c.generation, c.trigger_id, c.offset) && part->second.paused)
-        maybe_resume(part->first, part->second, stopping);
+    if (part == partitions_.end()) return 0;  // revoked: fenced
+    const auto finished =
+        part->second.ledger->completed(c.generation, c.trigger_id, c.first, c.offset);
+    if (finished > 0 && part->second.paused) maybe_resume(part->first, part->second, stopping);
+    return finished;
 }
 
 void router::maybe_resume(const partition_id& id, partition_state& state, bool stopping) {

@@ -92,6 +92,7 @@ class router {
     void clear_routes() {
         routes_.clear();
         patterns_.clear();
+        fanouts_.clear();
     }
 
     // ---- assigned partitions
@@ -132,9 +133,9 @@ class router {
     /// receives it.
     void dispatch(rd_kafka_message_t* raw, const partition_id& id, partition_state& state,
                   message_records& records);
-    /// A handler finished: marks it in the ledger (unless fenced) and resumes the partition
-    /// once every trigger's backlog is down to half its max_backlog.
-    void completed(const completion& c, bool stopping);
+    /// Handlers finished: marks them in the ledger (unless fenced) and resumes the partition
+    /// once every trigger's backlog is down to half its max_backlog; returns how many finished.
+    std::size_t completed(const completion& c, bool stopping);
     /// Resumes `id` if it is held back, every trigger's backlog allows it and its completion map
     /// fits in a commit.
     void maybe_resume(const partition_id& id, partition_state& state, bool stopping);
@@ -150,6 +151,8 @@ class router {
     /// dispatch() once it is not held.
     void deliver(rd_kafka_message_t* raw, const std::optional<retry_stamp>& stamp,
                  const partition_id& id, partition_state& state, message_records& records);
+    /// Rebuilds `topic`'s fanout list after its route changed.
+    void refresh_fanout(std::uint32_t topic);
 
     const std::string group_;
     const std::vector<std::shared_ptr<shard_link>>& links_;
@@ -159,6 +162,7 @@ class router {
     std::vector<std::vector<route_entry>> routes_;  // by topic id
     std::vector<route_entry> patterns_;             // triggers on a topic pattern
     std::vector<bool> retry_topic_;                 // by topic id: some trigger's retry tier
+    std::vector<fanout_owner> fanouts_;  // by topic id: its route, while no entry detaches
     std::map<partition_id, partition_state> partitions_;
     std::vector<bool> skipping_;  // dispatch()'s scratch
 };

@@ -367,8 +367,7 @@ void shared_consumer::on_completion(const completion& c) {
         }
         return;
     }
-    routes_.completed(c, stopping());
-    ++completed_since_commit_;
+    completed_since_commit_ += routes_.completed(c, stopping());
 }
 
 void shared_consumer::pump_shards() {

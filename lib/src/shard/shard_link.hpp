@@ -21,22 +21,58 @@ namespace kt::detail {
 
 class trigger_state;
 
-/// Poll thread → shard: deliver a message to one trigger, fence a trigger being removed, revoke
-/// a partition (drop its queued messages, report when its handlers are done), cancel the
-/// handlers still running on a revoked partition, or cancel all of a trigger's work (a stop
-/// past its drain deadline).
+/// Every trigger on a topic, when each of them receives each of its messages: one ring item hands
+/// a message to all of them (at 100 triggers, an item per trigger and message filled the ring and
+/// the caches). Shared by the items that carry it and the router; the last to let go frees it.
+class fanout_list {
+  public:
+    explicit fanout_list(std::vector<trigger_state*> triggers) : triggers_(std::move(triggers)) {}
+    const std::vector<trigger_state*>& triggers() const noexcept { return triggers_; }
+    /// One more reference, for a ring item (poll thread).
+    fanout_list* share() noexcept {
+        references_.fetch_add(1, std::memory_order_relaxed);
+        return this;
+    }
+    /// Drops one reference (any thread).
+    static void release(fanout_list* list) noexcept {
+        if (list->references_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete list;
+    }
+    struct releaser {
+        void operator()(fanout_list* list) const noexcept { release(list); }
+    };
+
+  private:
+    const std::vector<trigger_state*> triggers_;
+    std::atomic<std::uint32_t> references_{1};
+};
+using fanout_owner = std::unique_ptr<fanout_list, fanout_list::releaser>;
+
+/// Poll thread → shard: deliver a message to one trigger or to every trigger of a fanout_list,
+/// fence a trigger being removed, revoke a partition (drop its queued messages, report when its
+/// handlers are done), cancel the handlers still running on a revoked partition, or cancel all of
+/// a trigger's work (a stop past its drain deadline).
 struct shard_item {
-    enum class kind : std::uint8_t { deliver, fence, revoke, cancel_partition, cancel_all };
+    enum class kind : std::uint8_t {
+        deliver,
+        deliver_all,
+        fence,
+        revoke,
+        cancel_partition,
+        cancel_all
+    };
     kind what;
     trigger_state* trigger;
-    message_data* message = nullptr;  // one adopted reference (deliver only)
-    std::int32_t partition = 0;       // revoke, cancel_partition
-    std::uint32_t generation = 0;     // revoke: messages of this generation or older are dropped
-    std::uint32_t topic_id = 0;       // revoke, cancel_partition: the partition's topic
+    message_data* message = nullptr;   // deliver: one adopted reference; deliver_all: one each
+    std::int32_t partition = 0;        // revoke, cancel_partition
+    std::uint32_t generation = 0;      // revoke: messages of this generation or older are dropped
+    std::uint32_t topic_id = 0;        // revoke, cancel_partition: the partition's topic
+    fanout_list* receivers = nullptr;  // deliver_all: one adopted reference
 };
 
-/// Shard → poll thread: a handler finished, a trigger's runner drained after its fence, or no
-/// handler of a revoked partition runs any more on this shard.
+/// Shard → poll thread: handlers finished (`done`: every message of the partition the trigger
+/// was handed in [first, offset], one run finished in delivery order, or one message when
+/// first == offset), a trigger's runner drained after its fence, or no handler of a revoked
+/// partition runs any more on this shard.
 struct completion {
     enum class kind : std::uint8_t { done, fence_done, revoke_done };
     kind what;
@@ -45,6 +81,7 @@ struct completion {
     std::uint32_t generation;
     std::int32_t partition;
     std::int64_t offset;
+    std::int64_t first = offset;
 };
 
 /// One per (shared consumer, shard), the only way between the two: `to_shard` is produced by
@@ -87,14 +124,21 @@ class shard_link : public std::enable_shared_from_this<shard_link> {
     /// Drops the deliveries still in the overflow (their references go): the shard will not read
     /// them. Control items stay, unless the poll side is closed (then nothing is read any more).
     void drop_pending_deliveries() {
-        for (auto& item : pending_)
+        auto delivers = [](const shard_item& item) {
+            return item.what == shard_item::kind::deliver ||
+                   item.what == shard_item::kind::deliver_all;
+        };
+        for (auto& item : pending_) {
             if (item.what == shard_item::kind::deliver) release_reference(item.message);
+            if (item.what != shard_item::kind::deliver_all) continue;
+            for (std::size_t i = 0; i < item.receivers->triggers().size(); ++i)
+                release_reference(item.message);
+            fanout_list::release(item.receivers);
+        }
         if (poll_side_closed())
             pending_.clear();
         else
-            std::erase_if(pending_, [](const shard_item& item) {
-                return item.what == shard_item::kind::deliver;
-            });
+            std::erase_if(pending_, delivers);
     }
     /// The poll thread reads no completions and sends nothing more; the reader ends once it has
     /// drained the ring.

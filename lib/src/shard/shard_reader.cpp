@@ -11,10 +11,18 @@ namespace kt::detail {
 
 asio::awaitable<void> read_shard(std::shared_ptr<shard_link> link, unsigned shard) {
     auto dispatch = [shard](const shard_item& item) {
+        if (item.what == shard_item::kind::deliver_all) {
+            for (auto* trigger : item.receivers->triggers())
+                trigger->runners[shard]->deliver(message(item.message));
+            fanout_list::release(item.receivers);
+            return;
+        }
         auto& runner = *item.trigger->runners[shard];
         switch (item.what) {
             case shard_item::kind::deliver:
                 runner.deliver(message(item.message));
+                break;
+            case shard_item::kind::deliver_all:  // above
                 break;
             case shard_item::kind::fence:
                 runner.close();

@@ -20,12 +20,6 @@ using namespace std::chrono_literals;
 namespace kt::detail {
 namespace {
 
-completion completion_of(const message& m, std::uint32_t trigger_id) {
-    const auto* data = m.data();
-    return {completion::kind::done, trigger_id,      data->topic_id,
-            data->generation,       data->partition, data->offset};
-}
-
 /// Work between two yields of a continuing coroutine, so one busy trigger does not hold its
 /// shard for long.
 constexpr unsigned continuation_batch = 64;
@@ -112,6 +106,10 @@ trigger_runner::trigger_runner(trigger_state& owner, unsigned shard_index,
       shard_(std::move(shard)),
       link_(link),
       calls_(owner, owner.id * 7919u + shard_index + 1, metrics_, *this),
+      reports_in_order_(!owner.inbox &&
+                        owner.options.delivery != delivery_guarantee::exactly_once &&
+                        (owner.is_batch() || owner.options.ordering == ordering::partition)),
+      runs_(link, owner.id),
       pool_(owner, shard_) {
     if (owner.options.delivery == delivery_guarantee::exactly_once)
         txn_ = std::make_unique<transaction_cycle>(*this);
@@ -363,6 +361,8 @@ bool trigger_runner::finish(const work_items& work, outcome result,
         // Cancelled with its revoked partition: never reported done, redelivered to the next
         // owner; its lane is free again. An open transaction must not commit past it.
         if (txn_) txn_->poison();
+        if (reports_in_order_)
+            for (const auto& m : work) runs_.break_before(m);
         release_lane(ended);
         report_revoke_if_done(partition);
         pump();
@@ -398,10 +398,14 @@ void trigger_runner::report_done(std::span<const message> done, outcome result) 
             break;
         case outcome::retry_scheduled:  // done once its record is written (record_written)
             add_local(metrics_.retried, n);
+            if (reports_in_order_)
+                for (const auto& m : done) runs_.break_before(m);
             return;
         case outcome::dead_lettered:  // the same
             add_local(metrics_.dead_lettered, n);
             add_local(metrics_.failed, n);
+            if (reports_in_order_)
+                for (const auto& m : done) runs_.break_before(m);
             return;
         case outcome::failed:
             add_local(metrics_.failed, n);
@@ -409,11 +413,27 @@ void trigger_runner::report_done(std::span<const message> done, outcome result) 
         case outcome::cancelled:
             return;
     }
-    for (const auto& m : done) link_.push_completion(completion_of(m, owner_.id));
+    if (!reports_in_order_) {
+        for (const auto& m : done) runs_.send_alone(m);
+        return;
+    }
+    bool opened = false;
+    for (const auto& m : done) opened |= runs_.add(m);
+    if (opened) flush_runs_soon();
+}
+
+void trigger_runner::flush_runs_soon() {
+    if (runs_flush_posted_) return;
+    runs_flush_posted_ = true;
+    // Behind the work queued now: a burst of handler calls goes back as one run per partition.
+    asio::post(shard_, [keep = owner_.shared_from_this(), this] {
+        runs_flush_posted_ = false;
+        if (!cancelled_) runs_.flush();
+    });
 }
 
 void trigger_runner::record_written(const message& m) {
-    link_.push_completion(completion_of(m, owner_.id));
+    runs_.send_alone(m);
 }
 
 void trigger_runner::ended_early(std::span<const message> done, outcome result) {
@@ -459,6 +479,7 @@ void trigger_runner::report_revoke_if_done(partition_key partition) {
     auto it = revoking_.find(partition);
     if (it == revoking_.end()) return;
     if (runs_work_of(partition) || (txn_ && !txn_->idle())) return;
+    runs_.flush();  // the partition's completions before it is done
     link_.push_completion({completion::kind::revoke_done, owner_.id, topic_id_of(partition),
                            it->second, partition_of(partition), 0});
     revoking_.erase(it);
@@ -494,7 +515,7 @@ void trigger_runner::report_committed(const std::vector<message>& done, std::siz
     add_local(metrics_.handled, done.size() - dead - gave_up);
     add_local(metrics_.dead_lettered, dead);
     add_local(metrics_.failed, dead + gave_up);
-    for (const auto& m : done) link_.push_completion(completion_of(m, owner_.id));
+    for (const auto& m : done) runs_.send_alone(m);
     std::vector<partition_key> revoking;
     for (const auto& entry : revoking_) revoking.push_back(entry.first);
     for (auto partition : revoking) report_revoke_if_done(partition);
@@ -535,6 +556,7 @@ void trigger_runner::close() {
 
 void trigger_runner::cancel() {
     cancelled_ = true;
+    runs_.flush();  // finished before the cancel: worth committing
     if (txn_) txn_->cancel();
     lanes_.clear();
     forget_cached_lane();
@@ -547,6 +569,7 @@ void trigger_runner::cancel() {
 void trigger_runner::report_fence_if_drained() {
     if (!closing_ || fence_reported_ || running_ > 0 || (txn_ && !txn_->idle())) return;
     fence_reported_ = true;
+    runs_.flush();
     link_.push_completion({completion::kind::fence_done, owner_.id, 0, 0, 0, 0});
 }
 

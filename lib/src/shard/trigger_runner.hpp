@@ -16,6 +16,7 @@
 
 #include <kt/trigger_host.hpp>
 
+#include "shard/completion_runs.hpp"
 #include "shard/handler_call.hpp"
 #include "shard/runner_metrics.hpp"
 #include "shard/shard_link.hpp"
@@ -135,6 +136,8 @@ class trigger_runner final : private batch_progress {
     lane_ref work_ended(const lane_ref* known, const message& first, clock::time_point now);
     /// Counts and reports messages that ended with `result` (not cancelled).
     void report_done(std::span<const message> done, outcome result);
+    /// Sends the open completion runs once the work queued on the shard now has run.
+    void flush_runs_soon();
     void ended_early(std::span<const message> done, outcome result) override;
     void record_written(const message& m) override;
     bool gave_up_writes() const noexcept override { return cancelled_ || closing_; }
@@ -173,6 +176,11 @@ class trigger_runner final : private batch_progress {
     shard_link& link_;
     runner_metrics metrics_;
     handler_call calls_;
+    // Partition lanes, without transactions or a subscriber: each partition's messages are
+    // reported in the order they were handed over, so they go back as runs.
+    const bool reports_in_order_;
+    completion_runs runs_;
+    bool runs_flush_posted_ = false;
     std::unordered_map<std::uint64_t, lane> lanes_;
     // Both point into lanes_, whose nodes stay put until erased. A busy lane is erased only by
     // cancel(), after which no lane is touched.
