@@ -264,8 +264,9 @@ void router::deliver(rd_kafka_message_t* raw, const std::optional<retry_stamp>& 
     const auto& route = routes_[id.first];
     auto& ledger = *state.ledger;
     const bool restoring = ledger.restoring();
-    if (auto* all = fanouts_[id.first].get(); all && !restoring && !stamp) {
-        // Every trigger receives it: one item for the shard to hand to each.
+    if (auto* all = fanouts_[id.first].get(); all && route.size() > 1 && !restoring && !stamp) {
+        // Every trigger receives it: one item for the shard to hand to each (one trigger takes
+        // the plain item, without the list's reference count going back and forth).
         ledger.released(raw->offset + 1);
         auto* data = records.make(raw, static_cast<std::uint32_t>(route.size()), id.first,
                                   ledger.generation());
