@@ -67,24 +67,55 @@ kt::consumer_config bench_cluster::consumer(const std::string& group) const {
     return config;
 }
 
+namespace {
+std::atomic<std::uint64_t> next_clock_id{1};
+}  // namespace
+
+delivery_clock::delivery_clock(long expected, int partitions)
+    : expected_(expected),
+      all_partitions_((std::uint64_t{1} << partitions) - 1),
+      id_(next_clock_id.fetch_add(1, std::memory_order_relaxed)) {}
+
+delivery_clock::tally& delivery_clock::local() noexcept {
+    thread_local std::uint64_t clock_id = 0;
+    thread_local tally* mine = nullptr;
+    if (clock_id != id_) {
+        const auto i = tallies_used_.fetch_add(1, std::memory_order_relaxed);
+        mine = &tallies_[i % max_tallies];
+        clock_id = id_;
+    }
+    return *mine;
+}
+
+long delivery_clock::seen() const noexcept {
+    const auto used = std::min(tallies_used_.load(std::memory_order_relaxed), max_tallies);
+    long n = 0;
+    for (std::size_t i = 0; i < used; ++i) n += tallies_[i].count.load(std::memory_order_relaxed);
+    return n;
+}
+
 void delivery_clock::record(std::int32_t partition) noexcept {
     const auto now = now_ns();
-    const long n = seen_.fetch_add(1, std::memory_order_relaxed) + 1;
-    if (n == 1) first_ns_.store(now, std::memory_order_relaxed);
+    auto& mine = local();
+    mine.count.fetch_add(1, std::memory_order_relaxed);
+    mine.last_ns.store(now, std::memory_order_relaxed);
+    if (first_ns_.load(std::memory_order_relaxed) == 0) {
+        std::int64_t none = 0;
+        first_ns_.compare_exchange_strong(none, now, std::memory_order_relaxed);
+    }
     const auto bit = std::uint64_t{1} << (partition & 63);
     if ((partitions_seen_.load(std::memory_order_relaxed) & bit) == 0) {
         const auto before = partitions_seen_.fetch_or(bit, std::memory_order_relaxed);
         if ((before | bit) == all_partitions_ && before != all_partitions_) {
-            seen_when_all_flowing_.store(n, std::memory_order_relaxed);
+            seen_when_all_flowing_.store(seen(), std::memory_order_relaxed);
             all_flowing_ns_.store(now, std::memory_order_relaxed);
         }
     }
-    if (n == expected_) last_ns_.store(now, std::memory_order_release);
 }
 
 bool delivery_clock::wait(std::chrono::steady_clock::duration timeout) const {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (last_ns_.load(std::memory_order_acquire) == 0) {
+    while (seen() < expected_) {
         if (std::chrono::steady_clock::now() > deadline) return false;
         std::this_thread::sleep_for(2ms);
     }
@@ -92,7 +123,10 @@ bool delivery_clock::wait(std::chrono::steady_clock::duration timeout) const {
 }
 
 double delivery_clock::rate() const noexcept {
-    const auto last = last_ns_.load(std::memory_order_acquire);
+    if (seen() < expected_) return 0;
+    // The last message is the latest any thread recorded.
+    std::int64_t last = 0;
+    for (const auto& t : tallies_) last = std::max(last, t.last_ns.load(std::memory_order_relaxed));
     auto start = all_flowing_ns_.load(std::memory_order_relaxed);
     auto counted = expected_ - seen_when_all_flowing_.load(std::memory_order_relaxed);
     if (start == 0 || counted < expected_ / 10) {

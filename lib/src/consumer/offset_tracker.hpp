@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -15,21 +16,21 @@ namespace kt::detail {
 /// offset is the lowest unfinished one, or last delivered + 1 when none is unfinished, so gaps
 /// (compaction, transaction markers) never hold a commit back. Single-threaded (poll thread).
 ///
-/// The window holds runs of consecutive offsets, finished or not, rather than an entry per
-/// offset: a partition's offsets mostly follow one another and finish in order, so delivering
-/// extends the last run and finishing shortens the first (at 100 triggers an entry per offset
-/// and trigger cost an allocation every few messages and most of the cache).
+/// The window is a deque of 64-offset blocks, each with a bit per delivered and per finished
+/// offset, rather than an entry per offset: delivering sets a bit, finishing a run of them is a
+/// mask, in order or not (at 100 triggers an entry per offset and trigger cost an allocation
+/// every 32 deliveries and most of the cache).
 class offset_tracker {
   public:
     void delivered(std::int64_t offset) {
-        append(offset, false);
+        mark(offset, false);
         next_ = offset + 1;
     }
 
     /// `offset` is not delivered: a completion map says it finished before (it counts as
     /// delivered and finished).
     void skipped(std::int64_t offset) {
-        if (!window_.empty()) append(offset, true);
+        if (!window_.empty()) mark(offset, true);
         next_ = offset + 1;
     }
 
@@ -46,40 +47,20 @@ class offset_tracker {
     /// order, sent as one completion); returns how many were in flight.
     std::size_t completed(std::int64_t first, std::int64_t last) {
         if (window_.empty() || first > last) return 0;
-        auto& front = window_.front();
-        if (!front.done && front.begin == first && last < front.end) {
-            // In order: the oldest in flight and those after it in its run.
-            const auto finished = static_cast<std::size_t>(last + 1 - first);
-            front.begin = last + 1;
-            entries_ -= finished;
-            if (front.begin == front.end) pop_finished();
-            return finished;
-        }
+        // The block holding `first`: mostly the front one (partition order).
+        std::size_t i = 0;
+        if (first >= window_.front().base + block_bits)
+            i = static_cast<std::size_t>(
+                std::upper_bound(window_.begin(), window_.end(), first,
+                                 [](std::int64_t o, const block& b) { return o < b.base; }) -
+                window_.begin());
+        if (i > 0) --i;
         std::size_t finished = 0;
-        // The first run ending above `first`, then each run up to `last`: a run partly inside
-        // [first, last] splits into its parts before, inside and after.
-        auto i = static_cast<std::size_t>(
-            std::upper_bound(window_.begin(), window_.end(), first,
-                             [](std::int64_t o, const run& r) { return o < r.end; }) -
-            window_.begin());
-        for (; i < window_.size() && window_[i].begin <= last; ++i) {
-            if (window_[i].done) continue;
-            const auto r = window_[i];
-            const auto from = std::max(r.begin, first), to = std::min(r.end, last + 1);
-            finished += static_cast<std::size_t>(to - from);
-            std::size_t at = i;
-            if (from > r.begin) {
-                window_[at].end = from;
-                window_.insert(window_.begin() + static_cast<std::ptrdiff_t>(++at),
-                               run{from, to, true});
-            } else {
-                window_[at] = {from, to, true};
-            }
-            ++done_runs_;
-            if (to < r.end)
-                window_.insert(window_.begin() + static_cast<std::ptrdiff_t>(at + 1),
-                               run{to, r.end, false});
-            i = at;
+        for (; i < window_.size() && window_[i].base <= last; ++i) {
+            auto& b = window_[i];
+            const auto open = b.delivered & ~b.done & bits_between(b.base, first, last);
+            finished += static_cast<std::size_t>(std::popcount(open));
+            b.done |= open;
         }
         pop_finished();
         return finished;
@@ -87,7 +68,10 @@ class offset_tracker {
 
     /// Next offset to commit for this trigger; nullopt until something was delivered.
     std::optional<std::int64_t> committable() const {
-        if (!window_.empty()) return window_.front().begin;
+        if (!window_.empty()) {
+            const auto& b = window_.front();
+            return b.base + std::countr_zero(b.delivered & ~b.done);
+        }
         if (next_ < 0) return std::nullopt;
         return next_;
     }
@@ -108,54 +92,73 @@ class offset_tracker {
             if (next_ >= 0) add(base, next_);
             return out;
         }
-        add(base, window_.front().begin);
-        if (done_runs_ == 0) return out;  // finished in order: nothing above the window
-        std::int64_t open = -1;           // start of the finished stretch being read
-        for (const auto& r : window_) {
-            if (!r.done) {
+        add(base, *committable());
+        std::int64_t open = -1;  // start of the finished stretch being read
+        for (const auto& b : window_) {
+            if ((b.done & b.delivered) == 0) {  // nothing finished in it
                 open = -1;
-            } else {
-                if (open < 0) open = r.begin;
-                add(open, r.end);
+                continue;
+            }
+            for (auto left = b.delivered; left != 0; left &= left - 1) {
+                const int bit = std::countr_zero(left);
+                const auto offset = b.base + bit;
+                if ((b.done >> bit & 1) == 0) {
+                    open = -1;
+                } else {
+                    if (open < 0) open = offset;
+                    add(open, offset + 1);
+                }
             }
         }
         return out;
     }
 
     /// Delivered but not finished (counting finished ones behind an unfinished one).
-    std::size_t backlog() const noexcept { return entries_; }
+    std::size_t backlog() const noexcept {
+        if (window_.empty()) return 0;
+        // Finished ones in front of the first unfinished one have left the window.
+        const auto& b = window_.front();
+        const auto below = (std::uint64_t{1} << std::countr_zero(b.delivered & ~b.done)) - 1;
+        return entries_ - static_cast<std::size_t>(std::popcount(b.delivered & below));
+    }
     bool idle() const noexcept { return window_.empty(); }
 
   private:
-    /// Offsets [begin, end), every one delivered (or skipped), all finished or none.
-    struct run {
-        std::int64_t begin;
-        std::int64_t end;
-        bool done;
+    static constexpr int block_bits = 64;
+    /// Offsets [base, base + 64): which were delivered (or skipped), and which of those finished.
+    struct block {
+        std::int64_t base;
+        std::uint64_t delivered;
+        std::uint64_t done;
     };
-
-    void append(std::int64_t offset, bool done) {
-        ++entries_;
-        if (!window_.empty() && window_.back().end == offset && window_.back().done == done) {
-            ++window_.back().end;
-            return;
-        }
-        window_.push_back({offset, offset + 1, done});
-        done_runs_ += done;
+    /// The bits of a block at `base` for offsets in [first, last].
+    static std::uint64_t bits_between(std::int64_t base, std::int64_t first, std::int64_t last) {
+        const auto from = std::max<std::int64_t>(first - base, 0);
+        const auto to = std::min<std::int64_t>(last - base, block_bits - 1);
+        if (from > to) return 0;
+        const auto upto =
+            to == block_bits - 1 ? ~std::uint64_t{0} : (std::uint64_t{1} << (to + 1)) - 1;
+        return upto & ~((std::uint64_t{1} << from) - 1);
     }
-    /// Drops finished runs from the front: the window starts at the lowest unfinished offset.
+    void mark(std::int64_t offset, bool done) {
+        if (window_.empty() || offset >= window_.back().base + block_bits)
+            window_.push_back({offset - offset % block_bits, 0, 0});
+        auto& b = window_.back();
+        const auto bit = std::uint64_t{1} << (offset - b.base);
+        b.delivered |= bit;
+        if (done) b.done |= bit;
+        ++entries_;
+    }
+    /// Drops finished blocks from the front: the window starts at the lowest unfinished offset.
     void pop_finished() {
-        while (!window_.empty() &&
-               (window_.front().done || window_.front().begin == window_.front().end)) {
-            entries_ -= static_cast<std::size_t>(window_.front().end - window_.front().begin);
-            done_runs_ -= window_.front().done;
+        while (!window_.empty() && (window_.front().delivered & ~window_.front().done) == 0) {
+            entries_ -= static_cast<std::size_t>(std::popcount(window_.front().delivered));
             window_.pop_front();
         }
     }
 
-    std::deque<run> window_;
-    std::size_t entries_ = 0;    // offsets in the window
-    std::size_t done_runs_ = 0;  // finished runs behind an unfinished one
+    std::deque<block> window_;
+    std::size_t entries_ = 0;  // delivered offsets in the window's blocks
     std::int64_t next_ = -1;
 };
 
