@@ -63,6 +63,13 @@ class offset_tracker {
             b.done |= open;
         }
         pop_finished();
+        // Finished ones in front of the first unfinished one have left the window.
+        finished_in_front_ = 0;
+        if (!window_.empty()) {
+            const auto& b = window_.front();
+            const auto below = (std::uint64_t{1} << std::countr_zero(b.delivered & ~b.done)) - 1;
+            finished_in_front_ = static_cast<std::size_t>(std::popcount(b.delivered & below));
+        }
         return finished;
     }
 
@@ -92,14 +99,18 @@ class offset_tracker {
             if (next_ >= 0) add(base, next_);
             return out;
         }
-        add(base, *committable());
+        const auto commit = *committable();
+        add(base, commit);
         std::int64_t open = -1;  // start of the finished stretch being read
         for (const auto& b : window_) {
-            if ((b.done & b.delivered) == 0) {  // nothing finished in it
+            // The front block's bits below the commit have left the window.
+            const auto in_window = b.base < commit ? ~((std::uint64_t{1} << (commit - b.base)) - 1)
+                                                   : ~std::uint64_t{0};
+            if ((b.done & b.delivered & in_window) == 0) {  // nothing finished in it
                 open = -1;
                 continue;
             }
-            for (auto left = b.delivered; left != 0; left &= left - 1) {
+            for (auto left = b.delivered & in_window; left != 0; left &= left - 1) {
                 const int bit = std::countr_zero(left);
                 const auto offset = b.base + bit;
                 if ((b.done >> bit & 1) == 0) {
@@ -114,13 +125,7 @@ class offset_tracker {
     }
 
     /// Delivered but not finished (counting finished ones behind an unfinished one).
-    std::size_t backlog() const noexcept {
-        if (window_.empty()) return 0;
-        // Finished ones in front of the first unfinished one have left the window.
-        const auto& b = window_.front();
-        const auto below = (std::uint64_t{1} << std::countr_zero(b.delivered & ~b.done)) - 1;
-        return entries_ - static_cast<std::size_t>(std::popcount(b.delivered & below));
-    }
+    std::size_t backlog() const noexcept { return entries_ - finished_in_front_; }
     bool idle() const noexcept { return window_.empty(); }
 
   private:
@@ -158,7 +163,8 @@ class offset_tracker {
     }
 
     std::deque<block> window_;
-    std::size_t entries_ = 0;  // delivered offsets in the window's blocks
+    std::size_t entries_ = 0;            // delivered offsets in the window's blocks
+    std::size_t finished_in_front_ = 0;  // of those, finished below the lowest unfinished one
     std::int64_t next_ = -1;
 };
 
