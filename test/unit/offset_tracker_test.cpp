@@ -58,6 +58,31 @@ BOOST_AUTO_TEST_CASE(unknown_or_repeated_completions_are_refused) {
     BOOST_TEST(!t.completed(1));
 }
 
+namespace {
+
+/// Checks `t` against a plain model: `offsets` delivered (or skipped) in order, `done` which of
+/// them finished. The commit is the first unfinished one (or last + 1), and every offset above it
+/// is in the finished ranges iff it finished. Returns the commit.
+std::int64_t check_against_model(const offset_tracker& t, const std::vector<std::int64_t>& offsets,
+                                 const std::vector<bool>& done) {
+    const auto first_open = std::find(done.begin(), done.end(), false) - done.begin();
+    const std::int64_t commit = first_open == static_cast<long>(offsets.size())
+                                    ? offsets.back() + 1
+                                    : offsets[static_cast<std::size_t>(first_open)];
+    BOOST_TEST_REQUIRE(*t.committable() == commit);
+    const auto ranges = t.finished_above(commit);
+    for (std::size_t i = 0; i < offsets.size(); ++i) {
+        if (offsets[i] < commit) continue;
+        const bool covered = std::any_of(ranges.begin(), ranges.end(), [&](const auto& r) {
+            return r.begin <= offsets[i] && offsets[i] < r.end;
+        });
+        BOOST_TEST_REQUIRE(covered == static_cast<bool>(done[i]));
+    }
+    return commit;
+}
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(random_completion_orders_never_commit_past_an_unfinished_offset) {
     std::mt19937 rng(42);
     for (int round = 0; round < 200; ++round) {
@@ -75,20 +100,7 @@ BOOST_AUTO_TEST_CASE(random_completion_orders_never_commit_past_an_unfinished_of
         for (auto finished : order) {
             BOOST_TEST_REQUIRE(t.completed(finished));
             done[std::find(offsets.begin(), offsets.end(), finished) - offsets.begin()] = true;
-            const auto first_open = std::find(done.begin(), done.end(), false) - done.begin();
-            const std::int64_t expected = first_open == static_cast<long>(offsets.size())
-                                              ? offsets.back() + 1
-                                              : offsets[static_cast<std::size_t>(first_open)];
-            BOOST_TEST_REQUIRE(*t.committable() == expected);
-            // Every delivered offset above the commit is in the finished ranges iff it is done.
-            const auto ranges = t.finished_above(expected);
-            for (std::size_t i = 0; i < offsets.size(); ++i) {
-                if (offsets[i] < expected) continue;
-                const bool covered = std::any_of(ranges.begin(), ranges.end(), [&](const auto& r) {
-                    return r.begin <= offsets[i] && offsets[i] < r.end;
-                });
-                BOOST_TEST_REQUIRE(covered == static_cast<bool>(done[i]));
-            }
+            check_against_model(t, offsets, done);
         }
     }
 }
@@ -144,21 +156,9 @@ BOOST_AUTO_TEST_CASE(runs_and_single_completions_in_any_order_match_a_plain_mode
                     ++expected_finished;
                 }
             BOOST_TEST_REQUIRE(t.completed(a, b) == expected_finished);
-            const auto first_open = std::find(done.begin(), done.end(), false) - done.begin();
-            const bool all = first_open == static_cast<long>(offsets.size());
-            const std::int64_t commit =
-                all ? offsets.back() + 1 : offsets[static_cast<std::size_t>(first_open)];
-            BOOST_TEST_REQUIRE(*t.committable() == commit);
-            BOOST_TEST_REQUIRE(t.backlog() ==
-                               offsets.size() - static_cast<std::size_t>(first_open));
-            const auto ranges = t.finished_above(commit);
-            for (std::size_t i = 0; i < offsets.size(); ++i) {
-                if (offsets[i] < commit) continue;
-                const bool covered = std::any_of(ranges.begin(), ranges.end(), [&](const auto& r) {
-                    return r.begin <= offsets[i] && offsets[i] < r.end;
-                });
-                BOOST_TEST_REQUIRE(covered == static_cast<bool>(done[i]));
-            }
+            check_against_model(t, offsets, done);
+            const auto open = std::find(done.begin(), done.end(), false) - done.begin();
+            BOOST_TEST_REQUIRE(t.backlog() == offsets.size() - static_cast<std::size_t>(open));
         }
     }
 }
