@@ -164,8 +164,9 @@ std::optional<options> parse_options(int argc, char** argv) {
         "output", po::value(&o.output), "append one JSON line per handled message to FILE")(
         "exit-when-idle", po::value(&o.exit_when_idle)->default_value(0),
         "stop gracefully after SEC seconds without messages (before the first message, or while a "
-        "consumer waits for its assignment: SEC + 10 s; 0: run until SIGINT/SIGTERM)")(
-        "summary-json", po::value(&o.summary_json), "write a JSON summary to FILE at exit")(
+        "consumer waits for its assignment or a trigger for its first message: SEC + 10 s; 0: run "
+        "until SIGINT/SIGTERM)")("summary-json", po::value(&o.summary_json),
+                                 "write a JSON summary to FILE at exit")(
         "log-level", po::value(&level)->default_value(level), "debug | info | warning | error")(
         "ordering", po::value(&ordering)->default_value(ordering),
         "partition (one at a time per partition) | key (one at a time per key) | none")(
@@ -547,10 +548,18 @@ int run(const options& o) {
             // the embedded cluster refuses commits meanwhile) gets the same allowance: stopping
             // then left its topic unhandled and the other's commits refused (kt_host_cli's
             // per_topic case, 1 s idle, two consumers joining one group one after the other).
-            auto waiting_for_assignment = [&] {
+            // So does a trigger with no outcome yet while others have some: assigned or not, its
+            // first messages can still be on their way (kt_host_cli's "off" case under TSan, a
+            // consumer and group per trigger: one of the four had handled nothing when the stop
+            // came, and its group committed nothing).
+            auto still_starting = [&] {
                 const auto consumers = host.consumer_stats();
+                const auto triggers = host.stats();
                 return std::any_of(consumers.begin(), consumers.end(),
-                                   [](const auto& c) { return c.assigned_partitions == 0; });
+                                   [](const auto& c) { return c.assigned_partitions == 0; }) ||
+                       std::any_of(triggers.begin(), triggers.end(), [](const auto& t) {
+                           return t.handled + t.failed + t.retried == 0;
+                       });
             };
             // Idle: no handler outcome counted since the last look (the triggers' own counters,
             // so the handlers pay nothing for it).
@@ -566,7 +575,7 @@ int run(const options& o) {
                     seen = now;
                     last = std::chrono::steady_clock::now();
                 }
-                const auto allowance = seen && waiting_for_assignment() ? idle + 10s : idle;
+                const auto allowance = seen && still_starting() ? idle + 10s : idle;
                 if (std::chrono::steady_clock::now() - last > allowance) {
                     rt.request_stop();
                     return;
