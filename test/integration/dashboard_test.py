@@ -273,7 +273,18 @@ def run(profile, log):
         note(f"screenshot: {os.path.abspath(SCREENSHOT)}")
         check_not_blank(SCREENSHOT)
 
-        browser.click(f'#triggers tr[data-key="{PAUSED}"] button')
+        # Right after the full-page screenshot a click can miss its button (seen once in a CI dry
+        # run: the trigger stayed paused, the button still read Resume). Clicked again only while
+        # the page still offers Resume, so a click that did land is never undone.
+        button = f'#triggers tr[data-key="{PAUSED}"] button'
+        for attempt in range(2):
+            browser.click(button)
+            running = lambda: shown()["triggers"][PAUSED]["state"] == "running"
+            if wait_for(f"{PAUSED} running", running, 10):
+                break
+            if shown()["triggers"][PAUSED]["button"] != "Resume":
+                break
+            note(f"the Resume click did not take (attempt {attempt + 1}); clicking again")
         resumed = wait_for(f"{PAUSED} at {PRODUCED}",
                            lambda: shown()["triggers"][PAUSED]["handled"] == PRODUCED, 45)
         after = shown()["triggers"][PAUSED]
